@@ -1,0 +1,239 @@
+//! Command-line arguments and the dispatch of each command to the library.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use clap::{Parser, Subcommand};
+
+use kpi::config::{Config, Overrides};
+use kpi::engine::{Engine, QueryLimits};
+use kpi::output::{self, Format};
+use kpi::{defs, demo, web, Error, Result};
+
+/// KPI reporting and metric layer over landed Parquet.
+#[derive(Debug, Parser)]
+#[command(name = "kpi", version, about)]
+pub struct Cli {
+    /// Project folder holding kpi.toml, metrics/, queries/ and dashboards/.
+    #[arg(long, global = true, default_value = ".")]
+    project: PathBuf,
+    /// Data root: a folder, file:///path or s3://bucket/prefix (overrides kpi.toml).
+    #[arg(long, global = true, env = "KPI_DATA")]
+    data: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate the demo data set as Parquet.
+    Demo {
+        /// Output folder (default: the project's data root).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Random seed.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Last day of data, YYYY-MM-DD (default: the last Sunday before today).
+        #[arg(long)]
+        end: Option<NaiveDate>,
+        /// Weeks of history.
+        #[arg(long, default_value_t = 64)]
+        weeks: u32,
+        /// Volume multiplier.
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        /// Write into a non-empty folder, replacing the demo tables there.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Validate configuration and every definition against the data.
+    Check,
+    /// Run one read-only SQL query.
+    Query {
+        /// The SQL to run.
+        #[arg(long)]
+        sql: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Maximum rows printed.
+        #[arg(long)]
+        max_rows: Option<usize>,
+    },
+    /// Start the HTTP server.
+    Serve {
+        /// Address to listen on (overrides kpi.toml).
+        #[arg(long, env = "KPI_ADDR")]
+        addr: Option<String>,
+        /// Generate the demo data first when the data root is empty.
+        #[arg(long)]
+        demo: bool,
+    },
+}
+
+/// Runs the parsed command; returns the exit code.
+pub async fn run(cli: Cli) -> Result<i32> {
+    let addr = match &cli.command {
+        Command::Serve { addr, .. } => addr.clone(),
+        _ => None,
+    };
+    let overrides = Overrides {
+        data: cli.data.clone(),
+        addr,
+    };
+    let config = Arc::new(Config::load(&cli.project, &overrides)?);
+    match cli.command {
+        Command::Demo {
+            out,
+            seed,
+            end,
+            weeks,
+            scale,
+            force,
+        } => {
+            let out = match out {
+                Some(out) => out,
+                None => match &config.data_root {
+                    kpi::config::DataRoot::Local(path) => path.clone(),
+                    kpi::config::DataRoot::S3 { .. } => {
+                        return Err(Error::input("demo", "the data root is on S3; pass --out DIR to write the demo locally, then upload it"));
+                    }
+                },
+            };
+            run_demo(&config, out, seed, end, weeks, scale, force)?;
+            Ok(0)
+        }
+        Command::Check => check(&config).await,
+        Command::Query {
+            sql,
+            format,
+            max_rows,
+        } => {
+            let engine = Engine::try_new(Arc::clone(&config))?;
+            engine.refresh().await?;
+            // Views are available to ad-hoc SQL when the definitions are valid.
+            if let Ok(registry) = defs::load(&config, &engine).await {
+                engine.install_views(registry.views).await;
+            }
+            let limits = QueryLimits {
+                timeout: Duration::from_millis(config.server.sql_timeout_ms),
+                max_rows: max_rows.unwrap_or(usize::MAX),
+            };
+            let result = engine.run_sql(&sql, limits).await?;
+            let text = output::render(&result, format)?;
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(text.as_bytes())?;
+            if format != Format::Json {
+                writeln!(stdout)?;
+            }
+            if result.truncated {
+                eprintln!(
+                    "(showing the first {} rows; raise --max-rows for more)",
+                    result.rows
+                );
+            }
+            Ok(0)
+        }
+        Command::Serve {
+            demo: with_demo, ..
+        } => {
+            if with_demo {
+                if let kpi::config::DataRoot::Local(path) = &config.data_root {
+                    let empty = std::fs::read_dir(path)
+                        .map(|mut entries| entries.next().is_none())
+                        .unwrap_or(true);
+                    if empty {
+                        run_demo(&config, path.clone(), 7, None, 64, 1.0, false)?;
+                    }
+                }
+            }
+            let application = web::Application::build(Arc::clone(&config)).await?;
+            let addr = application.local_addr()?;
+            eprintln!(
+                "kpi serving {} on http://{addr} (health: http://{addr}/healthz)",
+                config.data_root.url()
+            );
+            application.run().await?;
+            Ok(0)
+        }
+    }
+}
+
+fn run_demo(
+    config: &Config,
+    out: PathBuf,
+    seed: u64,
+    end: Option<NaiveDate>,
+    weeks: u32,
+    scale: f64,
+    force: bool,
+) -> Result<()> {
+    let end = end.unwrap_or_else(|| demo::default_end(chrono::Utc::now().date_naive()));
+    let options = demo::DemoOptions {
+        out: out.clone(),
+        seed,
+        end,
+        weeks,
+        scale,
+        time_zone: config.time_zone,
+        force,
+    };
+    let started = Instant::now();
+    eprintln!(
+        "kpi demo: {weeks} weeks ending {end}, seed {seed}, scale {scale} → {}",
+        out.display()
+    );
+    let summary = demo::generate(&options, &mut |line| eprintln!("  {line}"))?;
+    let mut stderr = std::io::stderr().lock();
+    demo::print_summary(&summary, &mut stderr)?;
+    writeln!(stderr, "done in {:.1}s", started.elapsed().as_secs_f64())?;
+    Ok(())
+}
+
+async fn check(config: &Arc<Config>) -> Result<i32> {
+    let engine = Engine::try_new(Arc::clone(config))?;
+    engine.refresh().await?;
+    let mut problems = 0usize;
+    let mut stdout = std::io::stdout().lock();
+    for problem in engine.layout_problems().await {
+        writeln!(stdout, "{problem}")?;
+        problems += 1;
+    }
+    let tables = engine.tables().await;
+    for table in &tables {
+        if let Some(error) = &table.error {
+            writeln!(stdout, "{error}")?;
+            problems += 1;
+        }
+    }
+    match defs::load(config, &engine).await {
+        Ok(registry) => {
+            if problems == 0 {
+                writeln!(
+                    stdout,
+                    "ok: {} tables, {} views, {} metrics, {} dashboards (definitions {})",
+                    tables.len(),
+                    registry.views.len(),
+                    registry.metrics.len(),
+                    registry.dashboards.len(),
+                    registry.version
+                )?;
+            }
+        }
+        Err(diagnostics) => {
+            for diagnostic in &diagnostics {
+                writeln!(stdout, "{diagnostic}")?;
+            }
+            problems += diagnostics.len();
+        }
+    }
+    if problems > 0 {
+        writeln!(stdout, "{problems} problem(s) found")?;
+        return Ok(1);
+    }
+    Ok(0)
+}

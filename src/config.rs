@@ -1,0 +1,769 @@
+//! `kpi.toml` plus `KPI_*` environment variables, resolved into one validated [`Config`].
+//!
+//! Parsing is two steps, as everywhere in kpi: the file deserializes into plain raw structs
+//! (unknown keys are errors), environment overrides are applied on top, and one validation pass
+//! turns the result into [`Config`], reporting *every* problem at once with the key, the file
+//! line (or the variable that set it) and a fix. This module reads no data and knows no HTTP.
+//!
+//! Every setting and its default:
+//!
+//! | key | env | default |
+//! |---|---|---|
+//! | `data.root` | `KPI_DATA` | `./data` (relative to the project) |
+//! | `data.s3.endpoint` | `KPI_S3_ENDPOINT`, `AWS_ENDPOINT_URL` | AWS |
+//! | `data.s3.region` | `KPI_S3_REGION`, `AWS_REGION` | `us-east-1` |
+//! | `data.s3.access_key_id` / `secret_access_key` | `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` | none (anonymous) |
+//! | `data.s3.allow_http` | `KPI_S3_ALLOW_HTTP` | `false` |
+//! | `time.time_zone` | `KPI_TIME_ZONE` | `UTC` |
+//! | `time.week_start` | `KPI_WEEK_START` | `monday` |
+//! | `server.addr` | `KPI_ADDR` | `127.0.0.1:8080` |
+//! | `server.sql_timeout_ms` | `KPI_SQL_TIMEOUT_MS` | `30000` |
+//! | `server.sql_row_limit` | `KPI_SQL_ROW_LIMIT` | `10000` |
+//! | `server.reload_interval_ms` | `KPI_RELOAD_INTERVAL_MS` | `1000` |
+//! | `engine.memory_limit_mb` | `KPI_MEMORY_LIMIT_MB` | `2048` |
+//! | `engine.target_partitions` | `KPI_TARGET_PARTITIONS` | number of cores |
+//! | `sources.<name>.kind` | | the source's name |
+//! | `sources.<name>.owner` | | `unassigned` |
+//! | `sources.<name>.lag_days` | | `1` (complete up to yesterday) |
+//! | `sources.<name>.ready_by` | | `06:00` (in the reporting time zone) |
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use chrono::{NaiveTime, Weekday};
+use chrono_tz::Tz;
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// Name of the configuration file at the project root.
+pub const CONFIG_FILE: &str = "kpi.toml";
+
+/// The raw file, exactly as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    data: RawData,
+    #[serde(default)]
+    time: RawTime,
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    engine: RawEngine,
+    #[serde(default)]
+    sources: BTreeMap<String, RawSource>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawData {
+    root: Option<String>,
+    #[serde(default)]
+    s3: RawS3,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawS3 {
+    endpoint: Option<String>,
+    region: Option<String>,
+    access_key_id: Option<String>,
+    secret_access_key: Option<String>,
+    allow_http: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTime {
+    time_zone: Option<String>,
+    week_start: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    addr: Option<String>,
+    sql_timeout_ms: Option<u64>,
+    sql_row_limit: Option<usize>,
+    reload_interval_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEngine {
+    memory_limit_mb: Option<usize>,
+    target_partitions: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    kind: Option<String>,
+    owner: Option<String>,
+    description: Option<String>,
+    lag_days: Option<u32>,
+    ready_by: Option<String>,
+}
+
+/// Where the landed Parquet lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataRoot {
+    /// A local folder (absolute after resolution).
+    Local(PathBuf),
+    /// An S3 bucket and a key prefix (no leading or trailing slash; may be empty).
+    S3 {
+        /// Bucket name.
+        bucket: String,
+        /// Key prefix under which `<source>/<table>/` folders live.
+        prefix: String,
+    },
+}
+
+impl DataRoot {
+    /// Returns the root as a URL string (`file:///...` or `s3://bucket/prefix`).
+    pub fn url(&self) -> String {
+        match self {
+            Self::Local(path) => format!("file://{}", path.display()),
+            Self::S3 { bucket, prefix } if prefix.is_empty() => format!("s3://{bucket}"),
+            Self::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}"),
+        }
+    }
+}
+
+/// S3 connection settings; unset values fall back to the standard AWS variables.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct S3Options {
+    /// Custom endpoint such as `http://127.0.0.1:9000` for MinIO or moto.
+    pub endpoint: Option<String>,
+    /// Region; `us-east-1` when nothing says otherwise.
+    pub region: Option<String>,
+    /// Access key id.
+    pub access_key_id: Option<String>,
+    /// Secret access key.
+    pub secret_access_key: Option<String>,
+    /// Whether plain `http://` endpoints are allowed (local test servers).
+    pub allow_http: bool,
+}
+
+/// A named system that is the source of truth for some metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// Name, also the first part of its tables' SQL names (`ads.campaign_daily`).
+    pub name: String,
+    /// Kind of system: `crm`, `analytics`, `ads`, `email` or a team's own word.
+    pub kind: String,
+    /// Who to ask about this data.
+    pub owner: String,
+    /// Free text shown next to the source.
+    pub description: String,
+    /// Data for day D is expected complete `lag_days` days later ...
+    pub lag_days: u32,
+    /// ... by this local time in the reporting time zone.
+    pub ready_by: NaiveTime,
+}
+
+/// Server settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Address `kpi serve` binds to.
+    pub addr: SocketAddr,
+    /// Time limit of one analyst SQL query.
+    pub sql_timeout_ms: u64,
+    /// Maximum rows one analyst SQL query returns (the answer says when it was cut).
+    pub sql_row_limit: usize,
+    /// How often definition files are checked for changes.
+    pub reload_interval_ms: u64,
+}
+
+/// Query engine settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Memory the engine may use for query state, in MiB.
+    pub memory_limit_mb: usize,
+    /// Parallelism of one query; 0 means the number of cores.
+    pub target_partitions: usize,
+}
+
+/// The validated configuration every other module uses.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Folder holding `kpi.toml`, `metrics/`, `queries/`, `dashboards/`.
+    pub project_dir: PathBuf,
+    /// Where the landed Parquet lives.
+    pub data_root: DataRoot,
+    /// S3 connection settings (used when `data_root` is S3).
+    pub s3: S3Options,
+    /// Reporting time zone.
+    pub time_zone: Tz,
+    /// First day of a reporting week.
+    pub week_start: Weekday,
+    /// Configured sources by name.
+    pub sources: BTreeMap<String, Source>,
+    /// Server settings.
+    pub server: ServerConfig,
+    /// Engine settings.
+    pub engine: EngineConfig,
+}
+
+/// Values given on the command line, which win over the file and the environment.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--data URL` (clap also fills it from `KPI_DATA`).
+    pub data: Option<String>,
+    /// `--addr` of `kpi serve`.
+    pub addr: Option<String>,
+}
+
+/// One configuration problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// `kpi.toml:LINE` or the environment variable that set the value.
+    pub location: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl Config {
+    /// Loads `kpi.toml` from `project_dir` (defaults when absent), applies the environment and
+    /// `overrides`, and validates the result.
+    pub fn load(project_dir: &Path, overrides: &Overrides) -> Result<Self> {
+        let path = project_dir.join(CONFIG_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(error) => {
+                return Err(Error::input(
+                    "config",
+                    format!("cannot read {}: {error}", path.display()),
+                ))
+            }
+        };
+        let env = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+        Self::from_parts(project_dir, &text, &env, overrides).map_err(|problems| {
+            let lines: Vec<String> = problems
+                .iter()
+                .map(|problem| format!("{}: {}", problem.location, problem.message))
+                .collect();
+            Error::input("config", lines.join("\n"))
+        })
+    }
+
+    /// Resolves a configuration from the file text, an environment lookup and overrides,
+    /// returning every problem found. Pure: it reads no process state.
+    pub fn from_parts(
+        project_dir: &Path,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+        overrides: &Overrides,
+    ) -> std::result::Result<Self, Vec<ConfigProblem>> {
+        let raw: RawConfig = toml::from_str(text).map_err(|error| {
+            let line = error
+                .span()
+                .map(|span| line_of(text, span.start))
+                .unwrap_or(1);
+            vec![ConfigProblem {
+                location: format!("{CONFIG_FILE}:{line}"),
+                message: error.message().to_string(),
+            }]
+        })?;
+        let mut problems = Vec::new();
+        let mut at = |section: &str, key: &str, env_name: Option<&str>, message: String| {
+            let location = match env_name {
+                Some(name) => format!("environment variable {name}"),
+                None => format!("{CONFIG_FILE}:{}", key_line(text, section, key)),
+            };
+            problems.push(ConfigProblem { location, message });
+        };
+
+        // Each value: command line, then KPI_* variable, then file, then default.
+        let pick = |flag: Option<&String>,
+                    names: &[&'static str],
+                    file: Option<&String>|
+         -> (Option<String>, Option<&'static str>) {
+            if let Some(value) = flag {
+                return (Some(value.clone()), Some("command line"));
+            }
+            for name in names {
+                if let Some(value) = env(name) {
+                    return (Some(value), Some(*name));
+                }
+            }
+            (file.cloned(), None)
+        };
+
+        let (root, root_env) = pick(
+            overrides.data.as_ref(),
+            &["KPI_DATA"],
+            raw.data.root.as_ref(),
+        );
+        let data_root = match parse_data_root(project_dir, root.as_deref().unwrap_or("./data")) {
+            Ok(root) => Some(root),
+            Err(message) => {
+                at("data", "root", root_env, message);
+                None
+            }
+        };
+
+        let s3 = S3Options {
+            endpoint: pick(
+                None,
+                &["KPI_S3_ENDPOINT", "AWS_ENDPOINT_URL"],
+                raw.data.s3.endpoint.as_ref(),
+            )
+            .0,
+            region: pick(
+                None,
+                &["KPI_S3_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"],
+                raw.data.s3.region.as_ref(),
+            )
+            .0,
+            access_key_id: pick(
+                None,
+                &["AWS_ACCESS_KEY_ID"],
+                raw.data.s3.access_key_id.as_ref(),
+            )
+            .0,
+            secret_access_key: pick(
+                None,
+                &["AWS_SECRET_ACCESS_KEY"],
+                raw.data.s3.secret_access_key.as_ref(),
+            )
+            .0,
+            allow_http: match env("KPI_S3_ALLOW_HTTP") {
+                Some(value) => match parse_bool(&value) {
+                    Some(flag) => flag,
+                    None => {
+                        at(
+                            "data.s3",
+                            "allow_http",
+                            Some("KPI_S3_ALLOW_HTTP"),
+                            format!("`{value}` is not a boolean; use true or false"),
+                        );
+                        false
+                    }
+                },
+                None => raw.data.s3.allow_http.unwrap_or(false),
+            },
+        };
+        if let Some(endpoint) = &s3.endpoint {
+            if endpoint.starts_with("http://") && !s3.allow_http {
+                at("data.s3", "endpoint", None, format!(
+                    "endpoint `{endpoint}` is plain HTTP; set `allow_http = true` under [data.s3] (or KPI_S3_ALLOW_HTTP=true) for a local test server"
+                ));
+            }
+        }
+
+        let (zone, zone_env) = pick(None, &["KPI_TIME_ZONE"], raw.time.time_zone.as_ref());
+        let zone = zone.unwrap_or_else(|| "UTC".to_string());
+        let time_zone = match zone.parse::<Tz>() {
+            Ok(tz) => tz,
+            Err(_) => {
+                at("time", "time_zone", zone_env, format!(
+                    "unknown time zone `{zone}`; use an IANA name such as `America/New_York` or `UTC`"
+                ));
+                Tz::UTC
+            }
+        };
+
+        let (start, start_env) = pick(None, &["KPI_WEEK_START"], raw.time.week_start.as_ref());
+        let start = start.unwrap_or_else(|| "monday".to_string());
+        let week_start = match start.to_ascii_lowercase().parse::<Weekday>() {
+            Ok(day) => day,
+            Err(_) => {
+                at(
+                    "time",
+                    "week_start",
+                    start_env,
+                    format!("`{start}` is not a weekday; use monday, tuesday, ..., sunday"),
+                );
+                Weekday::Mon
+            }
+        };
+
+        let (addr_text, addr_env) = pick(
+            overrides.addr.as_ref(),
+            &["KPI_ADDR"],
+            raw.server.addr.as_ref(),
+        );
+        let addr_text = addr_text.unwrap_or_else(|| "127.0.0.1:8080".to_string());
+        let addr = match addr_text.parse::<SocketAddr>() {
+            Ok(addr) => addr,
+            Err(_) => {
+                at(
+                    "server",
+                    "addr",
+                    addr_env,
+                    format!("`{addr_text}` is not an address; use IP:PORT such as 127.0.0.1:8080"),
+                );
+                SocketAddr::from(([127, 0, 0, 1], 8080))
+            }
+        };
+
+        let mut number = |section: &str,
+                          key: &str,
+                          env_name: &str,
+                          file: Option<u64>,
+                          default: u64,
+                          min: u64|
+         -> u64 {
+            let (value, origin) = match env(env_name) {
+                Some(text) => match text.parse::<u64>() {
+                    Ok(value) => (value, Some(env_name)),
+                    Err(_) => {
+                        at(
+                            section,
+                            key,
+                            Some(env_name),
+                            format!("`{text}` is not a whole number"),
+                        );
+                        return default;
+                    }
+                },
+                None => (file.unwrap_or(default), None),
+            };
+            if value < min {
+                at(
+                    section,
+                    key,
+                    origin,
+                    format!("must be at least {min}, got {value}"),
+                );
+                return default;
+            }
+            value
+        };
+        let server = ServerConfig {
+            addr,
+            sql_timeout_ms: number(
+                "server",
+                "sql_timeout_ms",
+                "KPI_SQL_TIMEOUT_MS",
+                raw.server.sql_timeout_ms,
+                30_000,
+                1,
+            ),
+            sql_row_limit: number(
+                "server",
+                "sql_row_limit",
+                "KPI_SQL_ROW_LIMIT",
+                raw.server.sql_row_limit.map(|v| v as u64),
+                10_000,
+                1,
+            ) as usize,
+            reload_interval_ms: number(
+                "server",
+                "reload_interval_ms",
+                "KPI_RELOAD_INTERVAL_MS",
+                raw.server.reload_interval_ms,
+                1_000,
+                50,
+            ),
+        };
+        let engine = EngineConfig {
+            memory_limit_mb: number(
+                "engine",
+                "memory_limit_mb",
+                "KPI_MEMORY_LIMIT_MB",
+                raw.engine.memory_limit_mb.map(|v| v as u64),
+                2_048,
+                64,
+            ) as usize,
+            target_partitions: number(
+                "engine",
+                "target_partitions",
+                "KPI_TARGET_PARTITIONS",
+                raw.engine.target_partitions.map(|v| v as u64),
+                0,
+                0,
+            ) as usize,
+        };
+
+        let mut sources = BTreeMap::new();
+        for (name, raw_source) in raw.sources {
+            let section = format!("sources.{name}");
+            if !is_identifier(&name) {
+                at(&section, "kind", None, format!(
+                    "source name `{name}` must be lowercase letters, digits and `_`, starting with a letter, because it is the SQL schema of its tables"
+                ));
+                continue;
+            }
+            let ready_text = raw_source.ready_by.unwrap_or_else(|| "06:00".to_string());
+            let ready_by = match NaiveTime::parse_from_str(&ready_text, "%H:%M") {
+                Ok(time) => time,
+                Err(_) => {
+                    at(
+                        &section,
+                        "ready_by",
+                        None,
+                        format!("`{ready_text}` is not a time; use HH:MM such as 06:00"),
+                    );
+                    NaiveTime::MIN
+                }
+            };
+            sources.insert(
+                name.clone(),
+                Source {
+                    kind: raw_source.kind.unwrap_or_else(|| name.clone()),
+                    owner: raw_source.owner.unwrap_or_else(|| "unassigned".to_string()),
+                    description: raw_source.description.unwrap_or_default(),
+                    lag_days: raw_source.lag_days.unwrap_or(1),
+                    ready_by,
+                    name,
+                },
+            );
+        }
+
+        match (problems.is_empty(), data_root) {
+            (true, Some(data_root)) => Ok(Self {
+                project_dir: project_dir.to_path_buf(),
+                data_root,
+                s3,
+                time_zone,
+                week_start,
+                sources,
+                server,
+                engine,
+            }),
+            _ => Err(problems),
+        }
+    }
+}
+
+/// Parses `s3://bucket/prefix`, `file:///path` or a plain path (relative to the project).
+pub fn parse_data_root(project_dir: &Path, text: &str) -> std::result::Result<DataRoot, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("data root is empty; use a folder such as ./data or s3://bucket/prefix".into());
+    }
+    if let Some(rest) = text.strip_prefix("s3://") {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(format!("`{text}` has no bucket; use s3://bucket/prefix"));
+        }
+        return Ok(DataRoot::S3 {
+            bucket: bucket.to_string(),
+            prefix: prefix.trim_matches('/').to_string(),
+        });
+    }
+    if text.contains("://") && !text.starts_with("file://") {
+        return Err(format!(
+            "`{text}`: unsupported storage scheme; use a local path, file:///path or s3://bucket/prefix"
+        ));
+    }
+    let path = PathBuf::from(text.strip_prefix("file://").unwrap_or(text));
+    let path = if path.is_absolute() {
+        path
+    } else {
+        project_dir.join(path)
+    };
+    Ok(DataRoot::Local(normalize(&path)))
+}
+
+/// Makes a path absolute and removes `.` and `..` parts without touching the file system
+/// (the folder may not exist yet, for `kpi demo`).
+fn normalize(path: &Path) -> PathBuf {
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(path)
+    };
+    let mut out = PathBuf::new();
+    for part in absolute.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Returns whether `name` is a plain lowercase SQL identifier.
+pub fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+fn parse_bool(text: &str) -> Option<bool> {
+    match text.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// Returns the 1-based line of byte offset `offset` in `text`.
+pub fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// Finds the line of `key = ...` inside `[section]`, or of the section header, or 1.
+fn key_line(text: &str, section: &str, key: &str) -> usize {
+    let header = format!("[{section}]");
+    let mut in_section = false;
+    let mut section_line = None;
+    for (index, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            in_section = trimmed == header;
+            if in_section {
+                section_line = Some(index + 1);
+            }
+            continue;
+        }
+        if in_section {
+            if let Some((name, _)) = trimmed.split_once('=') {
+                if name.trim() == key {
+                    return index + 1;
+                }
+            }
+        }
+    }
+    section_line.unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(
+        text: &str,
+        vars: &[(&str, &str)],
+    ) -> std::result::Result<Config, Vec<ConfigProblem>> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let env = move |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        Config::from_parts(Path::new("/project"), text, &env, &Overrides::default())
+    }
+
+    #[test]
+    fn empty_file_gives_documented_defaults() {
+        let config = resolve("", &[]).expect("defaults are valid");
+        assert_eq!(
+            config.data_root,
+            DataRoot::Local(PathBuf::from("/project/data"))
+        );
+        assert_eq!(config.time_zone, Tz::UTC);
+        assert_eq!(config.week_start, Weekday::Mon);
+        assert_eq!(config.server.addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.server.sql_timeout_ms, 30_000);
+        assert_eq!(config.server.sql_row_limit, 10_000);
+    }
+
+    #[test]
+    fn file_values_and_sources_are_read() {
+        let text = r#"
+[data]
+root = "s3://lake/landed/"
+[time]
+time_zone = "America/New_York"
+week_start = "sunday"
+[sources.ads]
+kind = "ads"
+owner = "growth@acme.test"
+lag_days = 1
+ready_by = "06:30"
+"#;
+        let config = resolve(text, &[]).expect("valid");
+        assert_eq!(
+            config.data_root,
+            DataRoot::S3 {
+                bucket: "lake".into(),
+                prefix: "landed".into()
+            }
+        );
+        assert_eq!(config.time_zone, chrono_tz::America::New_York);
+        assert_eq!(config.week_start, Weekday::Sun);
+        let ads = &config.sources["ads"];
+        assert_eq!(ads.owner, "growth@acme.test");
+        assert_eq!(
+            ads.ready_by,
+            NaiveTime::from_hms_opt(6, 30, 0).expect("time")
+        );
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let text = "[time]\ntime_zone = \"UTC\"\n[data]\nroot = \"./a\"\n";
+        let config = resolve(
+            text,
+            &[
+                ("KPI_TIME_ZONE", "Europe/Berlin"),
+                ("KPI_DATA", "/elsewhere"),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(config.time_zone, chrono_tz::Europe::Berlin);
+        assert_eq!(
+            config.data_root,
+            DataRoot::Local(PathBuf::from("/elsewhere"))
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_with_its_line() {
+        let text = "[time]\ntime_zone = \"Mars/Olympus\"\nweek_start = \"someday\"\n[server]\naddr = \"nowhere\"\n";
+        let problems = resolve(text, &[("KPI_SQL_ROW_LIMIT", "many")]).expect_err("invalid");
+        let rendered: Vec<String> = problems
+            .iter()
+            .map(|p| format!("{}: {}", p.location, p.message))
+            .collect();
+        assert_eq!(rendered.len(), 4, "{rendered:#?}");
+        assert!(rendered[0].starts_with("kpi.toml:2: unknown time zone `Mars/Olympus`"));
+        assert!(rendered[1].starts_with("kpi.toml:3: `someday` is not a weekday"));
+        assert!(rendered[2].starts_with("kpi.toml:5: `nowhere` is not an address"));
+        assert!(rendered[3].starts_with("environment variable KPI_SQL_ROW_LIMIT"));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_a_line() {
+        let problems = resolve("[time]\ntimezone = \"UTC\"\n", &[]).expect_err("unknown key");
+        assert_eq!(problems[0].location, "kpi.toml:2");
+        assert!(
+            problems[0].message.contains("unknown field `timezone`"),
+            "{}",
+            problems[0].message
+        );
+    }
+
+    #[test]
+    fn plain_http_endpoint_needs_allow_http() {
+        let problems = resolve("[data.s3]\nendpoint = \"http://127.0.0.1:9000\"\n", &[])
+            .expect_err("http not allowed");
+        assert!(problems[0].message.contains("allow_http"));
+        assert!(resolve(
+            "[data.s3]\nendpoint = \"http://127.0.0.1:9000\"\nallow_http = true\n",
+            &[]
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn data_roots_parse() {
+        let dir = Path::new("/p");
+        assert_eq!(
+            parse_data_root(dir, "file:///x/y").expect("ok"),
+            DataRoot::Local("/x/y".into())
+        );
+        assert_eq!(
+            parse_data_root(dir, "../d").expect("ok"),
+            DataRoot::Local("/d".into())
+        );
+        assert_eq!(
+            parse_data_root(dir, "s3://b").expect("ok"),
+            DataRoot::S3 {
+                bucket: "b".into(),
+                prefix: String::new()
+            }
+        );
+        assert!(parse_data_root(dir, "gs://b/x").is_err());
+        assert!(parse_data_root(dir, "s3:///x").is_err());
+    }
+}

@@ -1,0 +1,996 @@
+//! Definitions: `metrics/`, `queries/`, `dashboards/` → one validated [`Registry`].
+//!
+//! Files parse into the plain structs of [`raw`]; [`load`] then validates the whole set at
+//! once (names, references, duplicates, cycles, source of truth, and every SQL piece planned
+//! against the landed schemas) and returns either a registry or *every* problem, each with its
+//! file and line. Nothing downstream sees an unvalidated definition. This module plans SQL
+//! through an engine [`Sandbox`] and never changes what the engine serves.
+
+pub mod diagnostic;
+pub mod raw;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use toml::Spanned;
+
+use crate::config::{is_identifier, line_of, Config};
+use crate::engine::discovery::hex;
+use crate::engine::{Engine, Sandbox, ViewDef, REPORTING_SCHEMA};
+pub use diagnostic::Diagnostic;
+
+/// Folder of metric files.
+pub const METRICS_DIR: &str = "metrics";
+/// Folder of reporting views.
+pub const QUERIES_DIR: &str = "queries";
+/// Folder of dashboards.
+pub const DASHBOARDS_DIR: &str = "dashboards";
+
+/// How a metric is computed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum MetricKind {
+    /// An aggregate over the rows of one table or view.
+    Simple {
+        /// Aggregate expression.
+        measure: String,
+        /// Table or view read.
+        table: String,
+        /// Column placing a row in a period.
+        time_column: String,
+        /// Optional predicate.
+        filter: Option<String>,
+    },
+    /// One metric divided by another, each summed over the period first.
+    Ratio {
+        /// Numerator metric name.
+        numerator: String,
+        /// Denominator metric name.
+        denominator: String,
+    },
+}
+
+/// A validated metric.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Metric {
+    /// Unique name.
+    pub name: String,
+    /// Human label.
+    pub label: String,
+    /// Meaning.
+    pub description: String,
+    /// Source of truth.
+    pub source: String,
+    /// Owner.
+    pub owner: String,
+    /// `primary` or `supporting`.
+    pub tier: String,
+    /// `count`, `currency`, `percent`, `ratio` or `duration`.
+    pub unit: String,
+    /// Currency code for currency metrics.
+    pub currency: Option<String>,
+    /// `up`, `down` or `neutral`.
+    pub good: String,
+    /// How it is computed.
+    pub kind: MetricKind,
+    /// Allowed dimensions.
+    pub dimensions: Vec<String>,
+    /// Weekly targets by first week.
+    pub targets: BTreeMap<String, f64>,
+    /// Defining file, relative to the project.
+    pub path: PathBuf,
+    /// Line of its `name`.
+    pub line: usize,
+    /// Content hash of the resolved definition.
+    pub hash: String,
+}
+
+/// A validated dashboard.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Dashboard {
+    /// Name (file stem), used in URLs.
+    pub name: String,
+    /// Title.
+    pub title: String,
+    /// Description.
+    pub description: String,
+    /// Audience.
+    pub audience: String,
+    /// Headline KPIs.
+    pub primary: Vec<String>,
+    /// Supporting KPIs.
+    pub supporting: Vec<String>,
+}
+
+/// The validated definition set.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    /// Metrics by name.
+    pub metrics: BTreeMap<String, Metric>,
+    /// Views in dependency order.
+    pub views: Vec<ViewDef>,
+    /// Dashboards by name.
+    pub dashboards: BTreeMap<String, Dashboard>,
+    /// Hash of every definition file's content: changes with any edit.
+    pub version: String,
+}
+
+/// One definition file's text, with its project-relative path.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// Path relative to the project folder.
+    pub path: PathBuf,
+    /// Content.
+    pub text: String,
+}
+
+/// Reads every definition file of the project (sorted, so results do not depend on the OS).
+pub fn read_files(project_dir: &Path) -> (Vec<SourceFile>, Vec<Diagnostic>) {
+    let mut files = Vec::new();
+    let mut problems = Vec::new();
+    for (dir, extension) in [
+        (METRICS_DIR, "toml"),
+        (QUERIES_DIR, "sql"),
+        (DASHBOARDS_DIR, "toml"),
+    ] {
+        let folder = project_dir.join(dir);
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+            .filter(|path| path.extension().is_some_and(|ext| ext == extension))
+            .collect();
+        paths.sort();
+        for path in paths {
+            let relative = PathBuf::from(dir).join(path.file_name().unwrap_or_default());
+            match std::fs::read_to_string(&path) {
+                Ok(text) => files.push(SourceFile {
+                    path: relative,
+                    text,
+                }),
+                Err(error) => problems.push(Diagnostic::new(
+                    relative,
+                    1,
+                    format!("cannot read file: {error}"),
+                )),
+            }
+        }
+    }
+    (files, problems)
+}
+
+/// Returns a hash of all definition files' names and contents (for change detection).
+pub fn fingerprint(project_dir: &Path) -> String {
+    let (files, problems) = read_files(project_dir);
+    let mut hasher = Sha256::new();
+    for file in &files {
+        hasher.update(file.path.to_string_lossy().as_bytes());
+        hasher.update([0]);
+        hasher.update(file.text.as_bytes());
+        hasher.update([0]);
+    }
+    for problem in &problems {
+        hasher.update(problem.to_string().as_bytes());
+    }
+    hex(&hasher.finalize()[..8])
+}
+
+/// Loads and validates every definition of the project against the engine's landed tables.
+/// Returns the registry when there is no problem, else every problem found.
+pub async fn load(
+    config: &Config,
+    engine: &Engine,
+) -> std::result::Result<Registry, Vec<Diagnostic>> {
+    let (files, mut problems) = read_files(&config.project_dir);
+    let sandbox = match engine.sandbox() {
+        Ok(sandbox) => sandbox,
+        Err(error) => {
+            problems.push(Diagnostic::new(
+                "kpi.toml",
+                1,
+                format!("cannot start the engine: {error}"),
+            ));
+            return Err(problems);
+        }
+    };
+    let tables: BTreeSet<String> = engine
+        .tables()
+        .await
+        .into_iter()
+        .map(|table| table.name)
+        .collect();
+    let mut resolver = Resolver {
+        config,
+        sandbox,
+        tables,
+        problems,
+        view_sources: HashMap::new(),
+    };
+    let registry = resolver.resolve(&files).await;
+    if resolver.problems.is_empty() {
+        Ok(registry)
+    } else {
+        Err(resolver.problems)
+    }
+}
+
+struct Resolver<'a> {
+    config: &'a Config,
+    sandbox: Sandbox,
+    tables: BTreeSet<String>,
+    problems: Vec<Diagnostic>,
+    /// Sources each view ultimately reads (for source-of-truth checks).
+    view_sources: HashMap<String, BTreeSet<String>>,
+}
+
+impl Resolver<'_> {
+    async fn resolve(&mut self, files: &[SourceFile]) -> Registry {
+        let mut hasher = Sha256::new();
+        for file in files {
+            hasher.update(file.path.to_string_lossy().as_bytes());
+            hasher.update(file.text.as_bytes());
+        }
+        let version = hex(&hasher.finalize()[..8]);
+        let views = self
+            .resolve_views(files.iter().filter(|f| f.path.starts_with(QUERIES_DIR)))
+            .await;
+        let metrics = self
+            .resolve_metrics(files.iter().filter(|f| f.path.starts_with(METRICS_DIR)))
+            .await;
+        let dashboards = self.resolve_dashboards(
+            files.iter().filter(|f| f.path.starts_with(DASHBOARDS_DIR)),
+            &metrics,
+        );
+        Registry {
+            metrics,
+            views,
+            dashboards,
+            version,
+        }
+    }
+
+    fn report(
+        &mut self,
+        path: &Path,
+        line: usize,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) {
+        let mut diagnostic = Diagnostic::new(path, line, message);
+        diagnostic.hint = hint;
+        self.problems.push(diagnostic);
+    }
+
+    /// Orders `queries/*.sql` by their references to each other and plans them in that order.
+    async fn resolve_views<'f>(
+        &mut self,
+        files: impl Iterator<Item = &'f SourceFile>,
+    ) -> Vec<ViewDef> {
+        struct Pending<'f> {
+            file: &'f SourceFile,
+            name: String,
+            deps: Vec<String>,
+        }
+        let mut pending: BTreeMap<String, Pending<'f>> = BTreeMap::new();
+        for file in files {
+            let stem = file
+                .path
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string();
+            if !is_identifier(&stem) {
+                self.report(&file.path, 1, format!("`{stem}` is not a valid view name"),
+                    Some("name the file with lowercase letters, digits and `_`, such as clean_sessions.sql".into()));
+                continue;
+            }
+            let references = match self.sandbox.table_references(&file.text) {
+                Ok(references) => references,
+                Err(error) => {
+                    let line = sql_error_line(&file.text, &error.message);
+                    self.report(
+                        &file.path,
+                        line,
+                        error.message,
+                        Some("a view is one SELECT statement".into()),
+                    );
+                    continue;
+                }
+            };
+            let mut deps = Vec::new();
+            for reference in references {
+                let reference = reference.to_ascii_lowercase();
+                if let Some(view) = reference.strip_prefix("reporting.") {
+                    deps.push(view.to_string());
+                }
+            }
+            pending.insert(
+                stem.clone(),
+                Pending {
+                    file,
+                    name: stem,
+                    deps,
+                },
+            );
+        }
+
+        // Depth-first topological order; a back edge is a cycle.
+        let mut order: Vec<String> = Vec::new();
+        let mut state: HashMap<String, u8> = HashMap::new(); // 1 = visiting, 2 = done
+        let deps: HashMap<String, Vec<String>> = pending
+            .iter()
+            .map(|(name, item)| (name.clone(), item.deps.clone()))
+            .collect();
+        let paths: HashMap<String, PathBuf> = pending
+            .iter()
+            .map(|(name, item)| (name.clone(), item.file.path.clone()))
+            .collect();
+        for name in pending.keys() {
+            let mut stack: Vec<String> = Vec::new();
+            self.visit(name, &deps, &mut state, &mut stack, &mut order, &paths);
+        }
+
+        let mut views = Vec::new();
+        let mut failed: BTreeSet<String> = BTreeSet::new();
+        for name in order {
+            let Some(item) = pending.get(&name) else {
+                continue;
+            };
+            if let Some(bad) = item.deps.iter().find(|dep| failed.contains(*dep)) {
+                failed.insert(name.clone());
+                let line = find_line(&item.file.text, bad);
+                self.report(
+                    &item.file.path,
+                    line,
+                    format!("depends on reporting.{bad}, which has errors (see above)"),
+                    None,
+                );
+                continue;
+            }
+            if let Some(missing) = item.deps.iter().find(|dep| !pending.contains_key(*dep)) {
+                failed.insert(name.clone());
+                let line = find_line(&item.file.text, missing);
+                self.report(
+                    &item.file.path,
+                    line,
+                    format!("unknown view reporting.{missing}"),
+                    Some(format!("add queries/{missing}.sql or fix the name")),
+                );
+                continue;
+            }
+            if self.check_landed_references(&item.file.path, &item.file.text) {
+                failed.insert(name.clone());
+                continue;
+            }
+            match self.sandbox.add_view(&item.name, &item.file.text).await {
+                Ok(_) => {
+                    let sources = self.sources_of(&item.file.text);
+                    self.view_sources.insert(name.clone(), sources);
+                    views.push(ViewDef {
+                        name: name.clone(),
+                        sql: item.file.text.clone(),
+                    });
+                }
+                Err(error) => {
+                    failed.insert(name.clone());
+                    let line = sql_error_line(&item.file.text, &error.message);
+                    self.report(
+                        &item.file.path,
+                        line,
+                        format!("view does not plan: {}", first_line(&error.message)),
+                        None,
+                    );
+                }
+            }
+        }
+        views
+    }
+
+    fn visit(
+        &mut self,
+        name: &str,
+        deps: &HashMap<String, Vec<String>>,
+        state: &mut HashMap<String, u8>,
+        stack: &mut Vec<String>,
+        order: &mut Vec<String>,
+        paths: &HashMap<String, PathBuf>,
+    ) {
+        match state.get(name) {
+            Some(2) => return,
+            Some(1) => {
+                let start = stack.iter().position(|n| n == name).unwrap_or(0);
+                let mut cycle: Vec<String> = stack[start..]
+                    .iter()
+                    .map(|n| format!("reporting.{n}"))
+                    .collect();
+                cycle.push(format!("reporting.{name}"));
+                let path = paths.get(name).cloned().unwrap_or_default();
+                self.report(
+                    &path,
+                    1,
+                    format!(
+                        "views reference each other in a cycle: {}",
+                        cycle.join(" → ")
+                    ),
+                    Some(
+                        "break the cycle: a view may only read views that do not read it back"
+                            .into(),
+                    ),
+                );
+                return;
+            }
+            _ => {}
+        }
+        if !deps.contains_key(name) {
+            return;
+        }
+        state.insert(name.to_string(), 1);
+        stack.push(name.to_string());
+        for dep in deps.get(name).cloned().unwrap_or_default() {
+            self.visit(&dep, deps, state, stack, order, paths);
+        }
+        stack.pop();
+        state.insert(name.to_string(), 2);
+        order.push(name.to_string());
+    }
+
+    /// Reports references to landed tables that do not exist; returns whether any was found.
+    fn check_landed_references(&mut self, path: &Path, sql: &str) -> bool {
+        let Ok(references) = self.sandbox.table_references(sql) else {
+            return false;
+        };
+        let mut bad = false;
+        for reference in references {
+            let reference = reference.to_ascii_lowercase();
+            if reference.starts_with("reporting.") || reference.starts_with("information_schema.") {
+                continue;
+            }
+            if !self.tables.contains(&reference) {
+                bad = true;
+                let line = find_line(sql, &reference);
+                let hint = self.table_hint(&reference);
+                self.report(
+                    path,
+                    line,
+                    format!("unknown table `{reference}`"),
+                    Some(hint),
+                );
+            }
+        }
+        bad
+    }
+
+    fn table_hint(&self, reference: &str) -> String {
+        let schema = reference.split('.').next().unwrap_or_default();
+        let same_source: Vec<&str> = self
+            .tables
+            .iter()
+            .filter(|table| table.starts_with(&format!("{schema}.")))
+            .map(String::as_str)
+            .collect();
+        if reference.contains('.') && !same_source.is_empty() {
+            format!("tables of source `{schema}`: {}", same_source.join(", "))
+        } else {
+            format!(
+                "tables are <source>.<table> from folders under the data root ({}); views are reporting.<file stem>",
+                self.config.data_root.url()
+            )
+        }
+    }
+
+    /// Returns the sources (landed schemas) a SQL text reads, directly or through views.
+    fn sources_of(&self, sql: &str) -> BTreeSet<String> {
+        let mut sources = BTreeSet::new();
+        for reference in self.sandbox.table_references(sql).unwrap_or_default() {
+            let reference = reference.to_ascii_lowercase();
+            match reference.split_once('.') {
+                Some((REPORTING_SCHEMA, view)) => {
+                    if let Some(inner) = self.view_sources.get(view) {
+                        sources.extend(inner.iter().cloned());
+                    }
+                }
+                Some((schema, _)) => {
+                    sources.insert(schema.to_string());
+                }
+                None => {}
+            }
+        }
+        sources
+    }
+
+    async fn resolve_metrics<'f>(
+        &mut self,
+        files: impl Iterator<Item = &'f SourceFile>,
+    ) -> BTreeMap<String, Metric> {
+        let mut metrics: BTreeMap<String, Metric> = BTreeMap::new();
+        let mut ratios: Vec<(Metric, Spanned<String>, Spanned<String>)> = Vec::new();
+        for file in files {
+            let parsed: raw::MetricFile = match toml::from_str(&file.text) {
+                Ok(parsed) => parsed,
+                Err(error) => {
+                    let line = error
+                        .span()
+                        .map(|span| line_of(&file.text, span.start))
+                        .unwrap_or(1);
+                    self.report(&file.path, line, error.message().to_string(), None);
+                    continue;
+                }
+            };
+            for raw_metric in parsed.metric {
+                let at = |spanned_start: usize| line_of(&file.text, spanned_start);
+                let name = raw_metric.name.get_ref().clone();
+                let line = at(raw_metric.name.span().start);
+                if !is_identifier(&name) {
+                    self.report(
+                        &file.path,
+                        line,
+                        format!("metric name `{name}` is not valid"),
+                        Some(
+                            "use lowercase letters, digits and `_`, starting with a letter".into(),
+                        ),
+                    );
+                    continue;
+                }
+                if let Some(first) = metrics.get(&name) {
+                    let message = format!(
+                        "duplicate metric name `{name}`; first defined at {}:{}",
+                        first.path.display(),
+                        first.line
+                    );
+                    self.report(
+                        &file.path,
+                        line,
+                        message,
+                        Some("metric names are unique across all files in metrics/".into()),
+                    );
+                    continue;
+                }
+                let source = raw_metric.source.get_ref().clone();
+                if !self.config.sources.contains_key(&source) {
+                    let known: Vec<&str> = self.config.sources.keys().map(String::as_str).collect();
+                    self.report(
+                        &file.path,
+                        at(raw_metric.source.span().start),
+                        format!("unknown source `{source}`"),
+                        Some(format!(
+                            "configured sources in kpi.toml: {}",
+                            known.join(", ")
+                        )),
+                    );
+                }
+                let tier = self.choice(
+                    &file.path,
+                    &file.text,
+                    raw_metric.tier.as_ref(),
+                    "tier",
+                    &["primary", "supporting"],
+                    "supporting",
+                );
+                let unit = self.choice(
+                    &file.path,
+                    &file.text,
+                    raw_metric.unit.as_ref(),
+                    "unit",
+                    &["count", "currency", "percent", "ratio", "duration"],
+                    "count",
+                );
+                let good = self.choice(
+                    &file.path,
+                    &file.text,
+                    raw_metric.good.as_ref(),
+                    "good",
+                    &["up", "down", "neutral"],
+                    "up",
+                );
+                let kind_name = self.choice(
+                    &file.path,
+                    &file.text,
+                    raw_metric.kind.as_ref(),
+                    "kind",
+                    &["simple", "ratio"],
+                    "simple",
+                );
+                for week in raw_metric.targets.keys() {
+                    if !is_week_label(week) {
+                        self.report(&file.path, line, format!("target key `{week}` is not a week label"),
+                            Some("write targets as \"2026-W01\" = 50000 (the first ISO week the target applies to)".into()));
+                    }
+                }
+                let dimensions: Vec<String> = raw_metric
+                    .dimensions
+                    .iter()
+                    .map(|d| d.get_ref().clone())
+                    .collect();
+                let mut metric = Metric {
+                    label: raw_metric
+                        .label
+                        .clone()
+                        .unwrap_or_else(|| name.replace('_', " ")),
+                    description: raw_metric.description.clone().unwrap_or_default(),
+                    source,
+                    owner: raw_metric
+                        .owner
+                        .clone()
+                        .unwrap_or_else(|| "unassigned".into()),
+                    tier,
+                    unit,
+                    currency: raw_metric.currency.clone(),
+                    good,
+                    kind: MetricKind::Ratio {
+                        numerator: String::new(),
+                        denominator: String::new(),
+                    },
+                    dimensions,
+                    targets: raw_metric.targets.clone(),
+                    path: file.path.clone(),
+                    line,
+                    hash: String::new(),
+                    name: name.clone(),
+                };
+                if kind_name == "ratio" {
+                    match (&raw_metric.numerator, &raw_metric.denominator) {
+                        (Some(numerator), Some(denominator)) => {
+                            ratios.push((metric, numerator.clone(), denominator.clone()));
+                        }
+                        _ => self.report(&file.path, line, format!("ratio metric `{name}` needs `numerator` and `denominator`"),
+                            Some("name two other metrics, for example numerator = \"clicks\", denominator = \"impressions\"".into())),
+                    }
+                    continue;
+                }
+                let (Some(measure), Some(table), Some(time_column)) = (
+                    &raw_metric.measure,
+                    &raw_metric.table,
+                    &raw_metric.time_column,
+                ) else {
+                    self.report(&file.path, line, format!("simple metric `{name}` needs `measure`, `table` and `time_column`"),
+                        Some("for example measure = \"SUM(spend)\", table = \"reporting.campaign_daily\", time_column = \"date\"".into()));
+                    continue;
+                };
+                if self
+                    .check_simple(
+                        &file.path,
+                        &file.text,
+                        &metric,
+                        measure,
+                        table,
+                        time_column,
+                        raw_metric.filter.as_ref(),
+                        &raw_metric.dimensions,
+                    )
+                    .await
+                {
+                    metric.kind = MetricKind::Simple {
+                        measure: measure.get_ref().clone(),
+                        table: table.get_ref().to_ascii_lowercase(),
+                        time_column: time_column.get_ref().clone(),
+                        filter: raw_metric.filter.as_ref().map(|f| f.get_ref().clone()),
+                    };
+                    metric.hash = definition_hash(&metric);
+                    metrics.insert(name, metric);
+                }
+            }
+        }
+        for (mut metric, numerator, denominator) in ratios {
+            let mut ok = true;
+            for part in [&numerator, &denominator] {
+                if !metrics.contains_key(part.get_ref()) {
+                    ok = false;
+                    let file_text =
+                        std::fs::read_to_string(self.config.project_dir.join(&metric.path))
+                            .unwrap_or_default();
+                    self.report(
+                        &metric.path,
+                        line_of(&file_text, part.span().start),
+                        format!(
+                            "metric `{}` refers to unknown metric `{}`",
+                            metric.name,
+                            part.get_ref()
+                        ),
+                        None,
+                    );
+                }
+            }
+            if ok {
+                metric.kind = MetricKind::Ratio {
+                    numerator: numerator.get_ref().clone(),
+                    denominator: denominator.get_ref().clone(),
+                };
+                metric.hash = definition_hash(&metric);
+                metrics.insert(metric.name.clone(), metric);
+            }
+        }
+        metrics
+    }
+
+    fn choice(
+        &mut self,
+        path: &Path,
+        text: &str,
+        value: Option<&Spanned<String>>,
+        key: &str,
+        allowed: &[&str],
+        default: &str,
+    ) -> String {
+        match value {
+            None => default.to_string(),
+            Some(value) if allowed.contains(&value.get_ref().as_str()) => value.get_ref().clone(),
+            Some(value) => {
+                self.report(
+                    path,
+                    line_of(text, value.span().start),
+                    format!("`{key}` is `{}`", value.get_ref()),
+                    Some(format!("use one of: {}", allowed.join(", "))),
+                );
+                default.to_string()
+            }
+        }
+    }
+
+    /// Plans each SQL piece of a simple metric separately so errors point at the right line.
+    // The pieces are the raw metric's spanned fields; bundling them would only rename them.
+    #[allow(clippy::too_many_arguments)]
+    async fn check_simple(
+        &mut self,
+        path: &Path,
+        text: &str,
+        metric: &Metric,
+        measure: &Spanned<String>,
+        table: &Spanned<String>,
+        time_column: &Spanned<String>,
+        filter: Option<&Spanned<String>>,
+        dimensions: &[Spanned<String>],
+    ) -> bool {
+        let table_name = table.get_ref().to_ascii_lowercase();
+        let table_line = line_of(text, table.span().start);
+        let known = match table_name.split_once('.') {
+            Some((REPORTING_SCHEMA, view)) => self.view_sources.contains_key(view),
+            Some(_) => self.tables.contains(&table_name),
+            None => false,
+        };
+        if !known {
+            let hint = if table_name.starts_with("reporting.") {
+                "views are the files in queries/ (reporting.<file stem>)".to_string()
+            } else {
+                self.table_hint(&table_name)
+            };
+            self.report(
+                path,
+                table_line,
+                format!(
+                    "metric `{}` reads unknown table `{table_name}`",
+                    metric.name
+                ),
+                Some(hint),
+            );
+            return false;
+        }
+        let sources = self.sources_of(&format!("SELECT * FROM {table_name}"));
+        let foreign: Vec<&String> = sources
+            .iter()
+            .filter(|source| **source != metric.source)
+            .collect();
+        if !foreign.is_empty() {
+            let list: Vec<&str> = foreign.iter().map(|s| s.as_str()).collect();
+            self.report(path, table_line, format!(
+                "metric `{}` has source of truth `{}` but `{table_name}` reads source(s) {}",
+                metric.name, metric.source, list.join(", ")),
+                Some("a metric may only read tables of its own source; use a derived metric to combine sources".into()));
+            return false;
+        }
+        let mut ok = true;
+        let checks: Vec<(String, usize, String)> = {
+            let mut checks = vec![
+                (
+                    format!("SELECT {} FROM {table_name}", measure.get_ref()),
+                    line_of(text, measure.span().start),
+                    "measure".to_string(),
+                ),
+                (
+                    format!("SELECT {} FROM {table_name}", time_column.get_ref()),
+                    line_of(text, time_column.span().start),
+                    "time_column".to_string(),
+                ),
+            ];
+            if let Some(filter) = filter {
+                checks.push((
+                    format!("SELECT 1 FROM {table_name} WHERE {}", filter.get_ref()),
+                    line_of(text, filter.span().start),
+                    "filter".to_string(),
+                ));
+            }
+            for dimension in dimensions {
+                checks.push((
+                    format!(
+                        "SELECT {} FROM {table_name} GROUP BY 1",
+                        dimension.get_ref()
+                    ),
+                    line_of(text, dimension.span().start),
+                    format!("dimension `{}`", dimension.get_ref()),
+                ));
+            }
+            checks
+        };
+        for (sql, line, what) in checks {
+            match self.sandbox.plan(&sql).await {
+                Ok(plan) => {
+                    if what == "time_column" {
+                        let data_type = plan.schema().field(0).data_type().clone();
+                        if !matches!(
+                            data_type,
+                            arrow::datatypes::DataType::Date32
+                                | arrow::datatypes::DataType::Date64
+                                | arrow::datatypes::DataType::Timestamp(..)
+                        ) {
+                            ok = false;
+                            self.report(path, line, format!("time_column `{}` of `{table_name}` is {data_type}, not a date or timestamp", time_column.get_ref()), None);
+                        }
+                    }
+                }
+                Err(error) => {
+                    ok = false;
+                    self.report(
+                        path,
+                        line,
+                        format!(
+                            "{what} of metric `{}` does not plan against {table_name}: {}",
+                            metric.name,
+                            first_line(&error.message)
+                        ),
+                        None,
+                    );
+                }
+            }
+        }
+        ok
+    }
+
+    fn resolve_dashboards<'f>(
+        &mut self,
+        files: impl Iterator<Item = &'f SourceFile>,
+        metrics: &BTreeMap<String, Metric>,
+    ) -> BTreeMap<String, Dashboard> {
+        let mut dashboards = BTreeMap::new();
+        for file in files {
+            let name = file
+                .path
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string();
+            let parsed: raw::RawDashboard = match toml::from_str(&file.text) {
+                Ok(parsed) => parsed,
+                Err(error) => {
+                    let line = error
+                        .span()
+                        .map(|span| line_of(&file.text, span.start))
+                        .unwrap_or(1);
+                    self.report(&file.path, line, error.message().to_string(), None);
+                    continue;
+                }
+            };
+            if !name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+            {
+                self.report(&file.path, 1, format!("dashboard name `{name}` is not URL-safe"),
+                    Some("name the file with lowercase letters, digits and `-`, such as weekly-marketing.toml".into()));
+                continue;
+            }
+            for reference in parsed.primary.iter().chain(parsed.supporting.iter()) {
+                if !metrics.contains_key(reference.get_ref()) {
+                    self.report(
+                        &file.path,
+                        line_of(&file.text, reference.span().start),
+                        format!(
+                            "dashboard `{name}` lists unknown metric `{}`",
+                            reference.get_ref()
+                        ),
+                        Some("metrics are declared in metrics/*.toml".into()),
+                    );
+                }
+            }
+            dashboards.insert(
+                name.clone(),
+                Dashboard {
+                    name,
+                    title: parsed.title,
+                    description: parsed.description.unwrap_or_default(),
+                    audience: parsed.audience.unwrap_or_default(),
+                    primary: parsed
+                        .primary
+                        .into_iter()
+                        .map(Spanned::into_inner)
+                        .collect(),
+                    supporting: parsed
+                        .supporting
+                        .into_iter()
+                        .map(Spanned::into_inner)
+                        .collect(),
+                },
+            );
+        }
+        dashboards
+    }
+}
+
+/// Returns the content hash of a resolved metric (first 16 hex digits of SHA-256).
+fn definition_hash(metric: &Metric) -> String {
+    let canonical = serde_json::json!({
+        "name": metric.name, "source": metric.source, "unit": metric.unit,
+        "kind": metric.kind, "dimensions": metric.dimensions, "good": metric.good,
+    });
+    hex(&Sha256::digest(canonical.to_string().as_bytes())[..8])
+}
+
+fn is_week_label(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() == 8
+        && bytes[..4].iter().all(u8::is_ascii_digit)
+        && &text[4..6] == "-W"
+        && bytes[6..].iter().all(u8::is_ascii_digit)
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or(text)
+}
+
+/// Finds the 1-based line of the first case-insensitive occurrence of `needle`, or 1.
+fn find_line(text: &str, needle: &str) -> usize {
+    let lower = text.to_ascii_lowercase();
+    lower
+        .find(&needle.to_ascii_lowercase())
+        .map(|offset| line_of(text, offset))
+        .unwrap_or(1)
+}
+
+/// Places a SQL error in the text: sqlparser's `Line: N`, else a quoted name it mentions.
+fn sql_error_line(sql: &str, message: &str) -> usize {
+    if let Some(rest) = message.split("Line: ").nth(1) {
+        if let Some(line) = rest
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|n| n.parse().ok())
+        {
+            return line;
+        }
+    }
+    for quoted in message.split(['\'', '"', '`']).skip(1).step_by(2) {
+        let name = quoted.rsplit('.').next().unwrap_or(quoted);
+        if !name.is_empty()
+            && sql
+                .to_ascii_lowercase()
+                .contains(&name.to_ascii_lowercase())
+        {
+            return find_line(sql, name);
+        }
+    }
+    1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sql_errors_are_located() {
+        let sql = "SELECT a,\n  b\nFROM t\nWHERE nope > 1";
+        assert_eq!(sql_error_line(sql, "Schema error: No field named nope."), 1);
+        assert_eq!(
+            sql_error_line(sql, "Schema error: No field named 'nope'."),
+            4
+        );
+        assert_eq!(
+            sql_error_line(sql, "sql parser error: Expected: end at Line: 3, Column: 2"),
+            3
+        );
+    }
+
+    #[test]
+    fn week_labels() {
+        assert!(is_week_label("2026-W01"));
+        assert!(!is_week_label("2026-01"));
+        assert!(!is_week_label("2026-w01"));
+    }
+}

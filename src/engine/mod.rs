@@ -1,0 +1,809 @@
+//! The query engine: one [`SessionContext`] over the landed Parquet, kept in step with storage.
+//!
+//! [`Engine`] is a cheap-to-clone façade built once per process. It owns the object store, the
+//! table catalog (one SQL schema per source, one table per folder), the `reporting` views and a
+//! dedicated runtime for CPU-heavy query execution, so that a long query never starves the
+//! HTTP server's I/O threads. It knows nothing about HTTP, metrics or reports.
+//!
+//! Freshness: before every query the data root is listed again (one LIST; cheap on a local disk
+//! and a few requests on S3). New files in a known table are picked up by DataFusion's own
+//! listing at scan time (its list-files cache is turned off, because it never expires);
+//! a new table, a vanished table or a changed schema re-registers the table and re-plans the
+//! views. Every new file's Parquet footer is read once to check that a table's files agree.
+
+pub mod discovery;
+pub mod safety;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use datafusion::catalog::{
+    CatalogProvider, MemorySchemaProvider, SchemaProvider, Session, TableProvider,
+};
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::datasource::ViewTable;
+use datafusion::error::DataFusionError;
+use datafusion::execution::cache::cache_manager::CacheManagerConfig;
+use datafusion::execution::memory_pool::GreedyMemoryPool;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::logical_expr::{Expr, LogicalPlan, TableType};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectMeta, ObjectStore};
+
+use crate::config::{Config, DataRoot};
+use crate::error::{Error, Result};
+use discovery::{group_tables, DiscoveredTable, Stray};
+
+/// Name of the SQL schema that holds the views of `queries/*.sql`.
+pub const REPORTING_SCHEMA: &str = "reporting";
+const CATALOG: &str = "datafusion";
+
+/// Limits for one analyst query.
+#[derive(Debug, Clone, Copy)]
+pub struct QueryLimits {
+    /// Wall-clock limit; the query is cancelled when it is reached.
+    pub timeout: Duration,
+    /// Rows returned at most; the output says when rows were cut.
+    pub max_rows: usize,
+}
+
+/// The result of one query.
+#[derive(Debug, Clone)]
+pub struct QueryOutput {
+    /// Column names and types.
+    pub schema: SchemaRef,
+    /// The rows, at most `max_rows`.
+    pub batches: Vec<RecordBatch>,
+    /// Number of rows in `batches`.
+    pub rows: usize,
+    /// Whether the query had more rows than `max_rows`.
+    pub truncated: bool,
+    /// Time from planning to the last row.
+    pub elapsed: Duration,
+}
+
+/// What a user sees about one landed table (for `/healthz` and `kpi check`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TableInfo {
+    /// SQL name `source.table`.
+    pub name: String,
+    /// Number of Parquet files.
+    pub files: usize,
+    /// Total bytes of those files.
+    pub bytes: u64,
+    /// Hive partition columns (typed as strings).
+    pub partition_columns: Vec<String>,
+    /// Columns and their Arrow types.
+    pub columns: Vec<(String, String)>,
+    /// Changes whenever a file of the table is added, removed or replaced.
+    pub data_version: String,
+    /// Why the table cannot be queried, if it cannot.
+    pub error: Option<String>,
+}
+
+/// One `reporting` view: its name and SQL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewDef {
+    /// Name inside the `reporting` schema.
+    pub name: String,
+    /// The `SELECT` that defines it.
+    pub sql: String,
+}
+
+/// The cheap-to-clone query engine façade.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Arc<Config>,
+    ctx: SessionContext,
+    store: Arc<dyn ObjectStore>,
+    root: ObjectPath,
+    url_base: String,
+    catalog: tokio::sync::Mutex<CatalogState>,
+    cpu: CpuRuntime,
+}
+
+#[derive(Default)]
+struct CatalogState {
+    tables: BTreeMap<String, LoadedTable>,
+    file_schemas: HashMap<FileKey, std::result::Result<SchemaRef, String>>,
+    strays: Vec<Stray>,
+    root_missing: bool,
+    views: Vec<ViewDef>,
+    view_schemas: HashMap<String, SchemaRef>,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct FileKey {
+    path: String,
+    size: u64,
+    modified_micros: i64,
+}
+
+impl FileKey {
+    fn of(meta: &ObjectMeta) -> Self {
+        Self {
+            path: meta.location.to_string(),
+            size: meta.size,
+            modified_micros: meta.last_modified.timestamp_micros(),
+        }
+    }
+}
+
+struct LoadedTable {
+    discovered: DiscoveredTable,
+    schema: SchemaRef,
+    error: Option<String>,
+    structure: String,
+}
+
+/// A runtime for query execution, shut down without blocking when the engine is dropped
+/// (dropping a runtime inside another one would panic).
+struct CpuRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for CpuRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Engine {
+    /// Builds the engine for `config`: object store, runtime environment and session.
+    /// Touches no storage; the first [`Engine::refresh`] lists the data root.
+    pub fn try_new(config: Arc<Config>) -> Result<Self> {
+        let (store, root, url_base) = open_store(&config)?;
+        let memory = config.engine.memory_limit_mb.saturating_mul(1024 * 1024);
+        let runtime: Arc<RuntimeEnv> = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(GreedyMemoryPool::new(memory)))
+            // The default list-files cache never expires, which would hide newly landed files.
+            .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0))
+            .build_arc()?;
+        if let DataRoot::S3 { bucket, .. } = &config.data_root {
+            let url = url::Url::parse(&format!("s3://{bucket}")).map_err(|error| {
+                Error::input("config", format!("bad bucket name `{bucket}`: {error}"))
+            })?;
+            runtime.register_object_store(&url, Arc::clone(&store));
+        }
+        let mut session_config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_default_catalog_and_schema(CATALOG, "public");
+        if config.engine.target_partitions > 0 {
+            session_config = session_config.with_target_partitions(config.engine.target_partitions);
+        }
+        let state = SessionStateBuilder::new()
+            .with_config(session_config)
+            .with_runtime_env(runtime)
+            .with_default_features()
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        let threads = std::thread::available_parallelism()
+            .map(usize::from)
+            .unwrap_or(2);
+        let cpu = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("kpi-query")
+            .enable_all()
+            .build()?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                ctx,
+                store,
+                root,
+                url_base,
+                catalog: tokio::sync::Mutex::new(CatalogState::default()),
+                cpu: CpuRuntime(Some(cpu)),
+            }),
+        })
+    }
+
+    /// Returns the configuration the engine was built with.
+    pub fn config(&self) -> &Arc<Config> {
+        &self.inner.config
+    }
+
+    /// Returns the object store holding the data root (used by tests and `kpi demo`).
+    pub fn store(&self) -> Arc<dyn ObjectStore> {
+        Arc::clone(&self.inner.store)
+    }
+
+    /// Lists the data root and brings the catalog in step with it. Returns whether the set of
+    /// tables or any table's schema changed.
+    pub async fn refresh(&self) -> Result<bool> {
+        let inner = &self.inner;
+        let mut state = inner.catalog.lock().await;
+        let objects = match list_all(&inner.store, &inner.root, &inner.config.data_root).await? {
+            Some(objects) => {
+                state.root_missing = false;
+                objects
+            }
+            None => {
+                state.root_missing = true;
+                Vec::new()
+            }
+        };
+        let (tables, strays) = group_tables(inner.root.as_ref(), &objects);
+        state.strays = strays;
+
+        // Read the footer of every file not seen before (a few at a time).
+        let unseen: Vec<ObjectMeta> = tables
+            .iter()
+            .flat_map(|table| table.files.iter())
+            .filter(|meta| !state.file_schemas.contains_key(&FileKey::of(meta)))
+            .cloned()
+            .collect();
+        let session = inner.ctx.state();
+        let fetched: Vec<(FileKey, std::result::Result<SchemaRef, String>)> =
+            futures::stream::iter(unseen)
+                .map(|meta| {
+                    let store = Arc::clone(&inner.store);
+                    let session = &session;
+                    async move {
+                        (
+                            FileKey::of(&meta),
+                            read_file_schema(session, store, &meta).await,
+                        )
+                    }
+                })
+                .buffer_unordered(8)
+                .collect()
+                .await;
+        state.file_schemas.extend(fetched);
+
+        let mut changed = false;
+        let mut seen = Vec::new();
+        for table in tables {
+            let name = table.qualified_name();
+            seen.push(name.clone());
+            let (schema, error) =
+                consensus_schema(&table, &state.file_schemas, inner.root.as_ref());
+            let structure = format!(
+                "{:?}|{:?}|{:?}",
+                schema.fields(),
+                table.partition_cols,
+                error
+            );
+            let unchanged = state
+                .tables
+                .get(&name)
+                .is_some_and(|loaded| loaded.structure == structure);
+            if unchanged {
+                if let Some(loaded) = state.tables.get_mut(&name) {
+                    loaded.discovered = table;
+                }
+                continue;
+            }
+            let provider: Arc<dyn TableProvider> = match &error {
+                Some(message) => {
+                    Arc::new(UnavailableTable::new(Arc::clone(&schema), message.clone()))
+                }
+                None => self.listing_table(&table, Arc::clone(&schema))?,
+            };
+            self.schema_provider(&table.source)?
+                .register_table(table.name.clone(), provider)?;
+            state.tables.insert(
+                name,
+                LoadedTable {
+                    discovered: table,
+                    schema,
+                    error,
+                    structure,
+                },
+            );
+            changed = true;
+        }
+        let gone: Vec<String> = state
+            .tables
+            .keys()
+            .filter(|name| !seen.contains(name))
+            .cloned()
+            .collect();
+        for name in gone {
+            if let Some(loaded) = state.tables.remove(&name) {
+                self.schema_provider(&loaded.discovered.source)?
+                    .deregister_table(&loaded.discovered.name)?;
+                changed = true;
+            }
+        }
+        if changed && !state.views.is_empty() {
+            let views = state.views.clone();
+            self.register_views(&mut state, views).await;
+        }
+        Ok(changed)
+    }
+
+    /// Describes every discovered table (call [`Engine::refresh`] first for current data).
+    pub async fn tables(&self) -> Vec<TableInfo> {
+        let state = self.inner.catalog.lock().await;
+        state
+            .tables
+            .iter()
+            .map(|(name, loaded)| TableInfo {
+                name: name.clone(),
+                files: loaded.discovered.files.len(),
+                bytes: loaded.discovered.total_bytes(),
+                partition_columns: loaded.discovered.partition_cols.clone(),
+                columns: loaded
+                    .schema
+                    .fields()
+                    .iter()
+                    .map(|field| (field.name().clone(), field.data_type().to_string()))
+                    .collect(),
+                data_version: loaded.discovered.data_version(),
+                error: loaded.error.clone(),
+            })
+            .collect()
+    }
+
+    /// Returns problems with the data root's layout: stray files and a missing root.
+    pub async fn layout_problems(&self) -> Vec<String> {
+        let state = self.inner.catalog.lock().await;
+        let mut problems: Vec<String> = state
+            .strays
+            .iter()
+            .map(|stray| format!("{}: {}", stray.path, stray.reason))
+            .collect();
+        if state.root_missing {
+            problems.insert(
+                0,
+                format!(
+                    "data root {} does not exist; generate demo data with `kpi demo` or point --data at your landed Parquet",
+                    self.inner.config.data_root.url()
+                ),
+            );
+        }
+        problems
+    }
+
+    /// Returns a scratch session that sees the landed tables and an empty `reporting` schema,
+    /// for validating definitions without touching what the engine serves.
+    pub fn sandbox(&self) -> Result<Sandbox> {
+        let main_state = self.inner.ctx.state();
+        let state = SessionStateBuilder::new()
+            .with_config(main_state.config().clone())
+            .with_runtime_env(Arc::clone(main_state.runtime_env()))
+            .with_default_features()
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        let catalog = self.catalog()?;
+        let target = ctx
+            .catalog(CATALOG)
+            .ok_or_else(|| Error::internal("default catalog missing in sandbox"))?;
+        for name in catalog.schema_names() {
+            if name == REPORTING_SCHEMA || name == "information_schema" {
+                continue;
+            }
+            if let Some(schema) = catalog.schema(&name) {
+                target.register_schema(&name, schema)?;
+            }
+        }
+        let reporting = Arc::new(MemorySchemaProvider::new());
+        target.register_schema(
+            REPORTING_SCHEMA,
+            Arc::clone(&reporting) as Arc<dyn SchemaProvider>,
+        )?;
+        Ok(Sandbox { ctx, reporting })
+    }
+
+    /// Replaces the served `reporting` views with `views` (in dependency order). A view that no
+    /// longer plans is served as unavailable with the planning error, never dropped silently.
+    pub async fn install_views(&self, views: Vec<ViewDef>) {
+        let mut state = self.inner.catalog.lock().await;
+        self.register_views(&mut state, views).await;
+    }
+
+    async fn register_views(&self, state: &mut CatalogState, views: Vec<ViewDef>) {
+        let provider = Arc::new(MemorySchemaProvider::new());
+        match self.sandbox() {
+            Ok(sandbox) => {
+                for view in &views {
+                    match sandbox.add_view(&view.name, &view.sql).await {
+                        Ok(schema) => {
+                            state.view_schemas.insert(view.name.clone(), schema);
+                        }
+                        Err(error) => {
+                            let schema = state
+                                .view_schemas
+                                .get(&view.name)
+                                .cloned()
+                                .unwrap_or_else(|| Arc::new(Schema::empty()));
+                            let message = format!(
+                                "view reporting.{} (queries/{}.sql) no longer plans against the landed data: {}",
+                                view.name, view.name, error.message
+                            );
+                            tracing::warn!("{message}");
+                            let broken = Arc::new(UnavailableTable::new(schema, message));
+                            let _ = sandbox.reporting.register_table(view.name.clone(), broken);
+                        }
+                    }
+                }
+                for name in sandbox.reporting.table_names() {
+                    if let Ok(Some(table)) = sandbox.reporting.table(&name).await {
+                        let _ = provider.register_table(name, table);
+                    }
+                }
+            }
+            Err(error) => tracing::error!("cannot build a session to plan views: {error}"),
+        }
+        if let Ok(catalog) = self.catalog() {
+            let _ = catalog.register_schema(REPORTING_SCHEMA, provider);
+        }
+        state.views = views;
+    }
+
+    /// Runs one read-only SQL query within `limits`, after bringing the catalog up to date.
+    pub async fn run_sql(&self, sql: &str, limits: QueryLimits) -> Result<QueryOutput> {
+        let statement = safety::check_read_only(sql)?;
+        self.refresh().await?;
+        let ctx = self.inner.ctx.clone();
+        let started = Instant::now();
+        let work = async move {
+            let state = ctx.state();
+            let plan = state.statement_to_plan(statement).await?;
+            safety::verify_plan(&plan)?;
+            let frame = ctx.execute_logical_plan(plan).await?;
+            let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+            let mut stream = frame.execute_stream().await?;
+            let mut batches = Vec::new();
+            let mut rows = 0usize;
+            let mut truncated = false;
+            while let Some(batch) = stream.try_next().await? {
+                let room = limits.max_rows - rows;
+                if batch.num_rows() > room {
+                    batches.push(batch.slice(0, room));
+                    rows += room;
+                    truncated = true;
+                    break;
+                }
+                rows += batch.num_rows();
+                batches.push(batch);
+            }
+            Ok::<_, Error>(QueryOutput {
+                schema,
+                batches,
+                rows,
+                truncated,
+                elapsed: Duration::ZERO,
+            })
+        };
+        let handle = self.cpu_handle()?.spawn(work);
+        let abort = handle.abort_handle();
+        match tokio::time::timeout(limits.timeout, handle).await {
+            Ok(Ok(result)) => result.map(|mut output| {
+                output.elapsed = started.elapsed();
+                output
+            }),
+            Ok(Err(join)) => Err(Error::internal(format!("query task failed: {join}"))),
+            Err(_) => {
+                abort.abort();
+                Err(Error::unavailable(
+                    "query_timeout",
+                    format!(
+                        "query stopped after the time limit of {} ms; narrow it (filters, LIMIT) or raise server.sql_timeout_ms",
+                        limits.timeout.as_millis()
+                    ),
+                ))
+            }
+        }
+    }
+
+    fn cpu_handle(&self) -> Result<tokio::runtime::Handle> {
+        self.inner
+            .cpu
+            .0
+            .as_ref()
+            .map(|runtime| runtime.handle().clone())
+            .ok_or_else(|| Error::internal("query runtime is shut down"))
+    }
+
+    fn catalog(&self) -> Result<Arc<dyn CatalogProvider>> {
+        self.inner
+            .ctx
+            .catalog(CATALOG)
+            .ok_or_else(|| Error::internal("default catalog missing"))
+    }
+
+    fn schema_provider(&self, source: &str) -> Result<Arc<dyn SchemaProvider>> {
+        let catalog = self.catalog()?;
+        if let Some(schema) = catalog.schema(source) {
+            return Ok(schema);
+        }
+        let schema: Arc<dyn SchemaProvider> = Arc::new(MemorySchemaProvider::new());
+        catalog.register_schema(source, Arc::clone(&schema))?;
+        Ok(schema)
+    }
+
+    fn listing_table(
+        &self,
+        table: &DiscoveredTable,
+        schema: SchemaRef,
+    ) -> Result<Arc<dyn TableProvider>> {
+        let folder = format!(
+            "{}/{}/{}/",
+            self.inner.url_base,
+            table_prefix(&self.inner.root),
+            table_path(table)
+        );
+        let url = ListingTableUrl::parse(&folder)?;
+        let partitions = table
+            .partition_cols
+            .iter()
+            .map(|name| (name.clone(), DataType::Utf8))
+            .collect();
+        let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+            .with_file_extension(".parquet")
+            .with_table_partition_cols(partitions);
+        let config = ListingTableConfig::new(url)
+            .with_listing_options(options)
+            .with_schema(schema);
+        Ok(Arc::new(ListingTable::try_new(config)?))
+    }
+}
+
+/// A scratch session for planning definitions (see [`Engine::sandbox`]).
+pub struct Sandbox {
+    ctx: SessionContext,
+    reporting: Arc<MemorySchemaProvider>,
+}
+
+impl Sandbox {
+    /// Plans `sql` and registers it as the view `reporting.<name>`; returns its schema.
+    pub async fn add_view(&self, name: &str, sql: &str) -> Result<SchemaRef> {
+        let plan = self.plan(sql).await?;
+        let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
+        let view = ViewTable::new(plan, Some(sql.to_string()));
+        self.reporting
+            .register_table(name.to_string(), Arc::new(view))?;
+        Ok(schema)
+    }
+
+    /// Plans one read-only query against landed tables and the views added so far.
+    pub async fn plan(&self, sql: &str) -> Result<LogicalPlan> {
+        let statement = safety::check_read_only(sql)?;
+        let plan = self.ctx.state().statement_to_plan(statement).await?;
+        safety::verify_plan(&plan)?;
+        Ok(plan)
+    }
+
+    /// Returns the tables `sql` reads, as written (`ads.campaign_daily`, `reporting.x`).
+    pub fn table_references(&self, sql: &str) -> Result<Vec<String>> {
+        let statement = safety::check_read_only(sql)?;
+        let (references, _ctes) = self
+            .ctx
+            .state()
+            .resolve_table_references(&statement)
+            .map(|refs| (refs, ()))?;
+        Ok(references
+            .iter()
+            .map(|reference| reference.to_string())
+            .collect())
+    }
+}
+
+fn table_prefix(root: &ObjectPath) -> String {
+    root.as_ref().trim_matches('/').to_string()
+}
+
+fn table_path(table: &DiscoveredTable) -> String {
+    format!("{}/{}", table.source, table.name)
+}
+
+/// Opens the object store for the data root; returns it, the key prefix and the URL base.
+fn open_store(config: &Config) -> Result<(Arc<dyn ObjectStore>, ObjectPath, String)> {
+    match &config.data_root {
+        DataRoot::Local(path) => {
+            let root = ObjectPath::from_absolute_path(path).map_err(|error| {
+                Error::input("config", format!("data root {}: {error}", path.display()))
+            })?;
+            let store: Arc<dyn ObjectStore> = Arc::new(object_store::local::LocalFileSystem::new());
+            // `file://` + "/" + absolute path without its leading slash.
+            Ok((store, root, "file://".to_string()))
+        }
+        DataRoot::S3 { bucket, prefix } => {
+            let s3 = &config.s3;
+            let mut builder = object_store::aws::AmazonS3Builder::from_env()
+                .with_bucket_name(bucket)
+                .with_region(s3.region.clone().unwrap_or_else(|| "us-east-1".to_string()))
+                .with_allow_http(s3.allow_http);
+            if let Some(endpoint) = &s3.endpoint {
+                builder = builder.with_endpoint(endpoint);
+            }
+            if let Some(key) = &s3.access_key_id {
+                builder = builder.with_access_key_id(key);
+            }
+            if let Some(secret) = &s3.secret_access_key {
+                builder = builder.with_secret_access_key(secret);
+            }
+            let store = builder.build().map_err(|error| {
+                Error::input(
+                    "config",
+                    format!("cannot configure S3 for bucket `{bucket}`: {error}"),
+                )
+            })?;
+            Ok((
+                Arc::new(store),
+                ObjectPath::from(prefix.as_str()),
+                format!("s3:/{}", format_args!("/{bucket}")),
+            ))
+        }
+    }
+}
+
+/// Lists every object under the root; `None` when a local root folder does not exist.
+async fn list_all(
+    store: &Arc<dyn ObjectStore>,
+    root: &ObjectPath,
+    data_root: &DataRoot,
+) -> Result<Option<Vec<ObjectMeta>>> {
+    if let DataRoot::Local(path) = data_root {
+        if !path.is_dir() {
+            return Ok(None);
+        }
+    }
+    let prefix = if root.as_ref().is_empty() {
+        None
+    } else {
+        Some(root)
+    };
+    let objects: Vec<ObjectMeta> = store.list(prefix).try_collect().await?;
+    Ok(Some(objects))
+}
+
+/// Reads one file's Parquet footer and returns its Arrow schema.
+async fn read_file_schema(
+    state: &datafusion::execution::SessionState,
+    store: Arc<dyn ObjectStore>,
+    meta: &ObjectMeta,
+) -> std::result::Result<SchemaRef, String> {
+    use datafusion::datasource::file_format::FileFormat;
+    let format = ParquetFormat::default();
+    match format
+        .infer_schema(state, &store, std::slice::from_ref(meta))
+        .await
+    {
+        Ok(schema) => Ok(schema),
+        Err(error) => Err(format!(
+            "not readable as Parquet ({})",
+            error.strip_backtrace()
+        )),
+    }
+}
+
+/// Picks the schema most files share; describes every file that disagrees or cannot be read.
+fn consensus_schema(
+    table: &DiscoveredTable,
+    file_schemas: &HashMap<FileKey, std::result::Result<SchemaRef, String>>,
+    root: &str,
+) -> (SchemaRef, Option<String>) {
+    let relative = |meta: &ObjectMeta| {
+        let path = meta.location.as_ref();
+        path.strip_prefix(root)
+            .unwrap_or(path)
+            .trim_start_matches('/')
+            .to_string()
+    };
+    let mut groups: Vec<(String, SchemaRef, Vec<String>)> = Vec::new();
+    let mut unreadable = Vec::new();
+    for meta in &table.files {
+        match file_schemas.get(&FileKey::of(meta)) {
+            Some(Ok(schema)) => {
+                let schema = normalize_schema(schema);
+                let signature = schema_signature(&schema);
+                match groups.iter_mut().find(|(sig, _, _)| *sig == signature) {
+                    Some((_, _, files)) => files.push(relative(meta)),
+                    None => groups.push((signature, schema, vec![relative(meta)])),
+                }
+            }
+            Some(Err(error)) => unreadable.push(format!("`{}` is {error}", relative(meta))),
+            None => unreadable.push(format!("`{}` was not inspected", relative(meta))),
+        }
+    }
+    groups.sort_by(|a, b| b.2.len().cmp(&a.2.len()));
+    let schema = groups
+        .first()
+        .map(|(_, schema, _)| Arc::clone(schema))
+        .unwrap_or_else(|| Arc::new(Schema::empty()));
+    let mut problems = table.problems.clone();
+    problems.extend(unreadable);
+    if groups.len() > 1 {
+        let describe = |(_, schema, files): &(String, SchemaRef, Vec<String>)| {
+            let shown: Vec<&str> = files.iter().take(3).map(String::as_str).collect();
+            let more = if files.len() > 3 {
+                format!(" and {} more", files.len() - 3)
+            } else {
+                String::new()
+            };
+            format!(
+                "[{}]{more} have ({})",
+                shown.join(", "),
+                schema_signature(schema)
+            )
+        };
+        let others: Vec<String> = groups[1..].iter().map(describe).collect();
+        problems.push(format!(
+            "files disagree on schema: {} but {}; every file of a table needs the same columns and types, so rewrite or remove the odd files",
+            describe(&groups[0]),
+            others.join("; ")
+        ));
+    }
+    let error = if problems.is_empty() {
+        None
+    } else {
+        Some(format!(
+            "table {} is unavailable: {}",
+            table.qualified_name(),
+            problems.join("; ")
+        ))
+    };
+    (schema, error)
+}
+
+/// Drops metadata and makes every column nullable, so writers that differ only there agree.
+fn normalize_schema(schema: &Schema) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|field| Field::new(field.name(), field.data_type().clone(), true))
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+fn schema_signature(schema: &Schema) -> String {
+    let parts: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|field| format!("{} {}", field.name(), field.data_type()))
+        .collect();
+    parts.join(", ")
+}
+
+/// A table that cannot be read; planning works (its last known schema) and scanning fails with
+/// the reason, so one broken table degrades only the queries that read it.
+#[derive(Debug)]
+struct UnavailableTable {
+    schema: SchemaRef,
+    reason: String,
+}
+
+impl UnavailableTable {
+    fn new(schema: SchemaRef, reason: String) -> Self {
+        Self { schema, reason }
+    }
+}
+
+#[async_trait]
+impl TableProvider for UnavailableTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        _projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        Err(DataFusionError::Execution(self.reason.clone()))
+    }
+}

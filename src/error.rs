@@ -1,0 +1,132 @@
+//! The crate's one error type, classified by who must act on it.
+//!
+//! Every fallible path in the library ends in [`Error`]. The class decides the exit code of the
+//! CLI and the HTTP status of the server in exactly one place each (`main.rs` and
+//! `web::error`); nothing else inspects error text.
+
+use std::fmt;
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Who has to act on an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The user's input is wrong (SQL, a definition, a flag, configuration); they must fix it.
+    Input,
+    /// The request names something that does not exist.
+    NotFound,
+    /// A dependency (storage, a time limit) is unavailable; retrying later may work.
+    Unavailable,
+    /// A bug or an unexpected failure inside kpi.
+    Internal,
+}
+
+/// An error with a stable machine-readable code, a message for humans and a class.
+#[derive(Debug, thiserror::Error)]
+pub struct Error {
+    /// Who must act.
+    pub class: ErrorClass,
+    /// Stable identifier clients can match on, such as `forbidden_statement`.
+    pub code: &'static str,
+    /// What went wrong, where, and how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl Error {
+    /// Builds an error the user must fix.
+    pub fn input(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            class: ErrorClass::Input,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// Builds a "does not exist" error.
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            class: ErrorClass::NotFound,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// Builds an error for an unavailable dependency or an exceeded limit.
+    pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            class: ErrorClass::Unavailable,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// Builds an internal error.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self {
+            class: ErrorClass::Internal,
+            code: "internal",
+            message: message.into(),
+        }
+    }
+
+    /// Returns the process exit code the CLI uses for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self.class {
+            ErrorClass::Input | ErrorClass::NotFound => 2,
+            ErrorClass::Unavailable => 3,
+            ErrorClass::Internal => 1,
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(error: std::io::Error) -> Self {
+        Self::unavailable("io", error.to_string())
+    }
+}
+
+impl From<object_store::Error> for Error {
+    fn from(error: object_store::Error) -> Self {
+        match error {
+            object_store::Error::NotFound { path, .. } => {
+                Self::not_found("storage_not_found", format!("no object at {path}"))
+            }
+            other => Self::unavailable("storage", format!("storage error: {other}")),
+        }
+    }
+}
+
+impl From<datafusion::error::DataFusionError> for Error {
+    fn from(error: datafusion::error::DataFusionError) -> Self {
+        use datafusion::error::DataFusionError as E;
+        // Planning problems are the user's SQL; execution problems are data or limits.
+        let message = error.strip_backtrace();
+        match error.find_root() {
+            E::SQL(..) | E::Plan(..) | E::SchemaError(..) | E::NotImplemented(..) => {
+                Self::input("sql_plan", message)
+            }
+            E::ResourcesExhausted(..) => Self::unavailable("resources_exhausted", message),
+            E::Internal(..) => Self::internal(message),
+            _ => Self::unavailable("sql_execution", message),
+        }
+    }
+}
+
+impl From<parquet::errors::ParquetError> for Error {
+    fn from(error: parquet::errors::ParquetError) -> Self {
+        Self::unavailable("parquet", error.to_string())
+    }
+}
+
+impl From<arrow::error::ArrowError> for Error {
+    fn from(error: arrow::error::ArrowError) -> Self {
+        Self::internal(error.to_string())
+    }
+}

@@ -1,0 +1,14 @@
+//! kpi: a KPI reporting and metric-layer server over landed Parquet.
+//!
+//! Data flows one way: files → definitions → engine → report → web. Each module's own doc
+//! says what it owns and what it must not touch.
+
+pub mod config;
+pub mod defs;
+pub mod demo;
+pub mod engine;
+pub mod error;
+pub mod output;
+pub mod web;
+
+pub use error::{Error, ErrorClass, Result};

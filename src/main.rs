@@ -1,0 +1,35 @@
+//! The `kpi` command: parse arguments, run one command, map errors to exit codes.
+
+mod cli;
+
+use clap::Parser;
+
+fn main() {
+    let args = cli::Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KPI_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("kpi=info,warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            std::process::exit(1);
+        }
+    };
+    let code = match runtime.block_on(cli::run(args)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error}");
+            error.exit_code()
+        }
+    };
+    drop(runtime);
+    std::process::exit(code);
+}

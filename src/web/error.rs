@@ -1,0 +1,40 @@
+//! The one place where a kpi [`Error`] becomes an HTTP response.
+//!
+//! Clients get a stable `code` and a message; internal details are logged once and hidden.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use crate::error::{Error, ErrorClass};
+
+/// An error on its way to an HTTP client.
+#[derive(Debug)]
+pub struct ApiError(pub Error);
+
+impl From<Error> for ApiError {
+    fn from(error: Error) -> Self {
+        Self(error)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let error = self.0;
+        let status = match error.class {
+            ErrorClass::Input => StatusCode::BAD_REQUEST,
+            ErrorClass::NotFound => StatusCode::NOT_FOUND,
+            ErrorClass::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorClass::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let message = if error.class == ErrorClass::Internal {
+            tracing::error!(code = error.code, "{}", error.message);
+            "internal error; the server log has the details".to_string()
+        } else {
+            tracing::debug!(code = error.code, "{}", error.message);
+            error.message
+        };
+        let body = serde_json::json!({ "error": { "code": error.code, "message": message } });
+        (status, Json(body)).into_response()
+    }
+}

@@ -1,0 +1,296 @@
+//! The HTTP server: an axum router over the engine and the definitions, nothing more.
+//!
+//! [`Application::build`] loads everything and binds (port 0 works, for tests) separately from
+//! [`Application::run`], so an integration test starts the real server in three lines. Handlers
+//! are short adapters: extract, call one library function, render. No SQL is built here.
+
+pub mod error;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use crate::config::Config;
+use crate::defs::{self, Diagnostic, Registry};
+use crate::engine::{Engine, QueryLimits};
+use crate::error::{Error, Result};
+use crate::output::{self, Format};
+use error::ApiError;
+
+/// What the server currently serves, and what went wrong with the latest edit.
+#[derive(Debug, Clone)]
+pub struct DefinitionsStatus {
+    /// The last valid definition set.
+    pub registry: Arc<Registry>,
+    /// When it was loaded.
+    pub loaded_at: SystemTime,
+    /// Problems of the newest files on disk, when they are not valid (the old set keeps serving).
+    pub errors: Vec<Diagnostic>,
+    /// Fingerprint of the files last looked at.
+    pub fingerprint: String,
+}
+
+/// Shared state of all handlers; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The query engine.
+    pub engine: Engine,
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// Definitions being served.
+    pub definitions: Arc<RwLock<DefinitionsStatus>>,
+}
+
+impl AppState {
+    /// Loads the definitions against the current data; refuses to build on an invalid set.
+    pub async fn try_new(config: Arc<Config>, engine: Engine) -> Result<Self> {
+        engine.refresh().await?;
+        let fingerprint = defs::fingerprint(&config.project_dir);
+        let registry = defs::load(&config, &engine).await.map_err(|problems| {
+            let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            Error::input(
+                "invalid_definitions",
+                format!(
+                    "definitions are invalid; the server will not start:\n{}",
+                    lines.join("\n")
+                ),
+            )
+        })?;
+        engine.install_views(registry.views.clone()).await;
+        let status = DefinitionsStatus {
+            registry: Arc::new(registry),
+            loaded_at: SystemTime::now(),
+            errors: Vec::new(),
+            fingerprint,
+        };
+        Ok(Self {
+            engine,
+            config,
+            definitions: Arc::new(RwLock::new(status)),
+        })
+    }
+
+    /// Reloads definitions when their files changed; keeps the last valid set on errors.
+    /// Returns whether anything changed.
+    pub async fn reload_if_changed(&self) -> bool {
+        let fingerprint = defs::fingerprint(&self.config.project_dir);
+        let unchanged = self.read_definitions().fingerprint == fingerprint;
+        if unchanged {
+            return false;
+        }
+        if let Err(error) = self.engine.refresh().await {
+            tracing::warn!("cannot list the data root while reloading definitions: {error}");
+        }
+        let result = defs::load(&self.config, &self.engine).await;
+        let views = match &result {
+            Ok(registry) => {
+                tracing::info!(version = %registry.version, "definitions reloaded");
+                Some(registry.views.clone())
+            }
+            Err(problems) => {
+                for problem in problems {
+                    tracing::warn!("definitions not reloaded: {problem}");
+                }
+                None
+            }
+        };
+        // Views first, then the registry that uses them.
+        if let Some(views) = views {
+            self.engine.install_views(views).await;
+        }
+        self.update_definitions(fingerprint, result);
+        true
+    }
+
+    fn update_definitions(
+        &self,
+        fingerprint: String,
+        result: std::result::Result<Registry, Vec<Diagnostic>>,
+    ) {
+        let mut status = match self.definitions.write() {
+            Ok(status) => status,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        status.fingerprint = fingerprint;
+        match result {
+            Ok(registry) => {
+                status.registry = Arc::new(registry);
+                status.loaded_at = SystemTime::now();
+                status.errors.clear();
+            }
+            Err(problems) => status.errors = problems,
+        }
+    }
+
+    /// Returns a snapshot of the definitions status.
+    pub fn read_definitions(&self) -> DefinitionsStatus {
+        match self.definitions.read() {
+            Ok(status) => status.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+}
+
+/// Builds the router for `state`.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(get_health))
+        .route("/api/v1/sql", post(post_sql))
+        .with_state(state)
+}
+
+/// A built, bound server, not yet serving.
+pub struct Application {
+    listener: tokio::net::TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Loads data and definitions and binds the configured address (port 0 picks a free one).
+    pub async fn build(config: Arc<Config>) -> Result<Self> {
+        let engine = Engine::try_new(Arc::clone(&config))?;
+        let state = AppState::try_new(Arc::clone(&config), engine).await?;
+        let listener = tokio::net::TcpListener::bind(config.server.addr)
+            .await
+            .map_err(|error| {
+                Error::unavailable(
+                    "bind",
+                    format!(
+                        "cannot listen on {}: {error}; choose another --addr",
+                        config.server.addr
+                    ),
+                )
+            })?;
+        Ok(Self { listener, state })
+    }
+
+    /// Returns the bound address.
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// Serves until the process is stopped, reloading definitions when files change.
+    pub async fn run(self) -> Result<()> {
+        let state = self.state.clone();
+        let interval = Duration::from_millis(state.config.server.reload_interval_ms);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                state.reload_if_changed().await;
+            }
+        });
+        axum::serve(self.listener, router(self.state))
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+async fn get_health(State(state): State<AppState>) -> std::result::Result<Response, ApiError> {
+    if let Err(error) = state.engine.refresh().await {
+        tracing::warn!("health: cannot list the data root: {error}");
+    }
+    let definitions = state.read_definitions();
+    let tables = state.engine.tables().await;
+    let layout = state.engine.layout_problems().await;
+    let registry = &definitions.registry;
+    let broken_tables = tables.iter().filter(|table| table.error.is_some()).count();
+    let healthy = definitions.errors.is_empty() && broken_tables == 0 && layout.is_empty();
+    let loaded_at = definitions
+        .loaded_at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let body = serde_json::json!({
+        "status": if healthy { "ok" } else { "degraded" },
+        "data_root": state.config.data_root.url(),
+        "definitions": {
+            "status": if definitions.errors.is_empty() { "valid" } else { "invalid_edit_ignored" },
+            "serving_version": registry.version,
+            "loaded_at_unix": loaded_at,
+            "metrics": registry.metrics.len(),
+            "views": registry.views.iter().map(|view| format!("reporting.{}", view.name)).collect::<Vec<_>>(),
+            "dashboards": registry.dashboards.keys().collect::<Vec<_>>(),
+            "errors": definitions.errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        },
+        "tables": tables,
+        "layout_problems": layout,
+    });
+    Ok(Json(body).into_response())
+}
+
+/// Body of `POST /api/v1/sql`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SqlRequest {
+    sql: String,
+    format: Option<Format>,
+}
+
+async fn post_sql(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> std::result::Result<Response, ApiError> {
+    let request: SqlRequest = serde_json::from_slice(&body).map_err(|error| {
+        Error::input(
+            "bad_request",
+            format!("body must be JSON like {{\"sql\": \"SELECT 1\"}}: {error}"),
+        )
+    })?;
+    let wants_csv = headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/csv"));
+    let format = request
+        .format
+        .unwrap_or(if wants_csv { Format::Csv } else { Format::Json });
+    let limits = QueryLimits {
+        timeout: Duration::from_millis(state.config.server.sql_timeout_ms),
+        max_rows: state.config.server.sql_row_limit,
+    };
+    let output = state.engine.run_sql(&request.sql, limits).await?;
+    match format {
+        Format::Csv => {
+            let text = output::render(&output, Format::Csv)?;
+            let truncated = if output.truncated { "true" } else { "false" };
+            Ok((
+                StatusCode::OK,
+                [
+                    (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                    (
+                        header::HeaderName::from_static("x-kpi-truncated"),
+                        truncated,
+                    ),
+                ],
+                text,
+            )
+                .into_response())
+        }
+        Format::Json | Format::Table => {
+            let columns: Vec<serde_json::Value> = output
+                .schema
+                .fields()
+                .iter()
+                .map(|field| serde_json::json!({ "name": field.name(), "type": field.data_type().to_string() }))
+                .collect();
+            let body = serde_json::json!({
+                "columns": columns,
+                "rows": output::to_json_rows(&output.batches)?,
+                "row_count": output.rows,
+                "truncated": output.truncated,
+                "elapsed_ms": output.elapsed.as_millis() as u64,
+            });
+            Ok(Json(body).into_response())
+        }
+    }
+}

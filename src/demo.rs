@@ -222,16 +222,16 @@ impl Rng {
         floor as u64 + u64::from(self.chance(x - floor))
     }
 
-    fn pick<'a, T>(&mut self, items: &'a [(T, f64)]) -> &'a T {
+    fn pick<T: Copy>(&mut self, items: &[(T, f64)]) -> T {
         let total: f64 = items.iter().map(|(_, w)| w).sum();
         let mut roll = self.unit() * total;
         for (item, weight) in items {
             if roll < *weight {
-                return item;
+                return *item;
             }
             roll -= weight;
         }
-        &items[items.len() - 1].0
+        items[items.len() - 1].0
     }
 }
 
@@ -765,7 +765,7 @@ impl Simulation {
         // Contacts from outside the website: events, outbound, partners.
         let offline = self.rng.round(2.0 * self.scale * factor.min(1.2)) as usize;
         for _ in 0..offline {
-            let source = *self
+            let source = self
                 .rng
                 .pick(&[("event", 3.0), ("outbound", 5.0), ("partner", 2.0)]);
             let time = self.time_of_day();
@@ -837,7 +837,7 @@ impl Simulation {
         let visitor_index = self.visitor(email_click.as_ref().map(|(_, contact)| contact.as_str()));
         let visitor = self.visitors[visitor_index].clone();
         let session_id = self.id("S");
-        let landing_page = *self.rng.pick(&PAGES);
+        let landing_page = self.rng.pick(&PAGES);
         let pageviews = 1 + self.rng.exponential(1.4) as i32;
         let mut contact_id = visitor.contact_id.clone();
 
@@ -867,7 +867,7 @@ impl Simulation {
                 });
             }
             at += (self.rng.exponential(45.0) * 1e6) as i64 + 1_000_000;
-            page = *self.rng.pick(&PAGES);
+            page = self.rng.pick(&PAGES);
         }
         for (name, rate, page) in [
             ("content_download", 0.02, "/blog/attribution-guide"),
@@ -933,8 +933,8 @@ impl Simulation {
             utm_campaign,
             utm_content,
             channel,
-            device: *self.rng.pick(&DEVICES),
-            country: *self.rng.pick(&COUNTRIES),
+            device: self.rng.pick(&DEVICES),
+            country: self.rng.pick(&COUNTRIES),
             pageviews,
         };
         if self.rng.chance(0.004) {
@@ -946,8 +946,8 @@ impl Simulation {
     /// Creates a contact and plays out its whole funnel (stages, opportunity, emails).
     fn new_contact(&mut self, at: i64, lead_source: &str) -> String {
         let contact_id = self.id("C");
-        let company_size = *self.rng.pick(&COMPANY_SIZES);
-        let region = match *self.rng.pick(&COUNTRIES) {
+        let company_size = self.rng.pick(&COMPANY_SIZES);
+        let region = match self.rng.pick(&COUNTRIES) {
             "US" | "CA" => "NA",
             "BR" => "LATAM",
             "IN" | "AU" => "APAC",
@@ -958,7 +958,7 @@ impl Simulation {
             created_at: at,
             lead_source: lead_source.to_string(),
             company_size,
-            industry: *self.rng.pick(&INDUSTRIES),
+            industry: self.rng.pick(&INDUSTRIES),
             region,
             owner: OWNERS[self.rng.below(OWNERS.len())],
         });

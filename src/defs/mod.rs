@@ -207,12 +207,16 @@ pub async fn load(
         tables,
         problems,
         view_sources: HashMap::new(),
+        declared_metrics: BTreeSet::new(),
     };
     let registry = resolver.resolve(&files).await;
     if resolver.problems.is_empty() {
         Ok(registry)
     } else {
-        Err(resolver.problems)
+        let mut problems = resolver.problems;
+        problems.sort_by(|a, b| (&a.path, a.line).cmp(&(&b.path, b.line)));
+        problems.dedup();
+        Err(problems)
     }
 }
 
@@ -223,6 +227,9 @@ struct Resolver<'a> {
     problems: Vec<Diagnostic>,
     /// Sources each view ultimately reads (for source-of-truth checks).
     view_sources: HashMap<String, BTreeSet<String>>,
+    /// Every metric name declared, valid or not: a reference to a metric that has errors is
+    /// not reported again as "unknown" (the metric's own problem was reported once).
+    declared_metrics: BTreeSet<String>,
 }
 
 impl Resolver<'_> {
@@ -318,7 +325,7 @@ impl Resolver<'_> {
 
         // Depth-first topological order; a back edge is a cycle.
         let mut order: Vec<String> = Vec::new();
-        let mut state: HashMap<String, u8> = HashMap::new(); // 1 = visiting, 2 = done
+        let mut state: HashMap<String, u8> = HashMap::new(); // 1 = visiting, 2 = done, IN_CYCLE
         let deps: HashMap<String, Vec<String>> = pending
             .iter()
             .map(|(name, item)| (name.clone(), item.deps.clone()))
@@ -335,6 +342,10 @@ impl Resolver<'_> {
         let mut views = Vec::new();
         let mut failed: BTreeSet<String> = BTreeSet::new();
         for name in order {
+            if state.get(&name) == Some(&IN_CYCLE) {
+                failed.insert(name.clone());
+                continue;
+            }
             let Some(item) = pending.get(&name) else {
                 continue;
             };
@@ -349,8 +360,9 @@ impl Resolver<'_> {
                 );
                 continue;
             }
-            if let Some(missing) = item.deps.iter().find(|dep| !pending.contains_key(*dep)) {
-                failed.insert(name.clone());
+            let mut broken = false;
+            for missing in item.deps.iter().filter(|dep| !pending.contains_key(*dep)) {
+                broken = true;
                 let line = find_line(&item.file.text, missing);
                 self.report(
                     &item.file.path,
@@ -358,9 +370,9 @@ impl Resolver<'_> {
                     format!("unknown view reporting.{missing}"),
                     Some(format!("add queries/{missing}.sql or fix the name")),
                 );
-                continue;
             }
-            if self.check_landed_references(&item.file.path, &item.file.text) {
+            // Landed references are checked even when a view is missing: report everything.
+            if self.check_landed_references(&item.file.path, &item.file.text) || broken {
                 failed.insert(name.clone());
                 continue;
             }
@@ -398,7 +410,7 @@ impl Resolver<'_> {
         paths: &HashMap<String, PathBuf>,
     ) {
         match state.get(name) {
-            Some(2) => return,
+            Some(2) | Some(&IN_CYCLE) => return,
             Some(1) => {
                 let start = stack.iter().position(|n| n == name).unwrap_or(0);
                 let mut cycle: Vec<String> = stack[start..]
@@ -406,6 +418,9 @@ impl Resolver<'_> {
                     .map(|n| format!("reporting.{n}"))
                     .collect();
                 cycle.push(format!("reporting.{name}"));
+                for member in &stack[start..] {
+                    state.insert(member.clone(), IN_CYCLE);
+                }
                 let path = paths.get(name).cloned().unwrap_or_default();
                 self.report(
                     &path,
@@ -432,7 +447,9 @@ impl Resolver<'_> {
             self.visit(&dep, deps, state, stack, order, paths);
         }
         stack.pop();
-        state.insert(name.to_string(), 2);
+        if state.get(name) != Some(&IN_CYCLE) {
+            state.insert(name.to_string(), 2);
+        }
         order.push(name.to_string());
     }
 
@@ -533,6 +550,7 @@ impl Resolver<'_> {
                     );
                     continue;
                 }
+                let first_declaration = self.declared_metrics.insert(name.clone());
                 if let Some(first) = metrics.get(&name) {
                     let message = format!(
                         "duplicate metric name `{name}`; first defined at {}:{}",
@@ -545,6 +563,12 @@ impl Resolver<'_> {
                         message,
                         Some("metric names are unique across all files in metrics/".into()),
                     );
+                    continue;
+                }
+                if !first_declaration {
+                    let message =
+                        format!("duplicate metric name `{name}` (its first definition has errors)");
+                    self.report(&file.path, line, message, None);
                     continue;
                 }
                 let source = raw_metric.source.get_ref().clone();
@@ -677,6 +701,9 @@ impl Resolver<'_> {
             for part in [&numerator, &denominator] {
                 if !metrics.contains_key(part.get_ref()) {
                     ok = false;
+                    if self.declared_metrics.contains(part.get_ref()) {
+                        continue;
+                    }
                     let file_text =
                         std::fs::read_to_string(self.config.project_dir.join(&metric.path))
                             .unwrap_or_default();
@@ -879,7 +906,8 @@ impl Resolver<'_> {
                 continue;
             }
             for reference in parsed.primary.iter().chain(parsed.supporting.iter()) {
-                if !metrics.contains_key(reference.get_ref()) {
+                let declared = self.declared_metrics.contains(reference.get_ref());
+                if !metrics.contains_key(reference.get_ref()) && !declared {
                     self.report(
                         &file.path,
                         line_of(&file.text, reference.span().start),
@@ -915,6 +943,9 @@ impl Resolver<'_> {
     }
 }
 
+/// Visit state of a view that is part of a reference cycle (reported once, then skipped).
+const IN_CYCLE: u8 = 3;
+
 /// Returns the content hash of a resolved metric (first 16 hex digits of SHA-256).
 fn definition_hash(metric: &Metric) -> String {
     let canonical = serde_json::json!({
@@ -947,6 +978,24 @@ fn find_line(text: &str, needle: &str) -> usize {
 
 /// Places a SQL error in the text: sqlparser's `Line: N`, else a quoted name it mentions.
 fn sql_error_line(sql: &str, message: &str) -> usize {
+    if let Some(rest) = message.split("No field named ").nth(1) {
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '.')
+            .collect();
+        let name = name
+            .trim_end_matches('.')
+            .rsplit('.')
+            .next()
+            .unwrap_or_default();
+        if !name.is_empty()
+            && sql
+                .to_ascii_lowercase()
+                .contains(&name.to_ascii_lowercase())
+        {
+            return find_line(sql, name);
+        }
+    }
     if let Some(rest) = message.split("Line: ").nth(1) {
         if let Some(line) = rest
             .split(|c: char| !c.is_ascii_digit())
@@ -976,7 +1025,11 @@ mod tests {
     #[test]
     fn sql_errors_are_located() {
         let sql = "SELECT a,\n  b\nFROM t\nWHERE nope > 1";
-        assert_eq!(sql_error_line(sql, "Schema error: No field named nope."), 1);
+        assert_eq!(sql_error_line(sql, "Schema error: No field named nope."), 4);
+        assert_eq!(
+            sql_error_line(sql, "Schema error: No field named b. Did you mean 'x'?"),
+            2
+        );
         assert_eq!(
             sql_error_line(sql, "Schema error: No field named 'nope'."),
             4

@@ -11,6 +11,7 @@
 //! a new table, a vanished table or a changed schema re-registers the table and re-plans the
 //! views. Every new file's Parquet footer is read once to check that a table's files agree.
 
+pub mod cancel;
 pub mod discovery;
 pub mod safety;
 
@@ -190,6 +191,7 @@ impl Engine {
             .with_config(session_config)
             .with_runtime_env(runtime)
             .with_default_features()
+            .with_physical_optimizer_rule(Arc::new(cancel::YieldingJoins))
             .build();
         let ctx = SessionContext::new_with_state(state);
         let threads = std::thread::available_parallelism()
@@ -295,8 +297,10 @@ impl Engine {
                 }
                 None => self.listing_table(&table, Arc::clone(&schema))?,
             };
-            self.schema_provider(&table.source)?
-                .register_table(table.name.clone(), provider)?;
+            // A memory schema refuses to overwrite a table: replace it explicitly.
+            let schema_provider = self.schema_provider(&table.source)?;
+            schema_provider.deregister_table(&table.name)?;
+            schema_provider.register_table(table.name.clone(), provider)?;
             state.tables.insert(
                 name,
                 LoadedTable {
@@ -714,7 +718,7 @@ fn consensus_schema(
             None => unreadable.push(format!("`{}` was not inspected", relative(meta))),
         }
     }
-    groups.sort_by(|a, b| b.2.len().cmp(&a.2.len()));
+    groups.sort_by_key(|group| std::cmp::Reverse(group.2.len()));
     let schema = groups
         .first()
         .map(|(_, schema, _)| Arc::clone(schema))

@@ -1,0 +1,17 @@
+//! End-to-end tests: the real binary, the real server over HTTP, DuckDB as the independent
+//! engine and a real S3-compatible server (moto). One test binary; helpers in `support`.
+//!
+//! `scripts/test` installs the Python side (duckdb, moto) into `.venv` and sets
+//! `KPI_TEST_PYTHON`; without them these tests fail and say how to fix it, never skip.
+
+#[path = "suite/support.rs"]
+mod support;
+
+#[path = "suite/cli.rs"]
+mod cli;
+
+#[path = "suite/server.rs"]
+mod server;
+
+#[path = "suite/s3.rs"]
+mod s3;

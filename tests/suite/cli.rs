@@ -1,0 +1,305 @@
+//! The `kpi` binary: demo, query and check, checked against DuckDB over the same files.
+
+use crate::support::*;
+
+#[test]
+fn every_table_count_matches_duckdb() {
+    let data = demo_data();
+    let data_arg = data.to_str().expect("utf-8");
+    for table in TABLES {
+        let rows = kpi_query_json(
+            &repo(),
+            data_arg,
+            &format!("SELECT count(*) AS n FROM {table}"),
+            &[],
+        );
+        let ours = rows[0]["n"].as_i64().expect("count");
+        let theirs: i64 = duckdb_scalar(&format!(
+            "SELECT count(*) FROM {}",
+            duckdb_table(data, table)
+        ))
+        .parse()
+        .expect("integer");
+        assert_eq!(ours, theirs, "{table}");
+        assert!(ours > 0, "{table} is empty");
+    }
+}
+
+#[test]
+fn reporting_views_remove_exactly_the_planted_duplicates() {
+    let data = demo_data();
+    let data_arg = data.to_str().expect("utf-8");
+    let cases = [
+        (
+            "SELECT count(*) AS n FROM reporting.campaign_daily",
+            format!("SELECT count(*) FROM (SELECT DISTINCT * EXCLUDE (month) FROM {})", duckdb_table(data, "ads.campaign_daily")),
+        ),
+        (
+            "SELECT count(*) AS n FROM reporting.sessions",
+            format!("SELECT count(DISTINCT session_id) FROM {}", duckdb_table(data, "analytics.sessions")),
+        ),
+        (
+            "SELECT CAST(sum(spend) * 100 AS BIGINT) AS n FROM reporting.campaign_daily",
+            format!(
+                "SELECT CAST(sum(spend) * 100 AS BIGINT) FROM (SELECT DISTINCT * EXCLUDE (month) FROM {})",
+                duckdb_table(data, "ads.campaign_daily")
+            ),
+        ),
+    ];
+    for (ours_sql, duck_sql) in cases {
+        let rows = kpi_query_json(&repo(), data_arg, ours_sql, &[]);
+        let ours = rows[0]["n"].as_i64().expect("number");
+        let theirs: i64 = duckdb_scalar(&duck_sql).parse().expect("integer");
+        assert_eq!(ours, theirs, "{ours_sql}");
+    }
+    // The mess is really there: raw tables have more rows than the cleaned views.
+    let raw = kpi_query_json(
+        &repo(),
+        data_arg,
+        "SELECT count(*) AS n FROM analytics.sessions",
+        &[],
+    );
+    let clean = kpi_query_json(
+        &repo(),
+        data_arg,
+        "SELECT count(*) AS n FROM reporting.sessions",
+        &[],
+    );
+    assert!(raw[0]["n"].as_i64() > clean[0]["n"].as_i64());
+    let mixed = kpi_query_json(
+        &repo(),
+        data_arg,
+        "SELECT count(*) AS n FROM analytics.sessions WHERE utm_source <> lower(utm_source)",
+        &[],
+    );
+    assert!(
+        mixed[0]["n"].as_i64().expect("count") > 0,
+        "UTM case mess is planted"
+    );
+}
+
+#[test]
+fn demo_is_deterministic_and_refuses_a_non_empty_folder() {
+    let first = tempfile::TempDir::new().expect("dir");
+    let second = tempfile::TempDir::new().expect("dir");
+    for dir in [&first, &second] {
+        let out = dir.path().to_str().expect("utf-8");
+        let output = kpi(
+            &[
+                "demo",
+                "--out",
+                out,
+                "--end",
+                "2026-01-04",
+                "--weeks",
+                "3",
+                "--scale",
+                "0.2",
+                "--seed",
+                "3",
+            ],
+            &[],
+        );
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let file = "analytics/sessions/sessions-2025-12.parquet";
+    let a = std::fs::read(first.path().join(file)).expect("file");
+    let b = std::fs::read(second.path().join(file)).expect("file");
+    assert_eq!(a, b, "same seed and end date give the same bytes");
+
+    let out = first.path().to_str().expect("utf-8");
+    let again = kpi(&["demo", "--out", out, "--weeks", "3"], &[]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+    let forced = kpi(
+        &[
+            "demo",
+            "--out",
+            out,
+            "--end",
+            "2026-01-04",
+            "--weeks",
+            "3",
+            "--scale",
+            "0.2",
+            "--seed",
+            "3",
+            "--force",
+        ],
+        &[],
+    );
+    assert!(forced.status.success());
+    assert_eq!(std::fs::read(first.path().join(file)).expect("file"), a);
+}
+
+#[test]
+fn check_passes_on_the_demo_project() {
+    let data = demo_data().to_str().expect("utf-8");
+    let output = kpi(
+        &[
+            "check",
+            "--project",
+            repo().to_str().expect("utf-8"),
+            "--data",
+            data,
+        ],
+        &[],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.starts_with("ok: 7 tables, 7 views"), "{stdout}");
+}
+
+#[test]
+fn check_names_three_distinct_mistakes_with_file_and_line() {
+    let project = project_copy();
+    let metrics = project.path().join("metrics");
+    // 1. an unknown table, 2. a measure that does not plan, 3. a duplicate name.
+    let ads = std::fs::read_to_string(metrics.join("ads.toml")).expect("read");
+    let ads = ads.replacen(
+        "table = \"reporting.campaign_daily\"",
+        "table = \"ads.campaign_dayly\"",
+        1,
+    );
+    let ads = ads.replacen(
+        "measure = \"SUM(impressions)\"",
+        "measure = \"SUM(impresions)\"",
+        1,
+    );
+    std::fs::write(metrics.join("ads.toml"), ads).expect("write");
+    std::fs::write(
+        metrics.join("more.toml"),
+        "# a second definition of an existing name\n[[metric]]\nname = \"sessions\"\nsource = \"analytics\"\nmeasure = \"COUNT(*)\"\ntable = \"reporting.sessions\"\ntime_column = \"started_at\"\n",
+    )
+    .expect("write");
+    let data = demo_data().to_str().expect("utf-8");
+    let output = kpi(
+        &[
+            "check",
+            "--project",
+            project.path().to_str().expect("utf-8"),
+            "--data",
+            data,
+        ],
+        &[],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(
+            "metrics/ads.toml:14: metric `spend` reads unknown table `ads.campaign_dayly`"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("hint: tables of source `ads`: ads.campaign_daily"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("metrics/ads.toml:27: measure of metric `impressions` does not plan"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("No field named impresions"), "{stdout}");
+    assert!(
+        stdout.contains("metrics/more.toml:3: duplicate metric name `sessions`; first defined at metrics/analytics.toml:4"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("3 problem(s) found"), "{stdout}");
+}
+
+#[test]
+fn check_reports_view_cycles_and_config_problems() {
+    let project = project_copy();
+    let queries = project.path().join("queries");
+    std::fs::write(
+        queries.join("loop_a.sql"),
+        "SELECT * FROM reporting.loop_b\n",
+    )
+    .expect("write");
+    std::fs::write(
+        queries.join("loop_b.sql"),
+        "SELECT * FROM reporting.loop_a\n",
+    )
+    .expect("write");
+    let data = demo_data().to_str().expect("utf-8");
+    let output = kpi(
+        &[
+            "check",
+            "--project",
+            project.path().to_str().expect("utf-8"),
+            "--data",
+            data,
+        ],
+        &[],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stdout.contains("cycle: reporting.loop_a → reporting.loop_b → reporting.loop_a"),
+        "{stdout}"
+    );
+
+    let toml = std::fs::read_to_string(project.path().join("kpi.toml")).expect("read");
+    std::fs::write(
+        project.path().join("kpi.toml"),
+        toml.replace("America/New_York", "America/Gotham"),
+    )
+    .expect("write");
+    let output = kpi(
+        &[
+            "check",
+            "--project",
+            project.path().to_str().expect("utf-8"),
+            "--data",
+            data,
+        ],
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr.contains("kpi.toml:9: unknown time zone `America/Gotham`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn query_refuses_writes_and_formats_csv() {
+    let data = demo_data().to_str().expect("utf-8");
+    let project = repo();
+    let project = project.to_str().expect("utf-8");
+    for sql in [
+        "DROP TABLE ads.campaign_daily",
+        "COPY (SELECT 1) TO '/tmp/x.parquet'",
+        "CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION '/etc/'",
+    ] {
+        let output = kpi(
+            &["query", "--project", project, "--data", data, "--sql", sql],
+            &[],
+        );
+        assert_eq!(output.status.code(), Some(2), "{sql}");
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("only read-only queries"),
+            "{sql}"
+        );
+    }
+    let output = kpi(
+        &[
+            "query",
+            "--project",
+            project,
+            "--data",
+            data,
+            "--format",
+            "csv",
+            "--sql",
+            "SELECT 1 AS a, 'x' AS b",
+        ],
+        &[],
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "a,b\n1,x");
+}

@@ -1,0 +1,187 @@
+//! The same data served from a real S3-compatible server (moto, started here on 127.0.0.1).
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
+
+use crate::support::*;
+
+const BUCKET: &str = "kpi-landing";
+
+/// A moto S3 server process, stopped when dropped.
+struct Moto {
+    child: Child,
+    endpoint: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_moto() -> Moto {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .expect("free port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let child = Command::new(python())
+        .args([
+            "-m",
+            "moto.server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|error| {
+            panic!(
+                "cannot start moto with {}: {error}; run scripts/test, which installs moto[server]",
+                python()
+            )
+        });
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let moto = Moto { child, endpoint };
+    let client = reqwest::Client::new();
+    let ready = eventually(60, || async {
+        client.get(&moto.endpoint).send().await.is_ok()
+    })
+    .await;
+    assert!(
+        ready,
+        "moto did not start on {} (is moto[server] installed? run scripts/test)",
+        moto.endpoint
+    );
+    let created = client
+        .put(format!("{}/{BUCKET}", moto.endpoint))
+        .send()
+        .await
+        .expect("create bucket");
+    assert!(
+        created.status().is_success(),
+        "create bucket: {}",
+        created.status()
+    );
+    moto
+}
+
+fn s3_store(endpoint: &str) -> impl ObjectStore {
+    AmazonS3Builder::new()
+        .with_endpoint(endpoint)
+        .with_allow_http(true)
+        .with_bucket_name(BUCKET)
+        .with_region("us-east-1")
+        .with_access_key_id("test")
+        .with_secret_access_key("test")
+        .build()
+        .expect("s3 store")
+}
+
+async fn upload_dir(store: &impl ObjectStore, local: &Path, prefix: &str) {
+    let mut stack = vec![local.to_path_buf()];
+    while let Some(folder) = stack.pop() {
+        for entry in std::fs::read_dir(&folder).expect("read dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let relative = path
+                .strip_prefix(local)
+                .expect("relative")
+                .to_string_lossy()
+                .to_string();
+            let key = ObjectPath::from(format!("{prefix}/{relative}"));
+            store
+                .put(&key, std::fs::read(&path).expect("read").into())
+                .await
+                .expect("upload");
+        }
+    }
+}
+
+fn s3_env(endpoint: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("KPI_S3_ENDPOINT", endpoint.to_string()),
+        ("KPI_S3_ALLOW_HTTP", "true".to_string()),
+        ("AWS_ACCESS_KEY_ID", "test".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
+        ("AWS_REGION", "us-east-1".to_string()),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_queries_pass_against_s3() {
+    let moto = start_moto().await;
+    let store = s3_store(&moto.endpoint);
+    upload_dir(&store, demo_data(), "landed").await;
+    let data = format!("s3://{BUCKET}/landed");
+    let env = s3_env(&moto.endpoint);
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+
+    // Row counts through the CLI equal DuckDB's counts over the local copy of the same files.
+    for table in TABLES {
+        let rows = kpi_query_json(
+            &repo(),
+            &data,
+            &format!("SELECT count(*) AS n FROM {table}"),
+            &env_refs,
+        );
+        let theirs: i64 = duckdb_scalar(&format!(
+            "SELECT count(*) FROM {}",
+            duckdb_table(demo_data(), table)
+        ))
+        .parse()
+        .expect("integer");
+        assert_eq!(rows[0]["n"].as_i64(), Some(theirs), "{table} on S3");
+    }
+    let output = kpi(
+        &[
+            "check",
+            "--project",
+            repo().to_str().expect("utf-8"),
+            "--data",
+            &data,
+        ],
+        &env_refs,
+    );
+    assert!(
+        output.status.success(),
+        "check on S3: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+
+    // The server over S3 sees a file landed while it runs.
+    let server = TestServer::start(&repo(), &data, "", &env_refs).await;
+    let before = server
+        .scalar("SELECT count(*) FROM analytics.sessions")
+        .await
+        .as_i64()
+        .expect("count");
+    let file = demo_data().join("analytics/sessions/sessions-2026-02.parquet");
+    let key = ObjectPath::from("landed/analytics/sessions/sessions-2026-02-resend.parquet");
+    store
+        .put(&key, std::fs::read(&file).expect("read").into())
+        .await
+        .expect("upload");
+    let after = server
+        .scalar("SELECT count(*) FROM analytics.sessions")
+        .await
+        .as_i64()
+        .expect("count");
+    assert_eq!(after, before + parquet_rows(&file));
+    let health = server.get_json("/healthz").await;
+    assert_eq!(health["data_root"], data);
+    assert_eq!(health["status"], "ok", "{health}");
+    tokio::time::sleep(Duration::from_millis(10)).await;
+}

@@ -116,8 +116,12 @@ pub async fn run(cli: Cli) -> Result<i32> {
             let engine = Engine::try_new(Arc::clone(&config))?;
             engine.refresh().await?;
             // Views are available to ad-hoc SQL when the definitions are valid.
-            if let Ok(registry) = defs::load(&config, &engine).await {
-                engine.install_views(registry.views).await;
+            match defs::load(&config, &engine).await {
+                Ok(registry) => engine.install_views(registry.views).await,
+                Err(problems) => eprintln!(
+                    "warning: definitions have {} problem(s), so reporting views are unavailable; run `kpi check`",
+                    problems.len()
+                ),
             }
             let limits = QueryLimits {
                 timeout: Duration::from_millis(config.server.sql_timeout_ms),

@@ -5,6 +5,7 @@ SELECT
     l.from_stage,
     l.to_stage,
     c.lead_source,
+    c.channel,
     c.company_size,
     c.industry,
     c.region

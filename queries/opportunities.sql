@@ -8,6 +8,7 @@ SELECT
     o.amount,
     o.currency,
     c.lead_source,
+    c.channel,
     c.company_size,
     c.industry,
     c.region

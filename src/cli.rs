@@ -10,7 +10,9 @@ use clap::{Parser, Subcommand};
 
 use kpi::config::{Config, Overrides};
 use kpi::engine::{Engine, QueryLimits};
+use kpi::metrics::{self, Comparison, MetricService, SeriesRequest};
 use kpi::output::{self, Format};
+use kpi::time::{Calendar, Grain};
 use kpi::{defs, demo, web, Error, Result};
 
 /// KPI reporting and metric layer over landed Parquet.
@@ -63,6 +65,32 @@ enum Command {
         /// Maximum rows printed.
         #[arg(long)]
         max_rows: Option<usize>,
+    },
+    /// Compute one metric over a range of periods.
+    Metric {
+        /// Metric name.
+        name: String,
+        /// First period: 2026-W40, 2026-11-16, 2026-11 or 2026-Q4.
+        #[arg(long)]
+        from: String,
+        /// Last period, included.
+        #[arg(long)]
+        to: String,
+        /// Grain: day, week, month or quarter.
+        #[arg(long, default_value = "week")]
+        grain: Grain,
+        /// Dimensions to slice by, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        by: Vec<String>,
+        /// DIMENSION=VALUE filter; repeat for several.
+        #[arg(long)]
+        filter: Vec<String>,
+        /// Comparisons, comma-separated: previous, year_ago, trailing_4.
+        #[arg(long, default_value = "")]
+        compare: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
     },
     /// Start the HTTP server.
     Serve {
@@ -140,6 +168,45 @@ pub async fn run(cli: Cli) -> Result<i32> {
                     result.rows
                 );
             }
+            Ok(0)
+        }
+        Command::Metric {
+            name,
+            from,
+            to,
+            grain,
+            by,
+            filter,
+            compare,
+            format,
+        } => {
+            let engine = Engine::try_new(Arc::clone(&config))?;
+            engine.refresh().await?;
+            let registry = defs::load_and_install(&config, &engine).await?;
+            let calendar = Calendar::new(config.time_zone, config.week_start);
+            let (from, to) = metrics::parse_range(&calendar, &from, &to, grain)?;
+            let compare = Comparison::parse_list(&compare)?;
+            let request = SeriesRequest {
+                metric: name,
+                from,
+                to,
+                by,
+                filters: metrics::parse_filters(&filter)?,
+                compare: compare.clone(),
+            };
+            let series = MetricService::new(&registry, &engine, calendar)
+                .series(&request)
+                .await?;
+            let text = match format {
+                Format::Json => {
+                    serde_json::to_string_pretty(&series)
+                        .map_err(|e| Error::internal(e.to_string()))?
+                        + "\n"
+                }
+                Format::Csv => metrics::to_csv(&series, &compare),
+                Format::Table => metrics::to_table(&series, &compare),
+            };
+            std::io::stdout().lock().write_all(text.as_bytes())?;
             Ok(0)
         }
         Command::Serve {

@@ -8,7 +8,9 @@ pub mod defs;
 pub mod demo;
 pub mod engine;
 pub mod error;
+pub mod metrics;
 pub mod output;
+pub mod time;
 pub mod web;
 
 pub use error::{Error, ErrorClass, Result};

@@ -15,3 +15,6 @@ mod server;
 
 #[path = "suite/s3.rs"]
 mod s3;
+
+#[path = "suite/metrics.rs"]
+mod metrics;

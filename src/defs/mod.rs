@@ -7,6 +7,8 @@
 //! through an engine [`Sandbox`] and never changes what the engine serves.
 
 pub mod diagnostic;
+pub mod expression;
+pub mod history;
 pub mod raw;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -49,6 +51,41 @@ pub enum MetricKind {
         /// Denominator metric name.
         denominator: String,
     },
+    /// Arithmetic over other metrics, possibly from different sources.
+    Derived {
+        /// The expression, such as `spend / mqls`.
+        expression: String,
+    },
+    /// A running total, or a to-date total reset each week, month, quarter or year.
+    Cumulative {
+        /// The additive metric accumulated.
+        of: String,
+        /// `running`, `week`, `month`, `quarter` or `year`.
+        window: String,
+    },
+    /// The share of entities that reach a second step within a window after a first one,
+    /// counted in the period they first reached the first step.
+    Conversion {
+        /// Entity column.
+        entity: String,
+        /// Table of the first step.
+        from_table: String,
+        /// Table of the second step.
+        to_table: String,
+        /// Window in days (inclusive).
+        within_days: u32,
+        /// The generated `reporting` view the metric averages.
+        view: String,
+    },
+}
+
+/// A composite metric waiting for the metrics it uses.
+struct Composite {
+    metric: Metric,
+    /// Metric names used, with the line that names them.
+    parts: Vec<(String, usize)>,
+    #[allow(dead_code)]
+    text: String,
 }
 
 /// A validated metric.
@@ -60,8 +97,10 @@ pub struct Metric {
     pub label: String,
     /// Meaning.
     pub description: String,
-    /// Source of truth.
+    /// Declared source of truth (the first of `sources` for composites that declare none).
     pub source: String,
+    /// Every source the number depends on (one, except for derived metrics across sources).
+    pub sources: Vec<String>,
     /// Owner.
     pub owner: String,
     /// `primary` or `supporting`.
@@ -208,6 +247,7 @@ pub async fn load(
         problems,
         view_sources: HashMap::new(),
         declared_metrics: BTreeSet::new(),
+        generated_views: Vec::new(),
     };
     let registry = resolver.resolve(&files).await;
     if resolver.problems.is_empty() {
@@ -217,6 +257,27 @@ pub async fn load(
         problems.sort_by(|a, b| (&a.path, a.line).cmp(&(&b.path, b.line)));
         problems.dedup();
         Err(problems)
+    }
+}
+
+/// Loads the definitions, installs their views in the engine, and turns problems into one
+/// input error that lists them all (for commands that cannot work without valid definitions).
+pub async fn load_and_install(config: &Config, engine: &Engine) -> crate::Result<Registry> {
+    match load(config, engine).await {
+        Ok(registry) => {
+            engine.install_views(registry.views.clone()).await;
+            Ok(registry)
+        }
+        Err(problems) => {
+            let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            Err(crate::Error::input(
+                "invalid_definitions",
+                format!(
+                    "definitions are invalid (run `kpi check`):\n{}",
+                    lines.join("\n")
+                ),
+            ))
+        }
     }
 }
 
@@ -230,6 +291,8 @@ struct Resolver<'a> {
     /// Every metric name declared, valid or not: a reference to a metric that has errors is
     /// not reported again as "unknown" (the metric's own problem was reported once).
     declared_metrics: BTreeSet<String>,
+    /// Views generated for conversion metrics, installed with the project's own.
+    generated_views: Vec<ViewDef>,
 }
 
 impl Resolver<'_> {
@@ -240,7 +303,7 @@ impl Resolver<'_> {
             hasher.update(file.text.as_bytes());
         }
         let version = hex(&hasher.finalize()[..8]);
-        let views = self
+        let mut views = self
             .resolve_views(files.iter().filter(|f| f.path.starts_with(QUERIES_DIR)))
             .await;
         let metrics = self
@@ -250,6 +313,7 @@ impl Resolver<'_> {
             files.iter().filter(|f| f.path.starts_with(DASHBOARDS_DIR)),
             &metrics,
         );
+        views.append(&mut self.generated_views);
         Registry {
             metrics,
             views,
@@ -522,7 +586,7 @@ impl Resolver<'_> {
         files: impl Iterator<Item = &'f SourceFile>,
     ) -> BTreeMap<String, Metric> {
         let mut metrics: BTreeMap<String, Metric> = BTreeMap::new();
-        let mut ratios: Vec<(Metric, Spanned<String>, Spanned<String>)> = Vec::new();
+        let mut composites: Vec<Composite> = Vec::new();
         for file in files {
             let parsed: raw::MetricFile = match toml::from_str(&file.text) {
                 Ok(parsed) => parsed,
@@ -536,132 +600,259 @@ impl Resolver<'_> {
                 }
             };
             for raw_metric in parsed.metric {
-                let at = |spanned_start: usize| line_of(&file.text, spanned_start);
-                let name = raw_metric.name.get_ref().clone();
-                let line = at(raw_metric.name.span().start);
-                if !is_identifier(&name) {
-                    self.report(
-                        &file.path,
-                        line,
-                        format!("metric name `{name}` is not valid"),
-                        Some(
-                            "use lowercase letters, digits and `_`, starting with a letter".into(),
-                        ),
-                    );
-                    continue;
+                if let Some(resolved) = self
+                    .resolve_metric(file, raw_metric, &metrics, &mut composites)
+                    .await
+                {
+                    metrics.insert(resolved.name.clone(), resolved);
                 }
-                let first_declaration = self.declared_metrics.insert(name.clone());
-                if let Some(first) = metrics.get(&name) {
-                    let message = format!(
-                        "duplicate metric name `{name}`; first defined at {}:{}",
-                        first.path.display(),
-                        first.line
-                    );
-                    self.report(
-                        &file.path,
-                        line,
-                        message,
-                        Some("metric names are unique across all files in metrics/".into()),
-                    );
-                    continue;
-                }
-                if !first_declaration {
-                    let message =
-                        format!("duplicate metric name `{name}` (its first definition has errors)");
-                    self.report(&file.path, line, message, None);
-                    continue;
-                }
-                let source = raw_metric.source.get_ref().clone();
-                if !self.config.sources.contains_key(&source) {
-                    let known: Vec<&str> = self.config.sources.keys().map(String::as_str).collect();
-                    self.report(
-                        &file.path,
-                        at(raw_metric.source.span().start),
-                        format!("unknown source `{source}`"),
-                        Some(format!(
-                            "configured sources in kpi.toml: {}",
-                            known.join(", ")
-                        )),
-                    );
-                }
-                let tier = self.choice(
+            }
+        }
+        self.resolve_composites(composites, &mut metrics);
+        metrics
+    }
+
+    /// Resolves one metric: simple and conversion metrics at once, composite ones (ratio,
+    /// derived, cumulative) later, when every metric they use is known.
+    async fn resolve_metric(
+        &mut self,
+        file: &SourceFile,
+        raw_metric: raw::RawMetric,
+        metrics: &BTreeMap<String, Metric>,
+        composites: &mut Vec<Composite>,
+    ) -> Option<Metric> {
+        let at = |offset: usize| line_of(&file.text, offset);
+        let name = raw_metric.name.get_ref().clone();
+        let line = at(raw_metric.name.span().start);
+        if !is_identifier(&name) {
+            self.report(
+                &file.path,
+                line,
+                format!("metric name `{name}` is not valid"),
+                Some("use lowercase letters, digits and `_`, starting with a letter".into()),
+            );
+            return None;
+        }
+        let first_declaration = self.declared_metrics.insert(name.clone());
+        if let Some(first) = metrics.get(&name) {
+            let message = format!(
+                "duplicate metric name `{name}`; first defined at {}:{}",
+                first.path.display(),
+                first.line
+            );
+            self.report(
+                &file.path,
+                line,
+                message,
+                Some("metric names are unique across all files in metrics/".into()),
+            );
+            return None;
+        }
+        if !first_declaration {
+            self.report(
+                &file.path,
+                line,
+                format!("duplicate metric name `{name}` (its first definition has errors)"),
+                None,
+            );
+            return None;
+        }
+        let source = raw_metric
+            .source
+            .as_ref()
+            .map(|source| source.get_ref().clone());
+        if let Some(source_spanned) = &raw_metric.source {
+            if !self.config.sources.contains_key(source_spanned.get_ref()) {
+                let known: Vec<&str> = self.config.sources.keys().map(String::as_str).collect();
+                self.report(
                     &file.path,
-                    &file.text,
-                    raw_metric.tier.as_ref(),
-                    "tier",
-                    &["primary", "supporting"],
-                    "supporting",
+                    at(source_spanned.span().start),
+                    format!("unknown source `{}`", source_spanned.get_ref()),
+                    Some(format!(
+                        "configured sources in kpi.toml: {}",
+                        known.join(", ")
+                    )),
                 );
-                let unit = self.choice(
+            }
+        }
+        let tier = self.choice(
+            &file.path,
+            &file.text,
+            raw_metric.tier.as_ref(),
+            "tier",
+            &["primary", "supporting"],
+            "supporting",
+        );
+        let unit = self.choice(
+            &file.path,
+            &file.text,
+            raw_metric.unit.as_ref(),
+            "unit",
+            &["count", "currency", "percent", "ratio", "duration"],
+            "count",
+        );
+        let good = self.choice(
+            &file.path,
+            &file.text,
+            raw_metric.good.as_ref(),
+            "good",
+            &["up", "down", "neutral"],
+            "up",
+        );
+        let kind_name = self.choice(
+            &file.path,
+            &file.text,
+            raw_metric.kind.as_ref(),
+            "kind",
+            &["simple", "ratio", "derived", "cumulative", "conversion"],
+            "simple",
+        );
+        for week in raw_metric.targets.keys() {
+            if !is_week_label(week) {
+                self.report(&file.path, line, format!("target key `{week}` is not a week label"),
+                    Some("write targets as \"2026-W01\" = 50000 (the first ISO week the target applies to)".into()));
+            }
+        }
+        let mut metric = Metric {
+            label: raw_metric
+                .label
+                .clone()
+                .unwrap_or_else(|| name.replace('_', " ")),
+            description: raw_metric.description.clone().unwrap_or_default(),
+            source: source.clone().unwrap_or_default(),
+            sources: source.iter().cloned().collect(),
+            owner: raw_metric
+                .owner
+                .clone()
+                .unwrap_or_else(|| "unassigned".into()),
+            tier,
+            unit,
+            currency: raw_metric.currency.clone(),
+            good,
+            kind: MetricKind::Derived {
+                expression: String::new(),
+            },
+            dimensions: raw_metric
+                .dimensions
+                .iter()
+                .map(|d| d.get_ref().clone())
+                .collect(),
+            targets: raw_metric.targets.clone(),
+            path: file.path.clone(),
+            line,
+            hash: String::new(),
+            name: name.clone(),
+        };
+        let needs_source = |this: &mut Self| {
+            if source.is_none() {
+                this.report(
                     &file.path,
-                    &file.text,
-                    raw_metric.unit.as_ref(),
-                    "unit",
-                    &["count", "currency", "percent", "ratio", "duration"],
-                    "count",
-                );
-                let good = self.choice(
-                    &file.path,
-                    &file.text,
-                    raw_metric.good.as_ref(),
-                    "good",
-                    &["up", "down", "neutral"],
-                    "up",
-                );
-                let kind_name = self.choice(
-                    &file.path,
-                    &file.text,
-                    raw_metric.kind.as_ref(),
-                    "kind",
-                    &["simple", "ratio"],
-                    "simple",
-                );
-                for week in raw_metric.targets.keys() {
-                    if !is_week_label(week) {
-                        self.report(&file.path, line, format!("target key `{week}` is not a week label"),
-                            Some("write targets as \"2026-W01\" = 50000 (the first ISO week the target applies to)".into()));
-                    }
-                }
-                let dimensions: Vec<String> = raw_metric
-                    .dimensions
-                    .iter()
-                    .map(|d| d.get_ref().clone())
-                    .collect();
-                let mut metric = Metric {
-                    label: raw_metric
-                        .label
-                        .clone()
-                        .unwrap_or_else(|| name.replace('_', " ")),
-                    description: raw_metric.description.clone().unwrap_or_default(),
-                    source,
-                    owner: raw_metric
-                        .owner
-                        .clone()
-                        .unwrap_or_else(|| "unassigned".into()),
-                    tier,
-                    unit,
-                    currency: raw_metric.currency.clone(),
-                    good,
-                    kind: MetricKind::Ratio {
-                        numerator: String::new(),
-                        denominator: String::new(),
-                    },
-                    dimensions,
-                    targets: raw_metric.targets.clone(),
-                    path: file.path.clone(),
                     line,
-                    hash: String::new(),
-                    name: name.clone(),
+                    format!("metric `{name}` needs a `source`: the source of truth it reads"),
+                    Some("for example source = \"crm\"; sources are configured in kpi.toml".into()),
+                );
+                return true;
+            }
+            false
+        };
+        match kind_name.as_str() {
+            "ratio" => {
+                let (Some(numerator), Some(denominator)) =
+                    (&raw_metric.numerator, &raw_metric.denominator)
+                else {
+                    self.report(&file.path, line, format!("ratio metric `{name}` needs `numerator` and `denominator`"),
+                        Some("name two other metrics, for example numerator = \"clicks\", denominator = \"impressions\"".into()));
+                    return None;
                 };
-                if kind_name == "ratio" {
-                    match (&raw_metric.numerator, &raw_metric.denominator) {
-                        (Some(numerator), Some(denominator)) => {
-                            ratios.push((metric, numerator.clone(), denominator.clone()));
-                        }
-                        _ => self.report(&file.path, line, format!("ratio metric `{name}` needs `numerator` and `denominator`"),
-                            Some("name two other metrics, for example numerator = \"clicks\", denominator = \"impressions\"".into())),
+                metric.kind = MetricKind::Ratio {
+                    numerator: numerator.get_ref().clone(),
+                    denominator: denominator.get_ref().clone(),
+                };
+                let parts = vec![
+                    (numerator.get_ref().clone(), at(numerator.span().start)),
+                    (denominator.get_ref().clone(), at(denominator.span().start)),
+                ];
+                composites.push(Composite {
+                    metric,
+                    parts,
+                    text: file.text.clone(),
+                });
+                None
+            }
+            "derived" => {
+                let Some(expression) = &raw_metric.expression else {
+                    self.report(
+                        &file.path,
+                        line,
+                        format!("derived metric `{name}` needs an `expression`"),
+                        Some("for example expression = \"spend / mqls\"".into()),
+                    );
+                    return None;
+                };
+                let expression_line = at(expression.span().start);
+                match expression::Expression::parse(expression.get_ref()) {
+                    Ok(parsed) => {
+                        metric.kind = MetricKind::Derived {
+                            expression: expression.get_ref().clone(),
+                        };
+                        let parts = parsed
+                            .metrics()
+                            .into_iter()
+                            .map(|part| (part, expression_line))
+                            .collect();
+                        composites.push(Composite {
+                            metric,
+                            parts,
+                            text: file.text.clone(),
+                        });
                     }
-                    continue;
+                    Err(error) => self.report(
+                        &file.path,
+                        expression_line,
+                        format!("expression of `{name}`: {error}"),
+                        None,
+                    ),
+                }
+                None
+            }
+            "cumulative" => {
+                let Some(of) = &raw_metric.of else {
+                    self.report(
+                        &file.path,
+                        line,
+                        format!("cumulative metric `{name}` needs `of`, the metric it accumulates"),
+                        None,
+                    );
+                    return None;
+                };
+                let window = self.choice(
+                    &file.path,
+                    &file.text,
+                    raw_metric.window.as_ref(),
+                    "window",
+                    &["running", "week", "month", "quarter", "year"],
+                    "running",
+                );
+                metric.kind = MetricKind::Cumulative {
+                    of: of.get_ref().clone(),
+                    window,
+                };
+                composites.push(Composite {
+                    metric,
+                    parts: vec![(of.get_ref().clone(), at(of.span().start))],
+                    text: file.text.clone(),
+                });
+                None
+            }
+            "conversion" => {
+                if needs_source(self) {
+                    return None;
+                }
+                self.resolve_conversion(file, &raw_metric, metric).await
+            }
+            _ => {
+                if needs_source(self) {
+                    return None;
                 }
                 let (Some(measure), Some(table), Some(time_column)) = (
                     &raw_metric.measure,
@@ -670,9 +861,9 @@ impl Resolver<'_> {
                 ) else {
                     self.report(&file.path, line, format!("simple metric `{name}` needs `measure`, `table` and `time_column`"),
                         Some("for example measure = \"SUM(spend)\", table = \"reporting.campaign_daily\", time_column = \"date\"".into()));
-                    continue;
+                    return None;
                 };
-                if self
+                if !self
                     .check_simple(
                         &file.path,
                         &file.text,
@@ -685,50 +876,224 @@ impl Resolver<'_> {
                     )
                     .await
                 {
-                    metric.kind = MetricKind::Simple {
-                        measure: measure.get_ref().clone(),
-                        table: table.get_ref().to_ascii_lowercase(),
-                        time_column: time_column.get_ref().clone(),
-                        filter: raw_metric.filter.as_ref().map(|f| f.get_ref().clone()),
-                    };
-                    metric.hash = definition_hash(&metric);
-                    metrics.insert(name, metric);
+                    return None;
                 }
-            }
-        }
-        for (mut metric, numerator, denominator) in ratios {
-            let mut ok = true;
-            for part in [&numerator, &denominator] {
-                if !metrics.contains_key(part.get_ref()) {
-                    ok = false;
-                    if self.declared_metrics.contains(part.get_ref()) {
-                        continue;
-                    }
-                    let file_text =
-                        std::fs::read_to_string(self.config.project_dir.join(&metric.path))
-                            .unwrap_or_default();
-                    self.report(
-                        &metric.path,
-                        line_of(&file_text, part.span().start),
-                        format!(
-                            "metric `{}` refers to unknown metric `{}`",
-                            metric.name,
-                            part.get_ref()
-                        ),
-                        None,
-                    );
-                }
-            }
-            if ok {
-                metric.kind = MetricKind::Ratio {
-                    numerator: numerator.get_ref().clone(),
-                    denominator: denominator.get_ref().clone(),
+                metric.kind = MetricKind::Simple {
+                    measure: measure.get_ref().clone(),
+                    table: table.get_ref().to_ascii_lowercase(),
+                    time_column: time_column.get_ref().clone(),
+                    filter: raw_metric.filter.as_ref().map(|f| f.get_ref().clone()),
                 };
                 metric.hash = definition_hash(&metric);
-                metrics.insert(metric.name.clone(), metric);
+                Some(metric)
             }
         }
-        metrics
+    }
+
+    /// A conversion metric becomes a generated view with one row per entity (when it first
+    /// reached the first step, whether it reached the second within the window) and an
+    /// average over that view.
+    async fn resolve_conversion(
+        &mut self,
+        file: &SourceFile,
+        raw_metric: &raw::RawMetric,
+        mut metric: Metric,
+    ) -> Option<Metric> {
+        let line = metric.line;
+        let (Some(entity), Some(from), Some(to), Some(within_days)) = (
+            &raw_metric.entity,
+            &raw_metric.from_step,
+            &raw_metric.to_step,
+            raw_metric.within_days,
+        ) else {
+            self.report(&file.path, line, format!("conversion metric `{}` needs `entity`, `from_step`, `to_step` and `within_days`", metric.name),
+                Some("for example entity = \"contact_id\", from_step = { table = \"reporting.lifecycle_changes\", time_column = \"changed_at\", filter = \"to_stage = 'mql'\" }, to_step = { ... }, within_days = 30".into()));
+            return None;
+        };
+        let mut ok = true;
+        for (step, key) in [(from, "from_step"), (to, "to_step")] {
+            let step_line = line_of(&file.text, step.span().start);
+            let table = step.get_ref().table.to_ascii_lowercase();
+            let known = match table.split_once('.') {
+                Some((REPORTING_SCHEMA, view)) => self.view_sources.contains_key(view),
+                Some(_) => self.tables.contains(&table),
+                None => false,
+            };
+            if !known {
+                self.report(
+                    &file.path,
+                    step_line,
+                    format!("{key} of `{}` reads unknown table `{table}`", metric.name),
+                    Some(self.table_hint(&table)),
+                );
+                ok = false;
+                continue;
+            }
+            let foreign: Vec<String> = self
+                .sources_of(&format!("SELECT * FROM {table}"))
+                .into_iter()
+                .filter(|s| *s != metric.source)
+                .collect();
+            if !foreign.is_empty() {
+                self.report(
+                    &file.path,
+                    step_line,
+                    format!(
+                        "metric `{}` has source of truth `{}` but `{table}` reads source(s) {}",
+                        metric.name,
+                        metric.source,
+                        foreign.join(", ")
+                    ),
+                    Some("a metric may only read tables of its own source".into()),
+                );
+                ok = false;
+            }
+        }
+        if !ok {
+            return None;
+        }
+        let (from, to) = (from.get_ref(), to.get_ref());
+        let dimensions: String = metric.dimensions.iter().map(|d| format!(", {d}")).collect();
+        let a_dimensions: String = metric
+            .dimensions
+            .iter()
+            .map(|d| format!(", a.{d}"))
+            .collect();
+        let entity = entity.get_ref();
+        let sql = format!(
+            "WITH step_a AS (\n    SELECT {entity} AS __entity, {a_time} AS __at{dimensions},\n           ROW_NUMBER() OVER (PARTITION BY {entity} ORDER BY {a_time}) AS __n\n    FROM {a_table}\n    WHERE {a_filter}\n), step_b AS (\n    SELECT {entity} AS __entity, {b_time} AS __at\n    FROM {b_table}\n    WHERE {b_filter}\n)\nSELECT a.__entity, a.__at{a_dimensions},\n       MAX(CASE WHEN b.__at >= a.__at AND b.__at <= a.__at + INTERVAL '{within_days} days' THEN 1.0 ELSE 0.0 END) AS __converted\nFROM step_a AS a\nLEFT JOIN step_b AS b ON a.__entity = b.__entity\nWHERE a.__n = 1\nGROUP BY a.__entity, a.__at{a_dimensions}",
+            a_time = from.time_column,
+            a_table = from.table,
+            a_filter = from.filter.as_deref().unwrap_or("TRUE"),
+            b_time = to.time_column,
+            b_table = to.table,
+            b_filter = to.filter.as_deref().unwrap_or("TRUE"),
+        );
+        let view = format!("_conversion_{}", metric.name);
+        if let Err(error) = self.sandbox.add_view(&view, &sql).await {
+            self.report(
+                &file.path,
+                line,
+                format!(
+                    "conversion metric `{}` does not plan: {}",
+                    metric.name,
+                    first_line(&error.message)
+                ),
+                None,
+            );
+            return None;
+        }
+        self.view_sources
+            .insert(view.clone(), BTreeSet::from([metric.source.clone()]));
+        self.generated_views.push(ViewDef {
+            name: view.clone(),
+            sql,
+        });
+        metric.kind = MetricKind::Conversion {
+            entity: entity.clone(),
+            from_table: from.table.to_ascii_lowercase(),
+            to_table: to.table.to_ascii_lowercase(),
+            within_days,
+            view: format!("{REPORTING_SCHEMA}.{view}"),
+        };
+        metric.hash = definition_hash(&metric);
+        Some(metric)
+    }
+
+    /// Resolves ratio, derived and cumulative metrics once their parts are known, in
+    /// dependency order; what is left refers to unknown metrics or to itself.
+    fn resolve_composites(
+        &mut self,
+        mut pending: Vec<Composite>,
+        metrics: &mut BTreeMap<String, Metric>,
+    ) {
+        loop {
+            let before = pending.len();
+            let mut waiting = Vec::new();
+            for composite in pending {
+                if composite
+                    .parts
+                    .iter()
+                    .all(|(part, _)| metrics.contains_key(part))
+                {
+                    if let Some(metric) = self.finish_composite(composite, metrics) {
+                        metrics.insert(metric.name.clone(), metric);
+                    }
+                } else {
+                    waiting.push(composite);
+                }
+            }
+            pending = waiting;
+            if pending.len() == before {
+                break;
+            }
+        }
+        let waiting_names: BTreeSet<String> =
+            pending.iter().map(|c| c.metric.name.clone()).collect();
+        for composite in pending {
+            for (part, line) in &composite.parts {
+                if metrics.contains_key(part) {
+                    continue;
+                }
+                let message = if waiting_names.contains(part) {
+                    format!("metric `{}` depends on `{part}`, which depends back on it (or on a metric with errors)", composite.metric.name)
+                } else if self.declared_metrics.contains(part) {
+                    continue; // its own error was reported
+                } else {
+                    format!(
+                        "metric `{}` refers to unknown metric `{part}`",
+                        composite.metric.name
+                    )
+                };
+                self.report(&composite.metric.path, *line, message, None);
+            }
+        }
+    }
+
+    fn finish_composite(
+        &mut self,
+        composite: Composite,
+        metrics: &BTreeMap<String, Metric>,
+    ) -> Option<Metric> {
+        let Composite {
+            mut metric, parts, ..
+        } = composite;
+        let mut sources = BTreeSet::new();
+        for (part, line) in &parts {
+            let part_metric = &metrics[part];
+            sources.extend(part_metric.sources.iter().cloned());
+            for dimension in &metric.dimensions {
+                if !part_metric.dimensions.contains(dimension) {
+                    self.report(&metric.path, *line, format!(
+                        "metric `{}` allows dimension `{dimension}`, but its part `{part}` does not", metric.name),
+                        Some(format!("`{part}` allows: {}", part_metric.dimensions.join(", "))));
+                    return None;
+                }
+            }
+            if let MetricKind::Cumulative { .. } = metric.kind {
+                let additive = matches!(&part_metric.kind, MetricKind::Simple { measure, .. }
+                    if { let m = measure.trim_start().to_ascii_uppercase(); m.starts_with("SUM(") || m.starts_with("COUNT(") });
+                if !additive {
+                    self.report(&metric.path, *line, format!(
+                        "cumulative metric `{}` accumulates `{part}`, which is not a SUM or COUNT simple metric", metric.name),
+                        Some("only additive metrics can be summed over days".into()));
+                    return None;
+                }
+            }
+        }
+        if !metric.source.is_empty() && !sources.contains(&metric.source) {
+            self.report(&metric.path, metric.line, format!(
+                "metric `{}` declares source `{}` but its parts read {}", metric.name, metric.source,
+                sources.iter().cloned().collect::<Vec<_>>().join(", ")),
+                Some("drop `source` (a composite metric shows its parts' sources) or name one of them".into()));
+            return None;
+        }
+        if metric.source.is_empty() {
+            metric.source = sources.iter().next().cloned().unwrap_or_default();
+        }
+        metric.sources = sources.into_iter().collect();
+        metric.hash = definition_hash(&metric);
+        Some(metric)
     }
 
     fn choice(
@@ -950,7 +1315,7 @@ const IN_CYCLE: u8 = 3;
 /// Returns the content hash of a resolved metric (first 16 hex digits of SHA-256).
 fn definition_hash(metric: &Metric) -> String {
     let canonical = serde_json::json!({
-        "name": metric.name, "source": metric.source, "unit": metric.unit,
+        "name": metric.name, "source": metric.source, "sources": metric.sources, "unit": metric.unit,
         "kind": metric.kind, "dimensions": metric.dimensions, "good": metric.good,
     });
     hex(&Sha256::digest(canonical.to_string().as_bytes())[..8])

@@ -27,8 +27,9 @@ pub struct RawMetric {
     pub label: Option<String>,
     /// What the number means, in a sentence or two.
     pub description: Option<String>,
-    /// The configured source that is the source of truth for this number.
-    pub source: Spanned<String>,
+    /// The configured source that is the source of truth for this number (required for
+    /// simple and conversion metrics; composite metrics take their parts' sources).
+    pub source: Option<Spanned<String>>,
     /// Who answers questions about the metric.
     pub owner: Option<String>,
     /// `primary` or `supporting`.
@@ -39,7 +40,7 @@ pub struct RawMetric {
     pub currency: Option<String>,
     /// `up`, `down` or `neutral`: which direction is good.
     pub good: Option<Spanned<String>>,
-    /// `simple` (default) or `ratio`.
+    /// `simple` (default), `ratio`, `derived`, `cumulative` or `conversion`.
     pub kind: Option<Spanned<String>>,
     /// Aggregate SQL expression (simple metrics), such as `SUM(spend)`.
     pub measure: Option<Spanned<String>>,
@@ -56,9 +57,35 @@ pub struct RawMetric {
     pub numerator: Option<Spanned<String>>,
     /// Denominator metric (ratio metrics).
     pub denominator: Option<Spanned<String>>,
+    /// Arithmetic over other metrics (derived metrics), such as `spend / mqls`.
+    pub expression: Option<Spanned<String>>,
+    /// The metric accumulated (cumulative metrics).
+    pub of: Option<Spanned<String>>,
+    /// `running`, or the to-date window: `week`, `month`, `quarter`, `year` (cumulative).
+    pub window: Option<Spanned<String>>,
+    /// Column identifying an entity in both steps (conversion metrics), such as `contact_id`.
+    pub entity: Option<Spanned<String>>,
+    /// The step entities start from; they are counted in the period they first reach it.
+    pub from_step: Option<Spanned<RawStep>>,
+    /// The step they should reach.
+    pub to_step: Option<Spanned<RawStep>>,
+    /// Days after reaching `from_step` within which `to_step` counts (inclusive).
+    pub within_days: Option<u32>,
     /// Weekly targets keyed by the first week they apply to (`"2026-W01" = 50000`).
     #[serde(default)]
     pub targets: BTreeMap<String, f64>,
+}
+
+/// One step of a conversion metric.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStep {
+    /// Table or view holding the step's rows.
+    pub table: String,
+    /// When an entity reached the step.
+    pub time_column: String,
+    /// Which rows are the step.
+    pub filter: Option<String>,
 }
 
 /// A `dashboards/*.toml` file: one weekly report template.

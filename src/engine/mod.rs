@@ -11,6 +11,7 @@
 //! a new table, a vanished table or a changed schema re-registers the table and re-plans the
 //! views. Every new file's Parquet footer is read once to check that a table's files agree.
 
+pub mod aggregate;
 pub mod cancel;
 pub mod discovery;
 pub mod safety;

@@ -4,7 +4,9 @@
 //! [`Application::run`], so an integration test starts the real server in three lines. Handlers
 //! are short adapters: extract, call one library function, render. No SQL is built here.
 
+pub mod api;
 pub mod error;
+pub mod pages;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -18,6 +20,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use crate::config::Config;
+use crate::defs::history::{git_commit, History};
 use crate::defs::{self, Diagnostic, Registry};
 use crate::engine::{Engine, QueryLimits};
 use crate::error::{Error, Result};
@@ -46,6 +49,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Definitions being served.
     pub definitions: Arc<RwLock<DefinitionsStatus>>,
+    /// Every metric definition version served, with first-seen times.
+    pub history: Arc<std::sync::Mutex<History>>,
 }
 
 impl AppState {
@@ -64,6 +69,14 @@ impl AppState {
             )
         })?;
         engine.install_views(registry.views.clone()).await;
+        let mut history = History::open(&config.project_dir);
+        if let Err(error) = history.record(
+            &registry,
+            chrono::Utc::now(),
+            git_commit(&config.project_dir),
+        ) {
+            tracing::warn!("cannot record definition history: {error}");
+        }
         let status = DefinitionsStatus {
             registry: Arc::new(registry),
             loaded_at: SystemTime::now(),
@@ -74,6 +87,7 @@ impl AppState {
             engine,
             config,
             definitions: Arc::new(RwLock::new(status)),
+            history: Arc::new(std::sync::Mutex::new(history)),
         })
     }
 
@@ -121,6 +135,17 @@ impl AppState {
         status.fingerprint = fingerprint;
         match result {
             Ok(registry) => {
+                let mut history = match self.history.lock() {
+                    Ok(history) => history,
+                    Err(poisoned) => poisoned.into_inner(),
+                };
+                if let Err(error) = history.record(
+                    &registry,
+                    chrono::Utc::now(),
+                    git_commit(&self.config.project_dir),
+                ) {
+                    tracing::warn!("cannot record definition history: {error}");
+                }
                 status.registry = Arc::new(registry);
                 status.loaded_at = SystemTime::now();
                 status.errors.clear();
@@ -143,6 +168,11 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(get_health))
         .route("/api/v1/sql", post(post_sql))
+        .route("/api/v1/metrics", get(api::get_metrics))
+        .route("/api/v1/metrics/{name}", get(api::get_metric_series))
+        .route("/api/openapi.json", get(api::get_openapi))
+        .route("/definitions", get(pages::get_catalog))
+        .route("/definitions/{name}", get(pages::get_definition))
         .with_state(state)
 }
 

@@ -1,0 +1,230 @@
+//! JSON API handlers: the metric catalog, metric series and the OpenAPI document.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::Utc;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::error::Error;
+use crate::metrics::{self, Comparison, MetricService, SeriesRequest};
+use crate::time::{Calendar, Grain};
+
+/// `GET /api/v1/metrics`: every metric with its definition.
+pub async fn get_metrics(State(state): State<AppState>) -> Response {
+    let registry = state.read_definitions().registry;
+    let list: Vec<serde_json::Value> = registry
+        .metrics
+        .values()
+        .map(|metric| catalog_entry(&registry, metric))
+        .collect();
+    Json(serde_json::json!({ "definitions_version": registry.version, "metrics": list }))
+        .into_response()
+}
+
+/// One metric as the catalog shows it.
+pub fn catalog_entry(
+    registry: &crate::defs::Registry,
+    metric: &crate::defs::Metric,
+) -> serde_json::Value {
+    let dashboards: Vec<&String> = registry
+        .dashboards
+        .values()
+        .filter(|d| d.primary.contains(&metric.name) || d.supporting.contains(&metric.name))
+        .map(|d| &d.name)
+        .collect();
+    serde_json::json!({
+        "name": metric.name, "label": metric.label, "description": metric.description,
+        "sources": metric.sources, "owner": metric.owner, "tier": metric.tier, "unit": metric.unit,
+        "currency": metric.currency, "good": metric.good, "definition": metric.kind,
+        "dimensions": metric.dimensions, "targets": metric.targets, "definition_hash": metric.hash,
+        "parts": metrics::parts(metric), "sql": metrics::describe_sql(registry, metric),
+        "dashboards": dashboards, "file": format!("{}:{}", metric.path.display(), metric.line),
+    })
+}
+
+/// `GET /api/v1/metrics/{name}?from=&to=&grain=&by=&filter=&compare=`.
+pub async fn get_metric_series(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let mut params = SeriesParams::default();
+    for (key, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        let value = value.to_string();
+        match key.as_ref() {
+            "from" => params.from = Some(value),
+            "to" => params.to = Some(value),
+            "grain" => params.grain = Some(value),
+            "by" => params.by.extend(
+                value
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string),
+            ),
+            "filter" => params.filter.extend(
+                value
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string),
+            ),
+            "compare" => params.compare.push(value),
+            "format" => params.format = Some(value),
+            other => {
+                return Err(Error::input(
+                    "bad_parameter",
+                    format!(
+                    "unknown parameter `{other}`; use from, to, grain, by, filter, compare, format"
+                ),
+                )
+                .into())
+            }
+        }
+    }
+    let calendar = Calendar::new(state.config.time_zone, state.config.week_start);
+    let grain: Grain = match &params.grain {
+        Some(text) => text
+            .parse()
+            .map_err(|message: String| Error::input("bad_grain", message))?,
+        None => Grain::Week,
+    };
+    // Without a range: the 13 periods up to the last complete one.
+    let current = calendar.period_of_instant(Utc::now(), grain);
+    let last_complete = calendar.previous(current);
+    let to = params.to.unwrap_or_else(|| calendar.label(last_complete));
+    let from = params.from.unwrap_or_else(|| {
+        let mut first = calendar.parse_as(&to, grain, true).unwrap_or(last_complete);
+        for _ in 0..12 {
+            first = calendar.previous(first);
+        }
+        calendar.label(first)
+    });
+    let (from, to) = metrics::parse_range(&calendar, &from, &to, grain)?;
+    let compare = Comparison::parse_list(&params.compare.join(","))?;
+    let registry = state.read_definitions().registry;
+    let request = SeriesRequest {
+        metric: name,
+        from,
+        to,
+        by: params.by,
+        filters: metrics::parse_filters(&params.filter)?,
+        compare: compare.clone(),
+    };
+    let series = MetricService::new(&registry, &state.engine, calendar)
+        .series(&request)
+        .await?;
+    let wants_csv = params.format.as_deref() == Some("csv")
+        || headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/csv"));
+    if wants_csv {
+        let body = metrics::to_csv(&series, &compare);
+        return Ok((
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            body,
+        )
+            .into_response());
+    }
+    Ok(Json(series).into_response())
+}
+
+#[derive(Default)]
+struct SeriesParams {
+    from: Option<String>,
+    to: Option<String>,
+    grain: Option<String>,
+    by: Vec<String>,
+    filter: Vec<String>,
+    compare: Vec<String>,
+    format: Option<String>,
+}
+
+/// `GET /api/openapi.json`.
+pub async fn get_openapi() -> Response {
+    let error = serde_json::json!({"type": "object", "properties": {"error": {"type": "object", "properties": {
+        "code": {"type": "string"}, "message": {"type": "string"}}, "required": ["code", "message"]}}});
+    let comparison = serde_json::json!({"type": "object", "properties": {
+        "period": {"type": "string"}, "value": {"type": ["number", "null"]},
+        "change": {"type": ["number", "null"]}, "change_ratio": {"type": ["number", "null"]}}});
+    let point = serde_json::json!({"type": "object", "properties": {
+        "period": {"type": "string", "example": "2026-W47"}, "start": {"type": "string", "format": "date"},
+        "end": {"type": "string", "format": "date"},
+        "dimensions": {"type": "object", "additionalProperties": {"type": ["string", "null"]}},
+        "value": {"type": ["number", "null"]}, "target": {"type": ["number", "null"]},
+        "comparisons": {"type": "object", "additionalProperties": comparison}},
+        "required": ["period", "start", "end", "dimensions", "value", "comparisons"]});
+    let series = serde_json::json!({"type": "object", "properties": {
+        "metric": {"type": "string"}, "label": {"type": "string"}, "unit": {"type": "string"},
+        "currency": {"type": ["string", "null"]}, "sources": {"type": "array", "items": {"type": "string"}},
+        "definition_hash": {"type": "string"}, "grain": {"type": "string", "enum": ["day", "week", "month", "quarter"]},
+        "by": {"type": "array", "items": {"type": "string"}}, "filters": {"type": "object"},
+        "points": {"type": "array", "items": point}},
+        "required": ["metric", "unit", "sources", "definition_hash", "grain", "points"]});
+    let errors = |codes: &[(&str, &str)]| -> serde_json::Value {
+        let mut map = serde_json::Map::new();
+        for (status, description) in codes {
+            map.insert((*status).to_string(), serde_json::json!({"description": description,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}));
+        }
+        serde_json::Value::Object(map)
+    };
+    let mut series_responses = errors(&[
+        (
+            "400",
+            "malformed period, grain, comparison, filter, or a dimension the metric does not allow",
+        ),
+        ("404", "unknown metric"),
+        ("503", "the data could not be read"),
+    ]);
+    series_responses["200"] = serde_json::json!({"description": "the series", "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/Series"}},
+        "text/csv": {"schema": {"type": "string"}}}});
+    let mut sql_responses = errors(&[
+        (
+            "400",
+            "the SQL does not parse, is not read-only, or does not plan",
+        ),
+        (
+            "503",
+            "the query failed while running or hit the time limit",
+        ),
+    ]);
+    sql_responses["200"] = serde_json::json!({"description": "rows", "content": {"application/json": {}, "text/csv": {}}});
+    let query = |name: &str, description: &str| {
+        serde_json::json!({"name": name, "in": "query", "required": false,
+        "description": description, "schema": {"type": "string"}})
+    };
+    let document = serde_json::json!({
+        "openapi": "3.1.0",
+        "info": {"title": "kpi", "version": env!("CARGO_PKG_VERSION"),
+                 "description": "Metric layer over landed Parquet: metric catalog, metric series, read-only SQL."},
+        "paths": {
+            "/api/v1/metrics": {"get": {"summary": "The metric catalog", "responses": {"200": {"description": "every metric with its definition"}}}},
+            "/api/v1/metrics/{name}": {"get": {
+                "summary": "A metric series",
+                "parameters": [
+                    {"name": "name", "in": "path", "required": true, "schema": {"type": "string"}},
+                    query("from", "first period: 2026-W40, 2026-11-16, 2026-11 or 2026-Q4 (default: 12 periods before `to`)"),
+                    query("to", "last period, included (default: the last complete period)"),
+                    query("grain", "day, week (default), month or quarter"),
+                    query("by", "dimensions to slice by, comma-separated"),
+                    query("filter", "DIMENSION=VALUE, repeatable or comma-separated"),
+                    query("compare", "previous, year_ago, trailing_4, comma-separated"),
+                    query("format", "csv for CSV (or send Accept: text/csv)")],
+                "responses": series_responses}},
+            "/api/v1/sql": {"post": {"summary": "Run one read-only SQL query",
+                "requestBody": {"content": {"application/json": {"schema": {"type": "object",
+                    "properties": {"sql": {"type": "string"}, "format": {"type": "string", "enum": ["json", "csv"]}},
+                    "required": ["sql"]}}}},
+                "responses": sql_responses}},
+            "/healthz": {"get": {"summary": "Definitions status, tables and data root", "responses": {"200": {"description": "status"}}}}
+        },
+        "components": {"schemas": {"Error": error, "Series": series, "Point": point}}
+    });
+    Json(document).into_response()
+}

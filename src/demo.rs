@@ -531,8 +531,12 @@ struct Simulation {
     end: NaiveDate,
     /// Exclusive end of the data, as an instant (micros): nothing happens after it.
     horizon: i64,
+    /// Recent visitors; `visitor_base` is the number evicted from the front, so a visitor's
+    /// global index stays valid while it is in the pool (O(1) eviction).
     visitors: VecDeque<Visitor>,
+    visitor_base: usize,
     contact_visitor: BTreeMap<String, usize>,
+    subscribed_index: BTreeMap<String, usize>,
     subscribed: Vec<(String, bool)>,
     pending_nurture: Vec<(i64, String, u8)>,
     email_clicks: Vec<(i64, String)>,
@@ -558,7 +562,9 @@ impl Simulation {
             end: options.end,
             horizon: local_micros(options.time_zone, horizon_day, NaiveTime::MIN),
             visitors: VecDeque::new(),
+            visitor_base: 0,
             contact_visitor: BTreeMap::new(),
+            subscribed_index: BTreeMap::new(),
             subscribed: Vec::new(),
             pending_nurture: Vec::new(),
             email_clicks: Vec::new(),
@@ -790,22 +796,26 @@ impl Simulation {
         }
     }
 
+    /// Returns the global index of the visitor of a new session: the contact's own visitor
+    /// (while still in the pool), a recent visitor returning, or a new one.
     fn visitor(&mut self, known_contact: Option<&str>) -> usize {
         if let Some(contact) = known_contact {
             if let Some(index) = self.contact_visitor.get(contact) {
-                return *index;
+                if *index >= self.visitor_base {
+                    return *index;
+                }
             }
         }
         if !self.visitors.is_empty() && known_contact.is_none() && self.rng.chance(0.32) {
             let recent = self.visitors.len().min(4000);
-            return self.visitors.len() - 1 - self.rng.below(recent);
+            return self.visitor_base + self.visitors.len() - 1 - self.rng.below(recent);
         }
         let anonymous_id = self.id("A");
         self.visitors.push_back(Visitor {
             anonymous_id,
             contact_id: known_contact.map(str::to_string),
         });
-        let index = self.visitors.len() - 1;
+        let index = self.visitor_base + self.visitors.len() - 1;
         if let Some(contact) = known_contact {
             self.contact_visitor.insert(contact.to_string(), index);
         }
@@ -835,7 +845,7 @@ impl Simulation {
             return;
         }
         let visitor_index = self.visitor(email_click.as_ref().map(|(_, contact)| contact.as_str()));
-        let visitor = self.visitors[visitor_index].clone();
+        let visitor = self.visitors[visitor_index - self.visitor_base].clone();
         let session_id = self.id("S");
         let landing_page = self.rng.pick(&PAGES);
         let pageviews = 1 + self.rng.exponential(1.4) as i32;
@@ -901,7 +911,7 @@ impl Simulation {
             if contact_id.is_none() {
                 let lead_source = channel.to_string();
                 let contact = self.new_contact(at, &lead_source);
-                self.visitors[visitor_index].contact_id = Some(contact.clone());
+                self.visitors[visitor_index - self.visitor_base].contact_id = Some(contact.clone());
                 self.contact_visitor.insert(contact.clone(), visitor_index);
                 contact_id = Some(contact);
             }
@@ -963,6 +973,8 @@ impl Simulation {
             owner: OWNERS[self.rng.below(OWNERS.len())],
         });
         self.stage(&contact_id, at, None, "lead");
+        self.subscribed_index
+            .insert(contact_id.clone(), self.subscribed.len());
         self.subscribed.push((contact_id.clone(), true));
         for (step, days) in [(1u8, 1.0), (2, 4.0), (3, 9.0)] {
             self.pending_nurture
@@ -1057,8 +1069,8 @@ impl Simulation {
             self.email_clicks.push((at, contact.to_string()));
         }
         if unsubscribed {
-            if let Some(entry) = self.subscribed.iter_mut().find(|(id, _)| id == contact) {
-                entry.1 = false;
+            if let Some(index) = self.subscribed_index.get(contact) {
+                self.subscribed[*index].1 = false;
             }
         }
         self.sends.push(SendRow {
@@ -1106,11 +1118,10 @@ impl Simulation {
         // Keep the visitor pool bounded: old visitors rarely return after months.
         while self.visitors.len() > 200_000 {
             self.visitors.pop_front();
-            self.contact_visitor.retain(|_, index| *index > 0);
-            for index in self.contact_visitor.values_mut() {
-                *index -= 1;
-            }
+            self.visitor_base += 1;
         }
+        let base = self.visitor_base;
+        self.contact_visitor.retain(|_, index| *index >= base);
         Ok(())
     }
 

@@ -130,7 +130,36 @@ pub async fn get_metric_series(
         )
             .into_response());
     }
-    Ok(Json(series).into_response())
+    // Mark a series whose range spans a change of definition (of the metric or a part): the
+    // versions first served inside the range, other than the first version ever recorded.
+    let (range_start, _) = calendar.instants(from);
+    let (_, range_end) = calendar.instants(to);
+    let mut names = vec![series.metric.clone()];
+    names.extend(
+        registry
+            .metrics
+            .get(&series.metric)
+            .map(metrics::parts)
+            .unwrap_or_default(),
+    );
+    let changes: Vec<serde_json::Value> = {
+        let history = match state.history.lock() {
+            Ok(history) => history,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        names
+            .iter()
+            .flat_map(|name| history.for_metric(name).into_iter().skip(1))
+            .filter(|version| version.first_seen >= range_start && version.first_seen < range_end)
+            .map(|version| {
+                serde_json::json!({"metric": version.metric, "hash": version.hash,
+                "first_seen": version.first_seen, "commit": version.commit})
+            })
+            .collect()
+    };
+    let mut body = serde_json::to_value(&series).map_err(|e| Error::internal(e.to_string()))?;
+    body["definition_changes"] = serde_json::Value::Array(changes);
+    Ok(Json(body).into_response())
 }
 
 #[derive(Default)]
@@ -163,7 +192,10 @@ pub async fn get_openapi() -> Response {
         "currency": {"type": ["string", "null"]}, "sources": {"type": "array", "items": {"type": "string"}},
         "definition_hash": {"type": "string"}, "grain": {"type": "string", "enum": ["day", "week", "month", "quarter"]},
         "by": {"type": "array", "items": {"type": "string"}}, "filters": {"type": "object"},
-        "points": {"type": "array", "items": point}},
+        "points": {"type": "array", "items": point},
+        "definition_changes": {"type": "array", "description": "definition versions first served inside the range (of the metric or its parts)",
+            "items": {"type": "object", "properties": {"metric": {"type": "string"}, "hash": {"type": "string"},
+                "first_seen": {"type": "string", "format": "date-time"}, "commit": {"type": ["string", "null"]}}}}},
         "required": ["metric", "unit", "sources", "definition_hash", "grain", "points"]});
     let errors = |codes: &[(&str, &str)]| -> serde_json::Value {
         let mut map = serde_json::Map::new();

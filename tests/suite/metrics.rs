@@ -558,3 +558,80 @@ async fn router_answers_without_a_socket() {
         assert_eq!(response.status().as_u16(), status, "{uri}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_definition_change_is_recorded_and_marks_series_that_span_it() {
+    let project = project_copy();
+    let server = TestServer::start(
+        project.path(),
+        demo_data().to_str().expect("utf-8"),
+        "reload_interval_ms = 100",
+        &[],
+    )
+    .await;
+    let before = server.get_json("/api/v1/metrics").await["metrics"]
+        .as_array()
+        .expect("metrics")
+        .iter()
+        .find(|m| m["name"] == "mqls")
+        .expect("mqls")["definition_hash"]
+        .clone();
+    // The range that contains "now", when the change is first served.
+    let today = chrono::Utc::now().date_naive();
+    let week =
+        |day: chrono::NaiveDate| format!("{}-W{:02}", day.iso_week().year(), day.iso_week().week());
+    use chrono::Datelike;
+    let url = format!(
+        "/api/v1/metrics/cost_per_mql?from={}&to={}",
+        week(today - chrono::Duration::days(7)),
+        week(today + chrono::Duration::days(7))
+    );
+    assert_eq!(
+        server.get_json(&url).await["definition_changes"],
+        serde_json::json!([])
+    );
+
+    let path = project.path().join("metrics/crm.toml");
+    let text = std::fs::read_to_string(&path).expect("read");
+    let changed = text.replacen(
+        "filter = \"to_stage = 'mql'\"",
+        "filter = \"to_stage = 'mql' AND contact_id IS NOT NULL\"",
+        1,
+    );
+    assert_ne!(text, changed);
+    std::fs::write(&path, changed).expect("write");
+    let reloaded = eventually(20, || async {
+        let catalog = server.get_json("/api/v1/metrics").await;
+        catalog["metrics"]
+            .as_array()
+            .expect("metrics")
+            .iter()
+            .find(|m| m["name"] == "mqls")
+            .expect("mqls")["definition_hash"]
+            != before
+    })
+    .await;
+    assert!(reloaded);
+    // cost_per_mql = spend / mqls spans the change of its part.
+    let changes = server.get_json(&url).await["definition_changes"].clone();
+    assert_eq!(changes.as_array().expect("changes").len(), 1, "{changes}");
+    assert_eq!(changes[0]["metric"], "mqls");
+    let page = server
+        .client
+        .get(format!("{}/definitions/mqls", server.base))
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        page.contains(before.as_str().expect("hash")),
+        "old version listed"
+    );
+    assert!(page.contains("(current)"));
+    assert!(project
+        .path()
+        .join(".kpi/definition-history.jsonl")
+        .exists());
+}

@@ -3,6 +3,7 @@
 //! Data flows one way: files → definitions → engine → report → web. Each module's own doc
 //! says what it owns and what it must not touch.
 
+pub mod attribution;
 pub mod config;
 pub mod defs;
 pub mod demo;

@@ -1,0 +1,360 @@
+//! The attribution view's credit rules: pure functions from touches and conversions to credits.
+//!
+//! Rules (SPEC section 6, documented on `/attribution` later):
+//! - a touch counts for a conversion of the same entity when
+//!   `conversion_ts - lookback <= touch_ts <= conversion_ts` (exact durations, both ends in);
+//! - a path is ordered by `(touch_ts, touch_id)`; a touch id seen twice counts once; an earlier
+//!   conversion does not reset the path of a later one (touches are reused);
+//! - a conversion with no touch in its window gives all its credit to `(unattributed)`;
+//! - fractions of one conversion sum to 1; revenue is split in cents by largest remainder, a tie
+//!   going to the later touch in path order, so revenue credits add up to the revenue exactly.
+//!
+//! Models: first touch, last touch, last non-direct (the last touch whose channel is not
+//! `direct`; the last touch when the whole path is direct), linear (1/n), position-based
+//! (40/20/40; one touch gets 1, two get 1/2 each, the middle 20 % split evenly), time decay
+//! (weight `2^(-age/half_life)`, continuous age, normalised), and a first-order Markov model:
+//! channel removal effects computed exactly from converting and non-converting paths, then each
+//! conversion's credit spread over its touches in proportion to their channels' weights.
+//!
+//! Nothing here reads files or knows SQL; adapters feed it entity by entity, so memory is
+//! bounded by the largest entity's history.
+
+pub mod markov;
+
+use chrono::{DateTime, Duration, Utc};
+
+/// Channel name of credit that no touch earned.
+pub const UNATTRIBUTED: &str = "(unattributed)";
+
+/// One marketing touch of an entity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Touch {
+    /// Unique id; a repeated id is the same touch landed twice.
+    pub id: String,
+    /// The entity (contact, user) touched.
+    pub entity: String,
+    /// When it happened.
+    pub ts: DateTime<Utc>,
+    /// Channel.
+    pub channel: String,
+    /// Campaign, if any.
+    pub campaign: Option<String>,
+}
+
+/// One conversion of an entity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conversion {
+    /// Unique id.
+    pub id: String,
+    /// The entity that converted.
+    pub entity: String,
+    /// When.
+    pub ts: DateTime<Utc>,
+    /// Revenue in cents; `None` for count-only conversions.
+    pub revenue_cents: Option<i64>,
+}
+
+/// An attribution model.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Model {
+    /// All credit to the first touch.
+    FirstTouch,
+    /// All credit to the last touch.
+    LastTouch,
+    /// All credit to the last touch that is not direct (or the last, if all are direct).
+    LastNonDirect,
+    /// Equal credit.
+    Linear,
+    /// 40 % first, 40 % last, 20 % spread over the middle.
+    PositionBased,
+    /// Weights `2^(-age / half_life)`, normalised.
+    TimeDecay {
+        /// Half-life.
+        half_life: Duration,
+    },
+    /// First-order Markov removal effects (channel weights from [`markov::channel_weights`]).
+    Markov,
+}
+
+impl Model {
+    /// Returns the model's name as used in flags and column names.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::FirstTouch => "first_touch",
+            Self::LastTouch => "last_touch",
+            Self::LastNonDirect => "last_non_direct",
+            Self::Linear => "linear",
+            Self::PositionBased => "position_based",
+            Self::TimeDecay { .. } => "time_decay",
+            Self::Markov => "markov",
+        }
+    }
+
+    /// Parses a model name; `half_life` applies to `time_decay`.
+    pub fn parse(name: &str, half_life: Duration) -> Result<Self, String> {
+        Ok(match name {
+            "first_touch" => Self::FirstTouch,
+            "last_touch" => Self::LastTouch,
+            "last_non_direct" => Self::LastNonDirect,
+            "linear" => Self::Linear,
+            "position_based" => Self::PositionBased,
+            "time_decay" => Self::TimeDecay { half_life },
+            "markov" => Self::Markov,
+            other => {
+                return Err(format!(
+                    "unknown model `{other}`; use first_touch, last_touch, last_non_direct, linear, position_based, time_decay, markov or all"
+                ))
+            }
+        })
+    }
+
+    /// Every model, in documentation order.
+    pub fn all(half_life: Duration) -> Vec<Self> {
+        vec![
+            Self::FirstTouch,
+            Self::LastTouch,
+            Self::LastNonDirect,
+            Self::Linear,
+            Self::PositionBased,
+            Self::TimeDecay { half_life },
+            Self::Markov,
+        ]
+    }
+}
+
+/// One credit row: a (conversion, touch) pair, or the conversion's unattributed remainder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Credit {
+    /// Conversion id.
+    pub conversion_id: String,
+    /// Touch id; `None` for `(unattributed)`.
+    pub touch_id: Option<String>,
+    /// 0-based position in the path; `None` for `(unattributed)`.
+    pub position: Option<usize>,
+    /// Channel (or `(unattributed)`).
+    pub channel: String,
+    /// Campaign of the touch.
+    pub campaign: Option<String>,
+    /// Fraction of the conversion.
+    pub credit: f64,
+    /// Revenue credit in cents (`None` for count-only conversions).
+    pub revenue_cents: Option<i64>,
+}
+
+/// Returns the path of `conversion`: the entity's touches inside its window, de-duplicated by
+/// id and ordered by `(ts, id)`. `touches` must all belong to the conversion's entity.
+pub fn path<'t>(
+    touches: &'t [Touch],
+    conversion: &Conversion,
+    lookback: Duration,
+) -> Vec<&'t Touch> {
+    let earliest = conversion.ts - lookback;
+    let mut inside: Vec<&Touch> = touches
+        .iter()
+        .filter(|t| t.ts >= earliest && t.ts <= conversion.ts)
+        .collect();
+    inside.sort_by(|a, b| (a.ts, &a.id).cmp(&(b.ts, &b.id)));
+    inside.dedup_by(|later, earlier| later.id == earlier.id);
+    inside
+}
+
+/// Returns the credit fractions of a path under a heuristic model (not Markov).
+pub fn fractions(
+    path: &[&Touch],
+    conversion_ts: DateTime<Utc>,
+    model: Model,
+    channel_weight: &dyn Fn(&str) -> f64,
+) -> Vec<f64> {
+    let n = path.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let mut weights = vec![0.0; n];
+    match model {
+        Model::FirstTouch => weights[0] = 1.0,
+        Model::LastTouch => weights[n - 1] = 1.0,
+        Model::LastNonDirect => {
+            let index = path
+                .iter()
+                .rposition(|t| !is_direct(&t.channel))
+                .unwrap_or(n - 1);
+            weights[index] = 1.0;
+        }
+        Model::Linear => weights.iter_mut().for_each(|w| *w = 1.0 / n as f64),
+        Model::PositionBased => match n {
+            1 => weights[0] = 1.0,
+            2 => weights.iter_mut().for_each(|w| *w = 0.5),
+            _ => {
+                weights[0] = 0.4;
+                weights[n - 1] = 0.4;
+                let middle = 0.2 / (n - 2) as f64;
+                weights[1..n - 1].iter_mut().for_each(|w| *w = middle);
+            }
+        },
+        Model::TimeDecay { half_life } => {
+            let half = half_life.num_milliseconds() as f64;
+            for (weight, touch) in weights.iter_mut().zip(path) {
+                let age = (conversion_ts - touch.ts).num_milliseconds() as f64;
+                *weight = (-age / half).exp2();
+            }
+            normalise(&mut weights);
+        }
+        Model::Markov => {
+            for (weight, touch) in weights.iter_mut().zip(path) {
+                *weight = channel_weight(&touch.channel);
+            }
+            if weights.iter().sum::<f64>() <= 0.0 {
+                weights.iter_mut().for_each(|w| *w = 1.0);
+            }
+            normalise(&mut weights);
+        }
+    }
+    weights
+}
+
+fn normalise(weights: &mut [f64]) {
+    let total: f64 = weights.iter().sum();
+    if total > 0.0 {
+        weights.iter_mut().for_each(|w| *w /= total);
+    }
+}
+
+/// Returns whether a channel is direct traffic.
+pub fn is_direct(channel: &str) -> bool {
+    channel.eq_ignore_ascii_case("direct") || channel.eq_ignore_ascii_case("(direct)")
+}
+
+/// Splits `cents` by `fractions`: floors, then the remaining cents to the largest remainders,
+/// a tie going to the later position. The parts add up to `cents` exactly.
+pub fn allocate_cents(cents: i64, fractions: &[f64]) -> Vec<i64> {
+    if fractions.is_empty() {
+        return Vec::new();
+    }
+    let raw: Vec<f64> = fractions.iter().map(|f| f * cents as f64).collect();
+    let mut parts: Vec<i64> = raw.iter().map(|r| (r + 1e-9).floor() as i64).collect();
+    let mut left = cents - parts.iter().sum::<i64>();
+    let mut order: Vec<usize> = (0..fractions.len()).collect();
+    // Largest remainder first; on a tie (within float noise) the later position first.
+    order.sort_by(|&a, &b| {
+        let (ra, rb) = (raw[a] - parts[a] as f64, raw[b] - parts[b] as f64);
+        if (ra - rb).abs() < 1e-7 {
+            b.cmp(&a)
+        } else {
+            rb.total_cmp(&ra)
+        }
+    });
+    let step = if left >= 0 { 1 } else { -1 };
+    let mut index = 0;
+    while left != 0 && !order.is_empty() {
+        let position = if step > 0 {
+            order[index % order.len()]
+        } else {
+            order[order.len() - 1 - index % order.len()]
+        };
+        parts[position] += step;
+        left -= step;
+        index += 1;
+    }
+    parts
+}
+
+/// Credits the conversions of one entity. `touches` and `conversions` must all belong to it.
+pub fn credit_entity(
+    touches: &[Touch],
+    conversions: &[Conversion],
+    model: Model,
+    lookback: Duration,
+    channel_weight: &dyn Fn(&str) -> f64,
+) -> Vec<Credit> {
+    let mut credits = Vec::new();
+    for conversion in conversions {
+        let path = path(touches, conversion, lookback);
+        if path.is_empty() {
+            credits.push(Credit {
+                conversion_id: conversion.id.clone(),
+                touch_id: None,
+                position: None,
+                channel: UNATTRIBUTED.to_string(),
+                campaign: None,
+                credit: 1.0,
+                revenue_cents: conversion.revenue_cents,
+            });
+            continue;
+        }
+        let fractions = fractions(&path, conversion.ts, model, channel_weight);
+        let revenue = conversion
+            .revenue_cents
+            .map(|cents| allocate_cents(cents, &fractions));
+        for (position, (touch, fraction)) in path.iter().zip(&fractions).enumerate() {
+            credits.push(Credit {
+                conversion_id: conversion.id.clone(),
+                touch_id: Some(touch.id.clone()),
+                position: Some(position),
+                channel: touch.channel.clone(),
+                campaign: touch.campaign.clone(),
+                credit: *fraction,
+                revenue_cents: revenue.as_ref().map(|parts| parts[position]),
+            });
+        }
+    }
+    credits
+}
+
+/// Credits every conversion of in-memory inputs (grouping by entity first). For Markov, channel
+/// weights are computed from the same inputs' converting and non-converting paths.
+pub fn attribute(
+    touches: &[Touch],
+    conversions: &[Conversion],
+    model: Model,
+    lookback: Duration,
+) -> Vec<Credit> {
+    use std::collections::BTreeMap;
+    let mut by_entity: BTreeMap<&str, (Vec<Touch>, Vec<Conversion>)> = BTreeMap::new();
+    for touch in touches {
+        by_entity
+            .entry(&touch.entity)
+            .or_default()
+            .0
+            .push(touch.clone());
+    }
+    for conversion in conversions {
+        by_entity
+            .entry(&conversion.entity)
+            .or_default()
+            .1
+            .push(conversion.clone());
+    }
+    // Inputs in any order give the same answer: each entity's rows are sorted first.
+    for (touches, conversions) in by_entity.values_mut() {
+        touches.sort_by(|a, b| (a.ts, &a.id).cmp(&(b.ts, &b.id)));
+        conversions.sort_by(|a, b| (a.ts, &a.id).cmp(&(b.ts, &b.id)));
+    }
+    let weights = if model == Model::Markov {
+        let paths = by_entity
+            .values()
+            .flat_map(|(t, c)| markov::entity_paths(t, c, lookback));
+        markov::channel_weights(paths)
+    } else {
+        Default::default()
+    };
+    let weight = |channel: &str| weights.get(channel).copied().unwrap_or(0.0);
+    let mut credits = Vec::new();
+    for (touches, conversions) in by_entity.into_values() {
+        credits.extend(credit_entity(
+            &touches,
+            &conversions,
+            model,
+            lookback,
+            &weight,
+        ));
+    }
+    credits.sort_by(|a, b| {
+        a.conversion_id
+            .cmp(&b.conversion_id)
+            .then(a.position.cmp(&b.position))
+    });
+    credits
+}
+
+#[cfg(test)]
+mod tests;

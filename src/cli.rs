@@ -13,7 +13,7 @@ use kpi::engine::{Engine, QueryLimits};
 use kpi::metrics::{self, Comparison, MetricService, SeriesRequest};
 use kpi::output::{self, Format};
 use kpi::time::{Calendar, Grain};
-use kpi::{defs, demo, web, Error, Result};
+use kpi::{attribution, defs, demo, web, Error, Result};
 
 /// KPI reporting and metric layer over landed Parquet.
 #[derive(Debug, Parser)]
@@ -92,6 +92,31 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Credit conversions to touches under an attribution model, from CSV or Parquet files.
+    Attribution {
+        /// Touches: touch_id, user_id, ts, channel, campaign (CSV or Parquet).
+        #[arg(long)]
+        touches: PathBuf,
+        /// Conversions: conversion_id, user_id, ts, revenue (CSV or Parquet).
+        #[arg(long)]
+        conversions: PathBuf,
+        /// first_touch, last_touch, last_non_direct, linear, position_based, time_decay, markov, or all.
+        #[arg(long, default_value = "linear")]
+        model: String,
+        /// Lookback window before each conversion (inclusive), such as 30d or 12h.
+        #[arg(long, default_value = "30d")]
+        lookback: String,
+        /// Half-life of the time_decay model.
+        #[arg(long, default_value = "7d")]
+        half_life: String,
+        /// Output file, .csv or .parquet.
+        #[arg(long)]
+        out: PathBuf,
+        /// Column names when they differ: KEY=COLUMN, keys touch_id, touch_entity, touch_ts,
+        /// channel, campaign, conversion_id, conversion_entity, conversion_ts, revenue.
+        #[arg(long, value_delimiter = ',')]
+        columns: Vec<String>,
+    },
     /// Start the HTTP server.
     Serve {
         /// Address to listen on (overrides kpi.toml).
@@ -168,6 +193,57 @@ pub async fn run(cli: Cli) -> Result<i32> {
                     result.rows
                 );
             }
+            Ok(0)
+        }
+        Command::Attribution {
+            touches,
+            conversions,
+            model,
+            lookback,
+            half_life,
+            out,
+            columns,
+        } => {
+            let started = Instant::now();
+            let bad = |message: String| Error::input("bad_argument", message);
+            let lookback_text = lookback.clone();
+            let lookback = attribution::parse_duration(&lookback).map_err(bad)?;
+            let half_life = attribution::parse_duration(&half_life).map_err(bad)?;
+            let models = if model == "all" {
+                attribution::Model::all(half_life)
+            } else {
+                vec![attribution::Model::parse(&model, half_life).map_err(bad)?]
+            };
+            let columns = attribution::io::Columns::parse(&columns)?;
+            let touches = attribution::io::read_touches(&touches, &columns).await?;
+            let conversions = attribution::io::read_conversions(&conversions, &columns).await?;
+            eprintln!(
+                "kpi attribution: {} touches, {} conversions, lookback {lookback_text}",
+                touches.len(),
+                conversions.len()
+            );
+            let mut credits = Vec::new();
+            for model in &models {
+                let step = Instant::now();
+                credits.push(attribution::attribute(
+                    &touches,
+                    &conversions,
+                    *model,
+                    lookback,
+                ));
+                eprintln!(
+                    "  {:<16} {:.1}s",
+                    model.name(),
+                    step.elapsed().as_secs_f64()
+                );
+            }
+            let table = attribution::io::CreditTable { models, credits };
+            let rows = attribution::io::write_credits(&out, &table)?;
+            eprintln!(
+                "wrote {rows} rows to {} in {:.1}s",
+                out.display(),
+                started.elapsed().as_secs_f64()
+            );
             Ok(0)
         }
         Command::Metric {

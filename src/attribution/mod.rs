@@ -19,6 +19,7 @@
 //! Nothing here reads files or knows SQL; adapters feed it entity by entity, so memory is
 //! bounded by the largest entity's history.
 
+pub mod io;
 pub mod markov;
 
 use chrono::{DateTime, Duration, Utc};
@@ -354,6 +355,25 @@ pub fn attribute(
             .then(a.position.cmp(&b.position))
     });
     credits
+}
+
+/// Parses a duration such as `30d`, `12h`, `90m` or `45s`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let value: i64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration; use 30d, 12h, 90m or 45s"))?;
+    match unit {
+        "d" => Ok(Duration::days(value)),
+        "h" => Ok(Duration::hours(value)),
+        "m" => Ok(Duration::minutes(value)),
+        "s" => Ok(Duration::seconds(value)),
+        _ => Err(format!("`{text}` has no unit; use 30d, 12h, 90m or 45s")),
+    }
 }
 
 #[cfg(test)]

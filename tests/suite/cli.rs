@@ -303,3 +303,138 @@ fn query_refuses_writes_and_formats_csv() {
     );
     assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "a,b\n1,x");
 }
+
+#[test]
+fn attribution_command_credits_the_reference_vectors_and_explains_bad_input() {
+    let fixtures = repo().join("../shared/fixtures/attribution/edge_cases");
+    let touches = fixtures.join("touches.csv");
+    let conversions = fixtures.join("conversions.csv");
+    let out = tempfile::TempDir::new().expect("dir");
+    let csv = out.path().join("credits.csv");
+    let output = kpi(
+        &[
+            "attribution",
+            "--touches",
+            touches.to_str().expect("utf-8"),
+            "--conversions",
+            conversions.to_str().expect("utf-8"),
+            "--model",
+            "all",
+            "--out",
+            csv.to_str().expect("utf-8"),
+        ],
+        &[],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(&csv).expect("credits");
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+    assert_eq!(
+        &header[..5],
+        &[
+            "conversion_id",
+            "touch_id",
+            "position",
+            "channel",
+            "campaign"
+        ]
+    );
+    assert!(header.contains(&"credit_markov") && header.contains(&"revenue_credit_time_decay"));
+    let linear = header
+        .iter()
+        .position(|h| *h == "revenue_credit_linear")
+        .expect("column");
+    let c7: Vec<&str> = lines
+        .clone()
+        .filter(|l| l.starts_with("c7,"))
+        .map(|l| l.split(',').nth(linear).expect("cell"))
+        .collect();
+    assert_eq!(c7, vec!["4.99", "5.00"]);
+    assert_eq!(lines.count(), 15);
+
+    // Other column names, mapped; Parquet out; DuckDB reads it back.
+    let renamed = out.path().join("touches_renamed.csv");
+    std::fs::write(
+        &renamed,
+        std::fs::read_to_string(&touches)
+            .expect("read")
+            .replacen("user_id", "contact_id", 1),
+    )
+    .expect("write");
+    let parquet = out.path().join("credits.parquet");
+    let output = kpi(
+        &[
+            "attribution",
+            "--touches",
+            renamed.to_str().expect("utf-8"),
+            "--conversions",
+            conversions.to_str().expect("utf-8"),
+            "--model",
+            "last_non_direct",
+            "--columns",
+            "touch_entity=contact_id",
+            "--out",
+            parquet.to_str().expect("utf-8"),
+        ],
+        &[],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let total = duckdb_scalar(&format!(
+        "SELECT sum(revenue_credit) FROM '{}'",
+        parquet.display()
+    ));
+    assert_eq!(
+        total, "220.99",
+        "revenue credits reconcile with total revenue"
+    );
+
+    // Without the mapping: says which column is missing and how to map it; writes nothing.
+    let missing = out.path().join("never.csv");
+    let output = kpi(
+        &[
+            "attribution",
+            "--touches",
+            renamed.to_str().expect("utf-8"),
+            "--conversions",
+            conversions.to_str().expect("utf-8"),
+            "--out",
+            missing.to_str().expect("utf-8"),
+        ],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("no column `user_id`") && stderr.contains("--columns KEY=user_id"),
+        "{stderr}"
+    );
+    assert!(!missing.exists());
+    let bad = out.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        "conversion_id,user_id,ts,conversion_type,revenue\nc1,u1,yesterday,lead,1.00\n",
+    )
+    .expect("write");
+    let output = kpi(
+        &[
+            "attribution",
+            "--touches",
+            touches.to_str().expect("utf-8"),
+            "--conversions",
+            bad.to_str().expect("utf-8"),
+            "--out",
+            missing.to_str().expect("utf-8"),
+        ],
+        &[],
+    );
+    assert!(String::from_utf8_lossy(&output.stderr)
+        .contains("row 2: `ts` = `yesterday` is not a timestamp"));
+}

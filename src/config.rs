@@ -20,6 +20,7 @@
 //! | `server.sql_timeout_ms` | `KPI_SQL_TIMEOUT_MS` | `30000` |
 //! | `server.sql_row_limit` | `KPI_SQL_ROW_LIMIT` | `10000` |
 //! | `server.reload_interval_ms` | `KPI_RELOAD_INTERVAL_MS` | `1000` |
+//! | `server.api_token` | `KPI_API_TOKEN` | none: the SQL endpoint is open (bind to loopback) |
 //! | `engine.memory_limit_mb` | `KPI_MEMORY_LIMIT_MB` | `2048` |
 //! | `engine.target_partitions` | `KPI_TARGET_PARTITIONS` | number of cores |
 //! | `sources.<name>.kind` | | the source's name |
@@ -88,6 +89,7 @@ struct RawServer {
     sql_timeout_ms: Option<u64>,
     sql_row_limit: Option<usize>,
     reload_interval_ms: Option<u64>,
+    api_token: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -175,6 +177,8 @@ pub struct ServerConfig {
     pub sql_row_limit: usize,
     /// How often definition files are checked for changes.
     pub reload_interval_ms: u64,
+    /// Bearer token the SQL endpoint requires, when set.
+    pub api_token: Option<String>,
 }
 
 /// Query engine settings.
@@ -460,6 +464,7 @@ impl Config {
                 1_000,
                 50,
             ),
+            api_token: pick(None, &["KPI_API_TOKEN"], raw.server.api_token.as_ref()).0,
         };
         let engine = EngineConfig {
             memory_limit_mb: number(

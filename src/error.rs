@@ -16,6 +16,8 @@ pub enum ErrorClass {
     Input,
     /// The request names something that does not exist.
     NotFound,
+    /// The request lacks valid credentials.
+    Unauthorized,
     /// A dependency (storage, a time limit) is unavailable; retrying later may work.
     Unavailable,
     /// A bug or an unexpected failure inside kpi.
@@ -58,6 +60,15 @@ impl Error {
         }
     }
 
+    /// Builds an error for a request without valid credentials.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self {
+            class: ErrorClass::Unauthorized,
+            code: "unauthorized",
+            message: message.into(),
+        }
+    }
+
     /// Builds an error for an unavailable dependency or an exceeded limit.
     pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
         Self {
@@ -79,7 +90,7 @@ impl Error {
     /// Returns the process exit code the CLI uses for this error.
     pub fn exit_code(&self) -> i32 {
         match self.class {
-            ErrorClass::Input | ErrorClass::NotFound => 2,
+            ErrorClass::Input | ErrorClass::NotFound | ErrorClass::Unauthorized => 2,
             ErrorClass::Unavailable => 3,
             ErrorClass::Internal => 1,
         }

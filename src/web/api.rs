@@ -222,6 +222,10 @@ pub async fn get_openapi() -> Response {
             "the SQL does not parse, is not read-only, or does not plan",
         ),
         (
+            "401",
+            "server.api_token is set and the request did not send it as a Bearer token",
+        ),
+        (
             "503",
             "the query failed while running or hit the time limit",
         ),

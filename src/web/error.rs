@@ -24,6 +24,7 @@ impl IntoResponse for ApiError {
         let status = match error.class {
             ErrorClass::Input => StatusCode::BAD_REQUEST,
             ErrorClass::NotFound => StatusCode::NOT_FOUND,
+            ErrorClass::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorClass::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorClass::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };

@@ -271,6 +271,26 @@ async fn post_sql(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> std::result::Result<Response, ApiError> {
+    if let Some(token) = &state.config.server.api_token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        // Compare every byte so the time taken does not reveal how much of the token matched.
+        let matches = given.len() == token.len()
+            && given
+                .bytes()
+                .zip(token.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        if !matches {
+            return Err(Error::unauthorized(
+                "this server requires a token for SQL: send `Authorization: Bearer <server.api_token>`",
+            )
+            .into());
+        }
+    }
     let request: SqlRequest = serde_json::from_slice(&body).map_err(|error| {
         Error::input(
             "bad_request",

@@ -337,3 +337,41 @@ async fn files_that_disagree_on_schema_are_named_and_only_their_table_degrades()
         "{body}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_needs_the_token_when_one_is_configured() {
+    let server = TestServer::start(
+        &repo(),
+        demo_data().to_str().expect("utf-8"),
+        "api_token = \"s3cret-token\"",
+        &[],
+    )
+    .await;
+    let (status, body) = server.sql("SELECT 1").await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"]["code"], "unauthorized");
+    let url = format!("{}/api/v1/sql", server.base);
+    let wrong = server
+        .client
+        .post(&url)
+        .bearer_auth("s3cret-tokem")
+        .json(&serde_json::json!({"sql": "SELECT 1"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(wrong.status().as_u16(), 401);
+    let right = server
+        .client
+        .post(&url)
+        .bearer_auth("s3cret-token")
+        .json(&serde_json::json!({"sql": "SELECT 1 AS one"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(right.status().as_u16(), 200);
+    assert_eq!(
+        server.get_json("/healthz").await["status"],
+        "ok",
+        "reads stay open"
+    );
+}

@@ -215,32 +215,30 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 vec![attribution::Model::parse(&model, half_life).map_err(bad)?]
             };
             let columns = attribution::io::Columns::parse(&columns)?;
-            let touches = attribution::io::read_touches(&touches, &columns).await?;
-            let conversions = attribution::io::read_conversions(&conversions, &columns).await?;
             eprintln!(
-                "kpi attribution: {} touches, {} conversions, lookback {lookback_text}",
-                touches.len(),
-                conversions.len()
+                "kpi attribution: {} → {} ({}; lookback {lookback_text})",
+                touches.display(),
+                out.display(),
+                models
+                    .iter()
+                    .map(|m| m.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
-            let mut credits = Vec::new();
-            for model in &models {
-                let step = Instant::now();
-                credits.push(attribution::attribute(
-                    &touches,
-                    &conversions,
-                    *model,
-                    lookback,
-                ));
-                eprintln!(
-                    "  {:<16} {:.1}s",
-                    model.name(),
-                    step.elapsed().as_secs_f64()
-                );
-            }
-            let table = attribution::io::CreditTable { models, credits };
-            let rows = attribution::io::write_credits(&out, &table)?;
+            let job = attribution::stream::Job {
+                touches: &touches,
+                conversions: &conversions,
+                columns: &columns,
+                models: &models,
+                lookback,
+                out: &out,
+            };
+            let summary = attribution::stream::run(&job).await?;
             eprintln!(
-                "wrote {rows} rows to {} in {:.1}s",
+                "read {} touches and {} conversions; wrote {} rows to {} in {:.1}s",
+                summary.touches,
+                summary.conversions,
+                summary.rows,
                 out.display(),
                 started.elapsed().as_secs_f64()
             );

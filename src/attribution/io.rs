@@ -63,7 +63,7 @@ impl Columns {
         Ok(Self { names })
     }
 
-    fn get<'a>(&'a self, key: &'a str) -> &'a str {
+    pub(crate) fn get<'a>(&'a self, key: &'a str) -> &'a str {
         self.names.get(key).map(String::as_str).unwrap_or(key)
     }
 }
@@ -95,40 +95,49 @@ impl TextTable {
     }
 }
 
-async fn read_text_table(path: &Path) -> Result<TextTable> {
-    let ctx = SessionContext::new();
+/// Opens a CSV (every column as text, so timestamps keep their offsets and ids their leading
+/// zeros) or Parquet file as a DataFrame.
+pub(crate) async fn open_frame(
+    ctx: &SessionContext,
+    path: &Path,
+) -> Result<datafusion::dataframe::DataFrame> {
+    use std::io::BufRead;
     let display = path.display().to_string();
-    let frame = match path.extension().and_then(|e| e.to_str()) {
+    match path.extension().and_then(|e| e.to_str()) {
         Some("csv") => {
-            // Every column as text: timestamps keep their offsets, ids keep leading zeros.
-            let header = std::fs::read_to_string(path)
-                .map_err(|e| Error::input("unreadable_input", format!("{display}: {e}")))?
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .to_string();
+            let file = std::fs::File::open(path)
+                .map_err(|e| Error::input("unreadable_input", format!("{display}: {e}")))?;
+            let mut header = String::new();
+            std::io::BufReader::new(file)
+                .read_line(&mut header)
+                .map_err(|e| Error::input("unreadable_input", format!("{display}: {e}")))?;
             let fields: Vec<Field> = header
+                .trim_end()
                 .split(',')
                 .map(|name| Field::new(name.trim().trim_matches('"'), DataType::Utf8, true))
                 .collect();
             let schema = Schema::new(fields);
-            ctx.read_csv(
-                &display,
-                CsvReadOptions::new().has_header(true).schema(&schema),
-            )
-            .await?
+            Ok(ctx
+                .read_csv(
+                    &display,
+                    CsvReadOptions::new().has_header(true).schema(&schema),
+                )
+                .await?)
         }
-        Some("parquet") => {
-            ctx.read_parquet(&display, ParquetReadOptions::default())
-                .await?
-        }
-        _ => {
-            return Err(Error::input(
-                "bad_input",
-                format!("{display}: use a .csv or .parquet file"),
-            ))
-        }
-    };
+        Some("parquet") => Ok(ctx
+            .read_parquet(&display, ParquetReadOptions::default())
+            .await?),
+        _ => Err(Error::input(
+            "bad_input",
+            format!("{display}: use a .csv or .parquet file"),
+        )),
+    }
+}
+
+async fn read_text_table(path: &Path) -> Result<TextTable> {
+    let ctx = SessionContext::new();
+    let display = path.display().to_string();
+    let frame = open_frame(&ctx, path).await?;
     let batches = frame.collect().await.map_err(|e| {
         Error::input(
             "unreadable_input",

@@ -21,6 +21,7 @@
 
 pub mod io;
 pub mod markov;
+pub mod stream;
 
 use chrono::{DateTime, Duration, Utc};
 

@@ -354,7 +354,32 @@ fn attribution_command_credits_the_reference_vectors_and_explains_bad_input() {
         .map(|l| l.split(',').nth(linear).expect("cell"))
         .collect();
     assert_eq!(c7, vec!["4.99", "5.00"]);
-    assert_eq!(lines.count(), 15);
+    assert_eq!(lines.clone().count(), 15);
+    // Every credit equals the reference vector (the CLI streams entity by entity).
+    let expected =
+        std::fs::read_to_string(fixtures.join("expected_credits.csv")).expect("expected");
+    let expected: Vec<Vec<&str>> = expected
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    let column = |name: &str| header.iter().position(|h| *h == name).expect("column");
+    for line in lines {
+        let cells: Vec<&str> = line.split(',').collect();
+        let row = expected
+            .iter()
+            .find(|e| e[0] == cells[0] && e[1] == cells[1])
+            .expect("a reference row");
+        for (ours, theirs) in [
+            ("credit_linear", 9),
+            ("credit_time_decay", 11),
+            ("credit_last_non_direct", 8),
+        ] {
+            let got: f64 = cells[column(ours)].parse().expect("number");
+            let want: f64 = row[theirs].parse().expect("number");
+            assert!((got - want).abs() < 1e-9, "{line}: {ours} {got} vs {want}");
+        }
+    }
 
     // Other column names, mapped; Parquet out; DuckDB reads it back.
     let renamed = out.path().join("touches_renamed.csv");
@@ -435,6 +460,10 @@ fn attribution_command_credits_the_reference_vectors_and_explains_bad_input() {
         ],
         &[],
     );
-    assert!(String::from_utf8_lossy(&output.stderr)
-        .contains("row 2: `ts` = `yesterday` is not a timestamp"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("row `c1`: `ts` = `yesterday` is not a timestamp"),
+        "{stderr}"
+    );
+    assert!(!missing.exists());
 }

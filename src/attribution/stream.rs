@@ -1,0 +1,577 @@
+//! `kpi attribution` over files of any size: inputs sorted by entity (DataFusion's sort spills
+//! to disk past its memory limit), then credited one entity at a time and written in batches,
+//! so memory is bounded by the sort budget and the largest entity's history, not by the input.
+//!
+//! The Markov model needs channel weights from every path first, so with it the inputs are
+//! read twice: once to count paths (one entry per distinct channel sequence), once to credit.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, Decimal128Builder, Float64Builder, StringBuilder, UInt32Builder,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use datafusion::common::Column;
+use datafusion::execution::disk_manager::DiskManagerBuilder;
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::{cast, lit, Expr};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::StreamExt;
+
+use super::io::{open_frame, parse_cents, Columns};
+use super::markov::{channel_weights, entity_paths, PathCount};
+use super::{credit_entity, Conversion, Credit, Model, Touch};
+use crate::error::{Error, Result};
+
+/// Memory the sorts may use before spilling to disk.
+const SORT_MEMORY: usize = 512 * 1024 * 1024;
+/// Rows per written batch.
+const BATCH_ROWS: usize = 65_536;
+
+/// What a run did.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    /// Touches read (each pass counts once).
+    pub touches: usize,
+    /// Conversions read.
+    pub conversions: usize,
+    /// Credit rows written.
+    pub rows: usize,
+}
+
+/// Inputs and options of one run.
+pub struct Job<'a> {
+    /// Touches file.
+    pub touches: &'a Path,
+    /// Conversions file.
+    pub conversions: &'a Path,
+    /// Column names.
+    pub columns: &'a Columns,
+    /// Models, one credit column pair each.
+    pub models: &'a [Model],
+    /// Lookback window.
+    pub lookback: Duration,
+    /// Output file (.csv or .parquet).
+    pub out: &'a Path,
+}
+
+fn context() -> Result<SessionContext> {
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_pool(Arc::new(FairSpillPool::new(SORT_MEMORY)))
+        .with_disk_manager_builder(DiskManagerBuilder::default())
+        .build_arc()?;
+    Ok(SessionContext::new_with_config_rt(
+        SessionConfig::new(),
+        runtime,
+    ))
+}
+
+fn text(name: &str, alias: &str) -> Expr {
+    cast(Expr::Column(Column::from_name(name)), DataType::Utf8).alias(alias)
+}
+
+/// Streams a file's needed columns as text, sorted by entity.
+async fn sorted(
+    ctx: &SessionContext,
+    path: &Path,
+    columns: Vec<(String, &str, bool)>,
+) -> Result<SendableRecordBatchStream> {
+    let frame = open_frame(ctx, path).await?;
+    let available: Vec<String> = frame
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let mut select = Vec::new();
+    for (name, alias, required) in columns {
+        if available.contains(&name) {
+            select.push(text(&name, alias));
+        } else if required {
+            return Err(Error::input(
+                "missing_column",
+                format!(
+                    "{}: no column `{name}` (columns: {}); map it with --columns KEY={name}",
+                    path.display(),
+                    available.join(", ")
+                ),
+            ));
+        } else {
+            select.push(
+                cast(
+                    lit(datafusion::common::ScalarValue::Utf8(None)),
+                    DataType::Utf8,
+                )
+                .alias(alias),
+            );
+        }
+    }
+    let frame = frame.select(select)?.sort(vec![
+        Expr::Column(Column::from_name("entity")).sort(true, true)
+    ])?;
+    Ok(frame.execute_stream().await?)
+}
+
+fn instant(file: &Path, id: &str, column: &str, text: &str) -> Result<DateTime<Utc>> {
+    if let Ok(instant) = DateTime::parse_from_rfc3339(text) {
+        return Ok(instant.with_timezone(&Utc));
+    }
+    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
+        if let Ok(naive) = NaiveDateTime::parse_from_str(text.trim_end_matches('Z'), format) {
+            return Ok(naive.and_utc());
+        }
+    }
+    Err(Error::input("bad_timestamp", format!(
+        "{}: row `{id}`: `{column}` = `{text}` is not a timestamp; use RFC 3339 such as 2024-01-15T12:00:00Z or with an offset",
+        file.display()
+    )))
+}
+
+/// Turns one row of a batch into `(entity, row)`.
+type RowParser<T> = Box<dyn Fn(&RecordBatch, usize) -> Result<(String, T)> + Send>;
+
+/// Reads rows of one kind from a sorted stream, entity by entity.
+struct Groups<T> {
+    stream: SendableRecordBatchStream,
+    buffered: std::collections::VecDeque<(String, T)>,
+    done: bool,
+    parse: RowParser<T>,
+    read: usize,
+}
+
+impl<T> Groups<T> {
+    async fn fill(&mut self) -> Result<()> {
+        while self.buffered.is_empty() && !self.done {
+            match self.stream.next().await {
+                Some(batch) => {
+                    let batch = batch?;
+                    for row in 0..batch.num_rows() {
+                        self.buffered.push_back((self.parse)(&batch, row)?);
+                    }
+                    self.read += batch.num_rows();
+                }
+                None => self.done = true,
+            }
+        }
+        Ok(())
+    }
+
+    async fn peek_entity(&mut self) -> Result<Option<String>> {
+        self.fill().await?;
+        Ok(self.buffered.front().map(|(entity, _)| entity.clone()))
+    }
+
+    /// Takes every row of `entity` (rows are sorted, so they are contiguous).
+    async fn take(&mut self, entity: &str) -> Result<Vec<T>> {
+        let mut rows = Vec::new();
+        loop {
+            self.fill().await?;
+            match self.buffered.front() {
+                Some((next, _)) if next == entity => {
+                    if let Some((_, row)) = self.buffered.pop_front() {
+                        rows.push(row);
+                    }
+                }
+                _ => return Ok(rows),
+            }
+        }
+    }
+}
+
+fn cell(batch: &RecordBatch, column: usize, row: usize) -> Option<String> {
+    let array = batch.column(column).as_string::<i32>();
+    (!array.is_null(row))
+        .then(|| array.value(row).to_string())
+        .filter(|v| !v.is_empty())
+}
+
+async fn touch_groups(
+    ctx: &SessionContext,
+    path: &Path,
+    columns: &Columns,
+) -> Result<Groups<Touch>> {
+    let names = vec![
+        (columns.get("touch_entity").to_string(), "entity", true),
+        (columns.get("touch_id").to_string(), "id", true),
+        (columns.get("touch_ts").to_string(), "ts", true),
+        (columns.get("channel").to_string(), "channel", true),
+        (columns.get("campaign").to_string(), "campaign", false),
+    ];
+    let stream = sorted(ctx, path, names).await?;
+    let file: PathBuf = path.to_path_buf();
+    let ts_column = columns.get("touch_ts").to_string();
+    let parse = move |batch: &RecordBatch, row: usize| -> Result<(String, Touch)> {
+        let id = cell(batch, 1, row).ok_or_else(|| {
+            Error::input(
+                "missing_value",
+                format!("{}: a touch has no id", file.display()),
+            )
+        })?;
+        let entity = cell(batch, 0, row).ok_or_else(|| {
+            Error::input(
+                "missing_value",
+                format!("{}: touch `{id}` has no entity", file.display()),
+            )
+        })?;
+        let ts_text = cell(batch, 2, row).ok_or_else(|| {
+            Error::input(
+                "missing_value",
+                format!("{}: touch `{id}` has no timestamp", file.display()),
+            )
+        })?;
+        let ts = instant(&file, &id, &ts_column, &ts_text)?;
+        let channel = cell(batch, 3, row).ok_or_else(|| {
+            Error::input(
+                "missing_value",
+                format!("{}: touch `{id}` has no channel", file.display()),
+            )
+        })?;
+        Ok((
+            entity.clone(),
+            Touch {
+                id,
+                entity,
+                ts,
+                channel,
+                campaign: cell(batch, 4, row),
+            },
+        ))
+    };
+    Ok(Groups {
+        stream,
+        buffered: Default::default(),
+        done: false,
+        parse: Box::new(parse),
+        read: 0,
+    })
+}
+
+async fn conversion_groups(
+    ctx: &SessionContext,
+    path: &Path,
+    columns: &Columns,
+) -> Result<Groups<Conversion>> {
+    let names = vec![
+        (columns.get("conversion_entity").to_string(), "entity", true),
+        (columns.get("conversion_id").to_string(), "id", true),
+        (columns.get("conversion_ts").to_string(), "ts", true),
+        (columns.get("revenue").to_string(), "revenue", false),
+    ];
+    let stream = sorted(ctx, path, names).await?;
+    let file: PathBuf = path.to_path_buf();
+    let ts_column = columns.get("conversion_ts").to_string();
+    let revenue_column = columns.get("revenue").to_string();
+    let parse = move |batch: &RecordBatch, row: usize| -> Result<(String, Conversion)> {
+        let id = cell(batch, 1, row).ok_or_else(|| {
+            Error::input(
+                "missing_value",
+                format!("{}: a conversion has no id", file.display()),
+            )
+        })?;
+        let entity = cell(batch, 0, row).ok_or_else(|| {
+            Error::input(
+                "missing_value",
+                format!("{}: conversion `{id}` has no entity", file.display()),
+            )
+        })?;
+        let ts_text = cell(batch, 2, row).ok_or_else(|| {
+            Error::input(
+                "missing_value",
+                format!("{}: conversion `{id}` has no timestamp", file.display()),
+            )
+        })?;
+        let ts = instant(&file, &id, &ts_column, &ts_text)?;
+        let revenue_cents = match cell(batch, 3, row) {
+            None => None,
+            Some(text) => Some(parse_cents(&text).ok_or_else(|| Error::input("bad_revenue", format!(
+                "{}: conversion `{id}`: `{revenue_column}` = `{text}` is not an amount; use a number such as 100.00", file.display()
+            )))?),
+        };
+        Ok((
+            entity.clone(),
+            Conversion {
+                id,
+                entity,
+                ts,
+                revenue_cents,
+            },
+        ))
+    };
+    Ok(Groups {
+        stream,
+        buffered: Default::default(),
+        done: false,
+        parse: Box::new(parse),
+        read: 0,
+    })
+}
+
+/// Walks both inputs entity by entity, calling `visit` with each entity's sorted rows.
+async fn for_each_entity(
+    touches: &mut Groups<Touch>,
+    conversions: &mut Groups<Conversion>,
+    mut visit: impl FnMut(Vec<Touch>, Vec<Conversion>) -> Result<()>,
+) -> Result<()> {
+    loop {
+        let next = match (
+            touches.peek_entity().await?,
+            conversions.peek_entity().await?,
+        ) {
+            (None, None) => return Ok(()),
+            (Some(a), None) => a,
+            (None, Some(b)) => b,
+            (Some(a), Some(b)) => a.min(b),
+        };
+        let mut own_touches = touches.take(&next).await?;
+        let mut own_conversions = conversions.take(&next).await?;
+        own_touches.sort_by(|a, b| (a.ts, &a.id).cmp(&(b.ts, &b.id)));
+        own_conversions.sort_by(|a, b| (a.ts, &a.id).cmp(&(b.ts, &b.id)));
+        visit(own_touches, own_conversions)?;
+    }
+}
+
+/// Runs the job: returns what was read and written.
+pub async fn run(job: &Job<'_>) -> Result<Summary> {
+    let ctx = context()?;
+    let mut weights: HashMap<String, f64> = HashMap::new();
+    if job.models.contains(&Model::Markov) {
+        let mut touches = touch_groups(&ctx, job.touches, job.columns).await?;
+        let mut conversions = conversion_groups(&ctx, job.conversions, job.columns).await?;
+        let mut counts: HashMap<Vec<String>, (f64, f64)> = HashMap::new();
+        for_each_entity(&mut touches, &mut conversions, |t, c| {
+            for path in entity_paths(&t, &c, job.lookback) {
+                let entry = counts.entry(path.channels).or_default();
+                entry.0 += path.conversions;
+                entry.1 += path.nulls;
+            }
+            Ok(())
+        })
+        .await?;
+        let mut paths: Vec<PathCount> = counts
+            .into_iter()
+            .map(|(channels, (conversions, nulls))| PathCount {
+                channels,
+                conversions,
+                nulls,
+            })
+            .collect();
+        paths.sort_by(|a, b| a.channels.cmp(&b.channels));
+        weights = channel_weights(paths).into_iter().collect();
+    }
+    let weight = |channel: &str| weights.get(channel).copied().unwrap_or(0.0);
+
+    let mut output = Output::create(job.out, job.models)?;
+    let mut touches = touch_groups(&ctx, job.touches, job.columns).await?;
+    let mut conversions = conversion_groups(&ctx, job.conversions, job.columns).await?;
+    let result = for_each_entity(&mut touches, &mut conversions, |t, c| {
+        let per_model: Vec<Vec<Credit>> = job
+            .models
+            .iter()
+            .map(|model| credit_entity(&t, &c, *model, job.lookback, &weight))
+            .collect();
+        output.push(&per_model)
+    })
+    .await;
+    match result.and_then(|()| output.finish()) {
+        Ok(rows) => Ok(Summary {
+            touches: touches.read,
+            conversions: conversions.read,
+            rows,
+        }),
+        Err(error) => Err(error),
+    }
+}
+
+/// The output file, written batch by batch under a temporary name and renamed at the end.
+struct Output {
+    path: PathBuf,
+    temporary: PathBuf,
+    schema: SchemaRef,
+    writer: Option<Writer>,
+    builders: Builders,
+    rows: usize,
+    models: usize,
+}
+
+enum Writer {
+    Csv(arrow::csv::Writer<std::fs::File>),
+    Parquet(parquet::arrow::ArrowWriter<std::fs::File>),
+}
+
+struct Builders {
+    conversion: StringBuilder,
+    touch: StringBuilder,
+    position: UInt32Builder,
+    channel: StringBuilder,
+    campaign: StringBuilder,
+    credit: Vec<Float64Builder>,
+    revenue: Vec<Decimal128Builder>,
+    len: usize,
+}
+
+impl Builders {
+    fn new(models: usize) -> Self {
+        Self {
+            conversion: StringBuilder::new(),
+            touch: StringBuilder::new(),
+            position: UInt32Builder::new(),
+            channel: StringBuilder::new(),
+            campaign: StringBuilder::new(),
+            credit: (0..models).map(|_| Float64Builder::new()).collect(),
+            revenue: (0..models)
+                .map(|_| Decimal128Builder::new().with_data_type(DataType::Decimal128(18, 2)))
+                .collect(),
+            len: 0,
+        }
+    }
+}
+
+impl Output {
+    fn create(path: &Path, models: &[Model]) -> Result<Self> {
+        let single = models.len() == 1;
+        let mut fields = vec![
+            Field::new("conversion_id", DataType::Utf8, false),
+            Field::new("touch_id", DataType::Utf8, true),
+            Field::new("position", DataType::UInt32, true),
+            Field::new("channel", DataType::Utf8, false),
+            Field::new("campaign", DataType::Utf8, true),
+        ];
+        for model in models {
+            let (credit, revenue) = if single {
+                ("credit".to_string(), "revenue_credit".to_string())
+            } else {
+                (
+                    format!("credit_{}", model.name()),
+                    format!("revenue_credit_{}", model.name()),
+                )
+            };
+            fields.push(Field::new(credit, DataType::Float64, false));
+            fields.push(Field::new(revenue, DataType::Decimal128(18, 2), true));
+        }
+        let schema: SchemaRef = Arc::new(Schema::new(fields));
+        let folder = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let temporary = folder.join(format!(".{name}.tmp-{}", std::process::id()));
+        let file = std::fs::File::create(&temporary).map_err(|e| {
+            Error::unavailable(
+                "write_failed",
+                format!("cannot write {}: {e}", path.display()),
+            )
+        })?;
+        let writer = match path.extension().and_then(|e| e.to_str()) {
+            Some("parquet") => Writer::Parquet(parquet::arrow::ArrowWriter::try_new(
+                file,
+                Arc::clone(&schema),
+                None,
+            )?),
+            _ => Writer::Csv(
+                arrow::csv::WriterBuilder::new()
+                    .with_header(true)
+                    .build(file),
+            ),
+        };
+        Ok(Self {
+            path: path.to_path_buf(),
+            temporary,
+            schema,
+            writer: Some(writer),
+            builders: Builders::new(models.len()),
+            rows: 0,
+            models: models.len(),
+        })
+    }
+
+    fn push(&mut self, per_model: &[Vec<Credit>]) -> Result<()> {
+        let Some(first) = per_model.first() else {
+            return Ok(());
+        };
+        let b = &mut self.builders;
+        for (row, credit) in first.iter().enumerate() {
+            b.conversion.append_value(&credit.conversion_id);
+            b.touch.append_option(credit.touch_id.as_deref());
+            b.position.append_option(credit.position.map(|p| p as u32));
+            b.channel.append_value(&credit.channel);
+            b.campaign.append_option(credit.campaign.as_deref());
+            for (model, credits) in per_model.iter().enumerate() {
+                b.credit[model].append_value(credits[row].credit);
+                b.revenue[model].append_option(credits[row].revenue_cents.map(i128::from));
+            }
+            b.len += 1;
+        }
+        if b.len >= BATCH_ROWS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.builders.len == 0 {
+            return Ok(());
+        }
+        let mut b = std::mem::replace(&mut self.builders, Builders::new(self.models));
+        let mut arrays: Vec<ArrayRef> = vec![
+            Arc::new(b.conversion.finish()),
+            Arc::new(b.touch.finish()),
+            Arc::new(b.position.finish()),
+            Arc::new(b.channel.finish()),
+            Arc::new(b.campaign.finish()),
+        ];
+        for (credit, revenue) in b.credit.iter_mut().zip(b.revenue.iter_mut()) {
+            arrays.push(Arc::new(credit.finish()));
+            arrays.push(Arc::new(revenue.finish()));
+        }
+        let batch = RecordBatch::try_new(Arc::clone(&self.schema), arrays)?;
+        self.rows += batch.num_rows();
+        match &mut self.writer {
+            Some(Writer::Csv(writer)) => writer.write(&batch)?,
+            Some(Writer::Parquet(writer)) => writer.write(&batch)?,
+            None => return Err(Error::internal("output already closed")),
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<usize> {
+        let result = (|| -> Result<()> {
+            self.flush()?;
+            match self.writer.take() {
+                Some(Writer::Csv(writer)) => drop(writer),
+                Some(Writer::Parquet(writer)) => {
+                    writer.close()?;
+                }
+                None => {}
+            }
+            std::fs::rename(&self.temporary, &self.path)?;
+            Ok(())
+        })();
+        if let Err(error) = result {
+            let _ = std::fs::remove_file(&self.temporary);
+            return Err(Error::unavailable(
+                "write_failed",
+                format!("cannot write {}: {error}", self.path.display()),
+            ));
+        }
+        Ok(self.rows)
+    }
+}
+
+impl Drop for Output {
+    fn drop(&mut self) {
+        // A run that failed half-way leaves no half-written file behind.
+        if self.writer.take().is_some() {
+            let _ = std::fs::remove_file(&self.temporary);
+        }
+    }
+}

@@ -196,6 +196,8 @@ impl<'a> MetricService<'a> {
     /// Computes the series of `request`.
     pub async fn series(&self, request: &SeriesRequest) -> Result<Series> {
         let metric = self.metric(&request.metric)?;
+        // One listing of the data root per series, however many parts the metric has.
+        self.engine.refresh().await?;
         for dimension in request
             .by
             .iter()

@@ -184,6 +184,36 @@ impl<T> Groups<T> {
     }
 }
 
+/// Returns a value that must be there, or says which row lacks it.
+fn present(file: &Path, row: &str, what: &str, value: Option<String>) -> Result<String> {
+    value.ok_or_else(|| {
+        Error::input(
+            "missing_value",
+            format!("{}: {row} has no {what}", file.display()),
+        )
+    })
+}
+
+/// Reads the three columns every input row has (entity, id, timestamp) from the sorted stream.
+fn entity_id_ts(
+    file: &Path,
+    kind: &str,
+    ts_column: &str,
+    batch: &RecordBatch,
+    row: usize,
+) -> Result<(String, String, DateTime<Utc>)> {
+    let id = present(file, &format!("a {kind}"), "id", cell(batch, 1, row))?;
+    let named = format!("{kind} `{id}`");
+    let entity = present(file, &named, "entity", cell(batch, 0, row))?;
+    let ts = instant(
+        file,
+        &id,
+        ts_column,
+        &present(file, &named, "timestamp", cell(batch, 2, row))?,
+    )?;
+    Ok((entity, id, ts))
+}
+
 fn cell(batch: &RecordBatch, column: usize, row: usize) -> Option<String> {
     let array = batch.column(column).as_string::<i32>();
     (!array.is_null(row))
@@ -207,31 +237,13 @@ async fn touch_groups(
     let file: PathBuf = path.to_path_buf();
     let ts_column = columns.get("touch_ts").to_string();
     let parse = move |batch: &RecordBatch, row: usize| -> Result<(String, Touch)> {
-        let id = cell(batch, 1, row).ok_or_else(|| {
-            Error::input(
-                "missing_value",
-                format!("{}: a touch has no id", file.display()),
-            )
-        })?;
-        let entity = cell(batch, 0, row).ok_or_else(|| {
-            Error::input(
-                "missing_value",
-                format!("{}: touch `{id}` has no entity", file.display()),
-            )
-        })?;
-        let ts_text = cell(batch, 2, row).ok_or_else(|| {
-            Error::input(
-                "missing_value",
-                format!("{}: touch `{id}` has no timestamp", file.display()),
-            )
-        })?;
-        let ts = instant(&file, &id, &ts_column, &ts_text)?;
-        let channel = cell(batch, 3, row).ok_or_else(|| {
-            Error::input(
-                "missing_value",
-                format!("{}: touch `{id}` has no channel", file.display()),
-            )
-        })?;
+        let (entity, id, ts) = entity_id_ts(&file, "touch", &ts_column, batch, row)?;
+        let channel = present(
+            &file,
+            &format!("touch `{id}`"),
+            "channel",
+            cell(batch, 3, row),
+        )?;
         Ok((
             entity.clone(),
             Touch {
@@ -268,25 +280,7 @@ async fn conversion_groups(
     let ts_column = columns.get("conversion_ts").to_string();
     let revenue_column = columns.get("revenue").to_string();
     let parse = move |batch: &RecordBatch, row: usize| -> Result<(String, Conversion)> {
-        let id = cell(batch, 1, row).ok_or_else(|| {
-            Error::input(
-                "missing_value",
-                format!("{}: a conversion has no id", file.display()),
-            )
-        })?;
-        let entity = cell(batch, 0, row).ok_or_else(|| {
-            Error::input(
-                "missing_value",
-                format!("{}: conversion `{id}` has no entity", file.display()),
-            )
-        })?;
-        let ts_text = cell(batch, 2, row).ok_or_else(|| {
-            Error::input(
-                "missing_value",
-                format!("{}: conversion `{id}` has no timestamp", file.display()),
-            )
-        })?;
-        let ts = instant(&file, &id, &ts_column, &ts_text)?;
+        let (entity, id, ts) = entity_id_ts(&file, "conversion", &ts_column, batch, row)?;
         let revenue_cents = match cell(batch, 3, row) {
             None => None,
             Some(text) => Some(parse_cents(&text).ok_or_else(|| Error::input("bad_revenue", format!(

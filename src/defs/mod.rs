@@ -84,8 +84,6 @@ struct Composite {
     metric: Metric,
     /// Metric names used, with the line that names them.
     parts: Vec<(String, usize)>,
-    #[allow(dead_code)]
-    text: String,
 }
 
 /// A validated metric.
@@ -772,11 +770,7 @@ impl Resolver<'_> {
                     (numerator.get_ref().clone(), at(numerator.span().start)),
                     (denominator.get_ref().clone(), at(denominator.span().start)),
                 ];
-                composites.push(Composite {
-                    metric,
-                    parts,
-                    text: file.text.clone(),
-                });
+                composites.push(Composite { metric, parts });
                 None
             }
             "derived" => {
@@ -800,11 +794,7 @@ impl Resolver<'_> {
                             .into_iter()
                             .map(|part| (part, expression_line))
                             .collect();
-                        composites.push(Composite {
-                            metric,
-                            parts,
-                            text: file.text.clone(),
-                        });
+                        composites.push(Composite { metric, parts });
                     }
                     Err(error) => self.report(
                         &file.path,
@@ -840,7 +830,6 @@ impl Resolver<'_> {
                 composites.push(Composite {
                     metric,
                     parts: vec![(of.get_ref().clone(), at(of.span().start))],
-                    text: file.text.clone(),
                 });
                 None
             }

@@ -66,12 +66,12 @@ fn column(name: &str) -> Expr {
 }
 
 impl Engine {
-    /// Runs an aggregate query after bringing the catalog up to date.
+    /// Runs an aggregate query against the catalog as last refreshed: callers refresh once
+    /// per request ([`Engine::refresh`]), not once per metric part.
     pub async fn aggregate(&self, query: &AggregateQuery) -> Result<Vec<AggregateRow>> {
         if query.buckets.is_empty() {
             return Ok(Vec::new());
         }
-        self.refresh().await?;
         let ctx = self.inner.ctx.clone();
         let query = query.clone();
         let work = async move {

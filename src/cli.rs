@@ -91,6 +91,12 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
+        /// Attribution model, for metrics that read reporting.attribution (default: kpi.toml).
+        #[arg(long)]
+        model: Option<String>,
+        /// Attribution lookback such as 30d, for attributed metrics (default: kpi.toml).
+        #[arg(long)]
+        lookback: Option<String>,
     },
     /// Credit conversions to touches under an attribution model, from CSV or Parquet files.
     Attribution {
@@ -253,6 +259,8 @@ pub async fn run(cli: Cli) -> Result<i32> {
             filter,
             compare,
             format,
+            model,
+            lookback,
         } => {
             let engine = Engine::try_new(Arc::clone(&config))?;
             engine.refresh().await?;
@@ -267,6 +275,11 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 by,
                 filters: metrics::parse_filters(&filter)?,
                 compare: compare.clone(),
+                attribution: metrics::attribution_choice(
+                    &config.attribution,
+                    model.as_deref(),
+                    lookback.as_deref(),
+                )?,
             };
             let series = MetricService::new(&registry, &engine, calendar)
                 .series(&request)

@@ -23,6 +23,11 @@
 //! | `server.api_token` | `KPI_API_TOKEN` | none: the SQL endpoint is open (bind to loopback) |
 //! | `engine.memory_limit_mb` | `KPI_MEMORY_LIMIT_MB` | `2048` |
 //! | `engine.target_partitions` | `KPI_TARGET_PARTITIONS` | number of cores |
+//! | `attribution.touches` | | `reporting.touches` (a view: `touch_id, entity_id, touched_at, channel, campaign`) |
+//! | `attribution.conversions` | | `reporting.conversions` (`conversion_id, entity_id, converted_at, conversion_type, revenue`) |
+//! | `attribution.model` | `KPI_ATTRIBUTION_MODEL` | `linear` |
+//! | `attribution.lookback` | `KPI_ATTRIBUTION_LOOKBACK` | `30d` |
+//! | `attribution.half_life` | | `7d` (time decay) |
 //! | `sources.<name>.kind` | | the source's name |
 //! | `sources.<name>.owner` | | `unassigned` |
 //! | `sources.<name>.lag_days` | | `1` (complete up to yesterday) |
@@ -54,7 +59,19 @@ struct RawConfig {
     #[serde(default)]
     engine: RawEngine,
     #[serde(default)]
+    attribution: RawAttribution,
+    #[serde(default)]
     sources: BTreeMap<String, RawSource>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAttribution {
+    touches: Option<String>,
+    conversions: Option<String>,
+    model: Option<String>,
+    lookback: Option<String>,
+    half_life: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -190,6 +207,34 @@ pub struct EngineConfig {
     pub target_partitions: usize,
 }
 
+/// The attribution table's inputs and the project's default model and lookback.
+#[derive(Debug, Clone)]
+pub struct AttributionConfig {
+    /// View (or table) of touches.
+    pub touches: String,
+    /// View (or table) of conversions.
+    pub conversions: String,
+    /// Default model and lookback.
+    pub default: crate::attribution::Settings,
+    /// Half-life of `time_decay`, as written (`7d`).
+    pub half_life: String,
+}
+
+impl AttributionConfig {
+    /// Settings for a query: the defaults, with a model and lookback when given.
+    pub fn settings(
+        &self,
+        model: Option<&str>,
+        lookback: Option<&str>,
+    ) -> std::result::Result<crate::attribution::Settings, String> {
+        let model = model.unwrap_or(self.default.model.name());
+        let lookback = lookback
+            .map(str::to_string)
+            .unwrap_or_else(|| crate::attribution::format_duration(self.default.lookback));
+        crate::attribution::Settings::parse(model, &lookback, &self.half_life)
+    }
+}
+
 /// The validated configuration every other module uses.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -209,6 +254,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// Engine settings.
     pub engine: EngineConfig,
+    /// Attribution inputs and defaults.
+    pub attribution: AttributionConfig,
 }
 
 /// Values given on the command line, which win over the file and the environment.
@@ -485,6 +532,55 @@ impl Config {
             ) as usize,
         };
 
+        let (model, model_env) = pick(
+            None,
+            &["KPI_ATTRIBUTION_MODEL"],
+            raw.attribution.model.as_ref(),
+        );
+        let (lookback, lookback_env) = pick(
+            None,
+            &["KPI_ATTRIBUTION_LOOKBACK"],
+            raw.attribution.lookback.as_ref(),
+        );
+        let half_life = raw
+            .attribution
+            .half_life
+            .clone()
+            .unwrap_or_else(|| "7d".to_string());
+        let model = model.unwrap_or_else(|| "linear".to_string());
+        let lookback = lookback.unwrap_or_else(|| "30d".to_string());
+        let default = match crate::attribution::Settings::parse(&model, &lookback, &half_life) {
+            Ok(settings) => settings,
+            Err(message) => {
+                let (key, origin) = if crate::attribution::parse_duration(&half_life).is_err() {
+                    ("half_life", None)
+                } else if crate::attribution::parse_duration(&lookback).is_err() {
+                    ("lookback", lookback_env)
+                } else {
+                    ("model", model_env)
+                };
+                at("attribution", key, origin, message);
+                crate::attribution::Settings {
+                    model: crate::attribution::Model::Linear,
+                    lookback: chrono::Duration::days(30),
+                }
+            }
+        };
+        let attribution = AttributionConfig {
+            touches: raw
+                .attribution
+                .touches
+                .unwrap_or_else(|| "reporting.touches".to_string())
+                .to_ascii_lowercase(),
+            conversions: raw
+                .attribution
+                .conversions
+                .unwrap_or_else(|| "reporting.conversions".to_string())
+                .to_ascii_lowercase(),
+            default,
+            half_life,
+        };
+
         let mut sources = BTreeMap::new();
         for (name, raw_source) in raw.sources {
             let section = format!("sources.{name}");
@@ -530,6 +626,7 @@ impl Config {
                 sources,
                 server,
                 engine,
+                attribution,
             }),
             _ => Err(problems),
         }

@@ -24,6 +24,7 @@ use std::pin::Pin;
 
 use chrono::{Datelike, NaiveDate};
 
+use crate::attribution::{format_duration, Settings};
 use crate::defs::expression::Expression;
 use crate::defs::{Metric, MetricKind, Registry};
 use crate::engine::aggregate::{AggregateQuery, Bucket};
@@ -104,6 +105,9 @@ pub struct SeriesRequest {
     pub filters: Vec<(String, String)>,
     /// Comparisons to attach to each value.
     pub compare: Vec<Comparison>,
+    /// Attribution model and lookback for metrics that read `reporting.attribution`
+    /// (`None`: the project default from `kpi.toml`).
+    pub attribution: Option<Settings>,
 }
 
 /// One comparison of one value.
@@ -159,8 +163,32 @@ pub struct Series {
     pub by: Vec<String>,
     /// Filters applied.
     pub filters: BTreeMap<String, String>,
+    /// For attributed metrics, the model and lookback that produced the numbers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<AttributionUsed>,
     /// The values.
     pub points: Vec<Point>,
+}
+
+/// The attribution settings an attributed series was computed with.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AttributionUsed {
+    /// Model name (`linear`).
+    pub model: String,
+    /// Lookback (`30d`).
+    pub lookback: String,
+    /// Both in words (`linear, 30d lookback`).
+    pub label: String,
+}
+
+impl From<Settings> for AttributionUsed {
+    fn from(settings: Settings) -> Self {
+        Self {
+            model: settings.model.name().to_string(),
+            lookback: format_duration(settings.lookback),
+            label: settings.label(),
+        }
+    }
 }
 
 type Key = (usize, Vec<Option<String>>);
@@ -196,6 +224,21 @@ impl<'a> MetricService<'a> {
     /// Computes the series of `request`.
     pub async fn series(&self, request: &SeriesRequest) -> Result<Series> {
         let metric = self.metric(&request.metric)?;
+        let attributed = reads_attribution(self.registry, metric);
+        if request.attribution.is_some() && !attributed {
+            return Err(Error::input(
+                "not_attributed",
+                format!(
+                    "metric `{}` does not read reporting.attribution, so a model or lookback does not apply to it",
+                    metric.name
+                ),
+            ));
+        }
+        let settings = attributed.then(|| {
+            request
+                .attribution
+                .unwrap_or(self.engine.config().attribution.default)
+        });
         // One listing of the data root per series, however many parts the metric has.
         self.engine.refresh().await?;
         for dimension in request
@@ -238,7 +281,7 @@ impl<'a> MetricService<'a> {
         let index: HashMap<Period, usize> =
             needed.iter().enumerate().map(|(i, p)| (*p, i)).collect();
         let values = self
-            .values(metric, &needed, &request.by, &request.filters)
+            .values(metric, &needed, &request.by, &request.filters, settings)
             .await?;
 
         let main_indexes: BTreeSet<usize> = main.iter().map(|p| index[p]).collect();
@@ -322,6 +365,7 @@ impl<'a> MetricService<'a> {
             grain: request.from.grain(),
             by: request.by.clone(),
             filters: request.filters.iter().cloned().collect(),
+            attribution: settings.map(AttributionUsed::from),
             points,
         })
     }
@@ -333,6 +377,7 @@ impl<'a> MetricService<'a> {
         periods: &'s [Period],
         by: &'s [String],
         filters: &'s [(String, String)],
+        settings: Option<Settings>,
     ) -> Pin<Box<dyn Future<Output = Result<Values>> + Send + 's>> {
         Box::pin(async move {
             match &metric.kind {
@@ -350,22 +395,32 @@ impl<'a> MetricService<'a> {
                         periods,
                         by,
                         filters,
+                        settings,
                     )
                     .await
                 }
                 MetricKind::Conversion { view, .. } => {
-                    self.aggregate(view, "AVG(__converted)", None, "__at", periods, by, filters)
-                        .await
+                    self.aggregate(
+                        view,
+                        "AVG(__converted)",
+                        None,
+                        "__at",
+                        periods,
+                        by,
+                        filters,
+                        settings,
+                    )
+                    .await
                 }
                 MetricKind::Ratio {
                     numerator,
                     denominator,
                 } => {
                     let numerator = self
-                        .values(self.metric(numerator)?, periods, by, filters)
+                        .values(self.metric(numerator)?, periods, by, filters, settings)
                         .await?;
                     let denominator = self
-                        .values(self.metric(denominator)?, periods, by, filters)
+                        .values(self.metric(denominator)?, periods, by, filters, settings)
                         .await?;
                     let mut out = Values::new();
                     for (key, den) in &denominator {
@@ -384,7 +439,7 @@ impl<'a> MetricService<'a> {
                     let mut parts = HashMap::new();
                     for part in parsed.metrics() {
                         let values = self
-                            .values(self.metric(&part)?, periods, by, filters)
+                            .values(self.metric(&part)?, periods, by, filters, settings)
                             .await?;
                         parts.insert(part, values);
                     }
@@ -428,7 +483,9 @@ impl<'a> MetricService<'a> {
                             grain: 0,
                         })
                         .collect();
-                    let atom_values = self.values(base, &atom_periods, by, filters).await?;
+                    let atom_values = self
+                        .values(base, &atom_periods, by, filters, settings)
+                        .await?;
                     let mut out = Values::new();
                     for (index, (start, end)) in windows.iter().enumerate() {
                         let mut sums: HashMap<Vec<Option<String>>, f64> = HashMap::new();
@@ -469,6 +526,7 @@ impl<'a> MetricService<'a> {
         periods: &[Period],
         by: &[String],
         filters: &[(String, String)],
+        attribution: Option<Settings>,
     ) -> Result<Values> {
         let buckets = periods
             .iter()
@@ -490,6 +548,7 @@ impl<'a> MetricService<'a> {
             buckets,
             dimensions: by.to_vec(),
             equals: filters.to_vec(),
+            attribution,
         };
         let rows = self.engine.aggregate(&query).await?;
         Ok(rows
@@ -750,6 +809,37 @@ pub fn describe_sql(registry: &Registry, metric: &Metric) -> String {
         MetricKind::Cumulative { of, window } => {
             format!("-- sum of {of} from the start of the {window} (or of the data, for running) to the end of the period\nSUM({of}) OVER ({window} to date)")
         }
+    }
+}
+
+/// Returns the attribution settings a request asks for: `None` when it names neither a model
+/// nor a lookback (the project default applies), else the default with what it names replaced.
+pub fn attribution_choice(
+    config: &crate::config::AttributionConfig,
+    model: Option<&str>,
+    lookback: Option<&str>,
+) -> Result<Option<Settings>> {
+    if model.is_none() && lookback.is_none() {
+        return Ok(None);
+    }
+    config
+        .settings(model, lookback)
+        .map(Some)
+        .map_err(|message| Error::input("bad_attribution", message))
+}
+
+/// Returns whether a metric's value depends on the attribution model: it reads
+/// `reporting.attribution` itself or through one of its parts.
+pub fn reads_attribution(registry: &Registry, metric: &Metric) -> bool {
+    let table = format!("reporting.{}", crate::attribution::table::TABLE_NAME);
+    match &metric.kind {
+        MetricKind::Simple { table: read, .. } => read.eq_ignore_ascii_case(&table),
+        _ => parts(metric).iter().any(|part| {
+            registry
+                .metrics
+                .get(part)
+                .is_some_and(|part| reads_attribution(registry, part))
+        }),
     }
 }
 

@@ -18,3 +18,6 @@ mod s3;
 
 #[path = "suite/metrics.rs"]
 mod metrics;
+
+#[path = "suite/attribution.rs"]
+mod attribution;

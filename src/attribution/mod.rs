@@ -22,6 +22,7 @@
 pub mod io;
 pub mod markov;
 pub mod stream;
+pub mod table;
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -54,6 +55,9 @@ pub struct Conversion {
     pub ts: DateTime<Utc>,
     /// Revenue in cents; `None` for count-only conversions.
     pub revenue_cents: Option<i64>,
+    /// Conversion type (`mql`, `opportunity_created`), when the input has one. Markov
+    /// weights are computed per type by the SQL table; the other models ignore it.
+    pub kind: Option<String>,
 }
 
 /// An attribution model.
@@ -121,6 +125,69 @@ impl Model {
             Self::TimeDecay { half_life },
             Self::Markov,
         ]
+    }
+}
+
+/// A model with its lookback: everything an attributed number depends on besides the data.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Settings {
+    /// The model.
+    pub model: Model,
+    /// The lookback window.
+    pub lookback: Duration,
+}
+
+impl Settings {
+    /// Parses a model name and lookback, with the half-life `time_decay` uses.
+    pub fn parse(model: &str, lookback: &str, half_life: &str) -> Result<Self, String> {
+        let half_life = parse_duration(half_life)?;
+        if half_life <= Duration::zero() {
+            return Err("the half-life must be longer than zero".into());
+        }
+        let lookback = parse_duration(lookback)?;
+        if lookback < Duration::zero() {
+            return Err("the lookback cannot be negative".into());
+        }
+        Ok(Self {
+            model: Model::parse(model, half_life)?,
+            lookback,
+        })
+    }
+
+    /// Says what produced a number: `linear, 30d lookback` or
+    /// `time_decay (half-life 7d), 30d lookback`.
+    pub fn label(&self) -> String {
+        match self.model {
+            Model::TimeDecay { half_life } => format!(
+                "time_decay (half-life {}), {} lookback",
+                format_duration(half_life),
+                format_duration(self.lookback)
+            ),
+            model => format!(
+                "{}, {} lookback",
+                model.name(),
+                format_duration(self.lookback)
+            ),
+        }
+    }
+
+    /// The same settings under another model (`time_decay` keeps this half-life if it has one).
+    pub fn with_model(&self, model: Model) -> Self {
+        Self {
+            model,
+            lookback: self.lookback,
+        }
+    }
+}
+
+/// Writes a duration the way [`parse_duration`] reads it: `30d`, `12h`, `90m`, `45s`.
+pub fn format_duration(duration: Duration) -> String {
+    let seconds = duration.num_seconds();
+    match seconds {
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
     }
 }
 

@@ -16,6 +16,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use datafusion::common::Column;
+use datafusion::dataframe::DataFrame;
 use datafusion::execution::disk_manager::DiskManagerBuilder;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -76,29 +77,54 @@ fn text(name: &str, alias: &str) -> Expr {
     cast(Expr::Column(Column::from_name(name)), DataType::Utf8).alias(alias)
 }
 
-/// Streams a file's needed columns as text, sorted by entity.
+/// An input of a run: a file of `kpi attribution` or a view read by the SQL table.
+pub(crate) struct Input {
+    /// What error messages call it (`touches.csv`, `view reporting.touches`).
+    pub origin: String,
+    /// Its rows.
+    pub frame: DataFrame,
+    /// Whether it is a view (a missing column is fixed in SQL, not with `--columns`).
+    pub is_view: bool,
+}
+
+impl Input {
+    async fn file(ctx: &SessionContext, path: &Path) -> Result<Self> {
+        Ok(Self {
+            origin: path.display().to_string(),
+            frame: open_frame(ctx, path).await?,
+            is_view: false,
+        })
+    }
+}
+
+/// Streams an input's needed columns as text, sorted by entity. Each column is
+/// `(name, key, alias, required)`: the name read, its `--columns` key, the alias it gets.
 async fn sorted(
-    ctx: &SessionContext,
-    path: &Path,
-    columns: Vec<(String, &str, bool)>,
+    input: Input,
+    columns: Vec<(String, &str, &str, bool)>,
 ) -> Result<SendableRecordBatchStream> {
-    let frame = open_frame(ctx, path).await?;
-    let available: Vec<String> = frame
+    let available: Vec<String> = input
+        .frame
         .schema()
         .fields()
         .iter()
         .map(|f| f.name().clone())
         .collect();
     let mut select = Vec::new();
-    for (name, alias, required) in columns {
+    for (name, key, alias, required) in columns {
         if available.contains(&name) {
             select.push(text(&name, alias));
         } else if required {
+            let fix = if input.is_view {
+                format!("alias a column AS {name} in the view's SQL")
+            } else {
+                format!("map another column with --columns {key}=COLUMN")
+            };
             return Err(Error::input(
                 "missing_column",
                 format!(
-                    "{}: no column `{name}` (columns: {}); map it with --columns KEY={name}",
-                    path.display(),
+                    "{}: no column `{name}` (columns: {}); {fix}",
+                    input.origin,
                     available.join(", ")
                 ),
             ));
@@ -112,13 +138,14 @@ async fn sorted(
             );
         }
     }
-    let frame = frame.select(select)?.sort(vec![
-        Expr::Column(Column::from_name("entity")).sort(true, true)
-    ])?;
+    let frame =
+        input.frame.select(select)?.sort(vec![
+            Expr::Column(Column::from_name("entity")).sort(true, true)
+        ])?;
     Ok(frame.execute_stream().await?)
 }
 
-fn instant(file: &Path, id: &str, column: &str, text: &str) -> Result<DateTime<Utc>> {
+fn instant(origin: &str, id: &str, column: &str, text: &str) -> Result<DateTime<Utc>> {
     if let Ok(instant) = DateTime::parse_from_rfc3339(text) {
         return Ok(instant.with_timezone(&Utc));
     }
@@ -128,8 +155,7 @@ fn instant(file: &Path, id: &str, column: &str, text: &str) -> Result<DateTime<U
         }
     }
     Err(Error::input("bad_timestamp", format!(
-        "{}: row `{id}`: `{column}` = `{text}` is not a timestamp; use RFC 3339 such as 2024-01-15T12:00:00Z or with an offset",
-        file.display()
+        "{origin}: row `{id}`: `{column}` = `{text}` is not a timestamp; use RFC 3339 such as 2024-01-15T12:00:00Z or with an offset"
     )))
 }
 
@@ -137,15 +163,26 @@ fn instant(file: &Path, id: &str, column: &str, text: &str) -> Result<DateTime<U
 type RowParser<T> = Box<dyn Fn(&RecordBatch, usize) -> Result<(String, T)> + Send>;
 
 /// Reads rows of one kind from a sorted stream, entity by entity.
-struct Groups<T> {
+pub(crate) struct Groups<T> {
     stream: SendableRecordBatchStream,
     buffered: std::collections::VecDeque<(String, T)>,
     done: bool,
     parse: RowParser<T>,
-    read: usize,
+    /// Rows read so far.
+    pub read: usize,
 }
 
 impl<T> Groups<T> {
+    fn new(stream: SendableRecordBatchStream, parse: RowParser<T>) -> Self {
+        Self {
+            stream,
+            buffered: Default::default(),
+            done: false,
+            parse,
+            read: 0,
+        }
+    }
+
     async fn fill(&mut self) -> Result<()> {
         while self.buffered.is_empty() && !self.done {
             match self.stream.next().await {
@@ -185,31 +222,26 @@ impl<T> Groups<T> {
 }
 
 /// Returns a value that must be there, or says which row lacks it.
-fn present(file: &Path, row: &str, what: &str, value: Option<String>) -> Result<String> {
-    value.ok_or_else(|| {
-        Error::input(
-            "missing_value",
-            format!("{}: {row} has no {what}", file.display()),
-        )
-    })
+fn present(origin: &str, row: &str, what: &str, value: Option<String>) -> Result<String> {
+    value.ok_or_else(|| Error::input("missing_value", format!("{origin}: {row} has no {what}")))
 }
 
 /// Reads the three columns every input row has (entity, id, timestamp) from the sorted stream.
 fn entity_id_ts(
-    file: &Path,
+    origin: &str,
     kind: &str,
     ts_column: &str,
     batch: &RecordBatch,
     row: usize,
 ) -> Result<(String, String, DateTime<Utc>)> {
-    let id = present(file, &format!("a {kind}"), "id", cell(batch, 1, row))?;
+    let id = present(origin, &format!("a {kind}"), "id", cell(batch, 1, row))?;
     let named = format!("{kind} `{id}`");
-    let entity = present(file, &named, "entity", cell(batch, 0, row))?;
+    let entity = present(origin, &named, "entity", cell(batch, 0, row))?;
     let ts = instant(
-        file,
+        origin,
         &id,
         ts_column,
-        &present(file, &named, "timestamp", cell(batch, 2, row))?,
+        &present(origin, &named, "timestamp", cell(batch, 2, row))?,
     )?;
     Ok((entity, id, ts))
 }
@@ -221,25 +253,37 @@ fn cell(batch: &RecordBatch, column: usize, row: usize) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-async fn touch_groups(
-    ctx: &SessionContext,
-    path: &Path,
-    columns: &Columns,
-) -> Result<Groups<Touch>> {
+/// Touches of `input`, entity by entity.
+pub(crate) async fn touch_groups(input: Input, columns: &Columns) -> Result<Groups<Touch>> {
+    let origin = input.origin.clone();
     let names = vec![
-        (columns.get("touch_entity").to_string(), "entity", true),
-        (columns.get("touch_id").to_string(), "id", true),
-        (columns.get("touch_ts").to_string(), "ts", true),
-        (columns.get("channel").to_string(), "channel", true),
-        (columns.get("campaign").to_string(), "campaign", false),
+        (
+            columns.get("touch_entity").to_string(),
+            "touch_entity",
+            "entity",
+            true,
+        ),
+        (columns.get("touch_id").to_string(), "touch_id", "id", true),
+        (columns.get("touch_ts").to_string(), "touch_ts", "ts", true),
+        (
+            columns.get("channel").to_string(),
+            "channel",
+            "channel",
+            true,
+        ),
+        (
+            columns.get("campaign").to_string(),
+            "campaign",
+            "campaign",
+            false,
+        ),
     ];
-    let stream = sorted(ctx, path, names).await?;
-    let file: PathBuf = path.to_path_buf();
+    let stream = sorted(input, names).await?;
     let ts_column = columns.get("touch_ts").to_string();
     let parse = move |batch: &RecordBatch, row: usize| -> Result<(String, Touch)> {
-        let (entity, id, ts) = entity_id_ts(&file, "touch", &ts_column, batch, row)?;
+        let (entity, id, ts) = entity_id_ts(&origin, "touch", &ts_column, batch, row)?;
         let channel = present(
-            &file,
+            &origin,
             &format!("touch `{id}`"),
             "channel",
             cell(batch, 3, row),
@@ -255,37 +299,67 @@ async fn touch_groups(
             },
         ))
     };
-    Ok(Groups {
-        stream,
-        buffered: Default::default(),
-        done: false,
-        parse: Box::new(parse),
-        read: 0,
-    })
+    Ok(Groups::new(stream, Box::new(parse)))
 }
 
-async fn conversion_groups(
-    ctx: &SessionContext,
-    path: &Path,
+/// Conversions of `input`, entity by entity; `kind_column` names the conversion-type column
+/// when there is one (the SQL table has; `kpi attribution` files need not).
+pub(crate) async fn conversion_groups(
+    input: Input,
     columns: &Columns,
+    kind_column: Option<&str>,
 ) -> Result<Groups<Conversion>> {
-    let names = vec![
-        (columns.get("conversion_entity").to_string(), "entity", true),
-        (columns.get("conversion_id").to_string(), "id", true),
-        (columns.get("conversion_ts").to_string(), "ts", true),
-        (columns.get("revenue").to_string(), "revenue", false),
+    let origin = input.origin.clone();
+    let mut names = vec![
+        (
+            columns.get("conversion_entity").to_string(),
+            "conversion_entity",
+            "entity",
+            true,
+        ),
+        (
+            columns.get("conversion_id").to_string(),
+            "conversion_id",
+            "id",
+            true,
+        ),
+        (
+            columns.get("conversion_ts").to_string(),
+            "conversion_ts",
+            "ts",
+            true,
+        ),
+        (
+            columns.get("revenue").to_string(),
+            "revenue",
+            "revenue",
+            false,
+        ),
     ];
-    let stream = sorted(ctx, path, names).await?;
-    let file: PathBuf = path.to_path_buf();
+    if let Some(kind) = kind_column {
+        names.push((kind.to_string(), "conversion_type", "kind", true));
+    }
+    let stream = sorted(input, names).await?;
     let ts_column = columns.get("conversion_ts").to_string();
     let revenue_column = columns.get("revenue").to_string();
+    let has_kind = kind_column.is_some();
     let parse = move |batch: &RecordBatch, row: usize| -> Result<(String, Conversion)> {
-        let (entity, id, ts) = entity_id_ts(&file, "conversion", &ts_column, batch, row)?;
+        let (entity, id, ts) = entity_id_ts(&origin, "conversion", &ts_column, batch, row)?;
         let revenue_cents = match cell(batch, 3, row) {
             None => None,
             Some(text) => Some(parse_cents(&text).ok_or_else(|| Error::input("bad_revenue", format!(
-                "{}: conversion `{id}`: `{revenue_column}` = `{text}` is not an amount; use a number such as 100.00", file.display()
+                "{origin}: conversion `{id}`: `{revenue_column}` = `{text}` is not an amount; use a number such as 100.00"
             )))?),
+        };
+        let kind = if has_kind {
+            Some(present(
+                &origin,
+                &format!("conversion `{id}`"),
+                "conversion_type",
+                cell(batch, 4, row),
+            )?)
+        } else {
+            None
         };
         Ok((
             entity.clone(),
@@ -294,20 +368,15 @@ async fn conversion_groups(
                 entity,
                 ts,
                 revenue_cents,
+                kind,
             },
         ))
     };
-    Ok(Groups {
-        stream,
-        buffered: Default::default(),
-        done: false,
-        parse: Box::new(parse),
-        read: 0,
-    })
+    Ok(Groups::new(stream, Box::new(parse)))
 }
 
 /// Walks both inputs entity by entity, calling `visit` with each entity's sorted rows.
-async fn for_each_entity(
+pub(crate) async fn for_each_entity(
     touches: &mut Groups<Touch>,
     conversions: &mut Groups<Conversion>,
     mut visit: impl FnMut(Vec<Touch>, Vec<Conversion>) -> Result<()>,
@@ -335,8 +404,9 @@ pub async fn run(job: &Job<'_>) -> Result<Summary> {
     let ctx = context()?;
     let mut weights: HashMap<String, f64> = HashMap::new();
     if job.models.contains(&Model::Markov) {
-        let mut touches = touch_groups(&ctx, job.touches, job.columns).await?;
-        let mut conversions = conversion_groups(&ctx, job.conversions, job.columns).await?;
+        let mut touches = touch_groups(Input::file(&ctx, job.touches).await?, job.columns).await?;
+        let mut conversions =
+            conversion_groups(Input::file(&ctx, job.conversions).await?, job.columns, None).await?;
         let mut counts: HashMap<Vec<String>, (f64, f64)> = HashMap::new();
         for_each_entity(&mut touches, &mut conversions, |t, c| {
             for path in entity_paths(&t, &c, job.lookback) {
@@ -361,8 +431,9 @@ pub async fn run(job: &Job<'_>) -> Result<Summary> {
     let weight = |channel: &str| weights.get(channel).copied().unwrap_or(0.0);
 
     let mut output = Output::create(job.out, job.models)?;
-    let mut touches = touch_groups(&ctx, job.touches, job.columns).await?;
-    let mut conversions = conversion_groups(&ctx, job.conversions, job.columns).await?;
+    let mut touches = touch_groups(Input::file(&ctx, job.touches).await?, job.columns).await?;
+    let mut conversions =
+        conversion_groups(Input::file(&ctx, job.conversions).await?, job.columns, None).await?;
     let result = for_each_entity(&mut touches, &mut conversions, |t, c| {
         let per_model: Vec<Vec<Credit>> = job
             .models

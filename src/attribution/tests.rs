@@ -75,6 +75,7 @@ fn edge_inputs() -> (Vec<Touch>, Vec<Conversion>) {
             entity: r["user_id"].clone(),
             ts: instant(&r["ts"]),
             revenue_cents: cents(&r["revenue"]),
+            kind: Some(r["conversion_type"].clone()),
         })
         .collect();
     (touches, conversions)
@@ -275,6 +276,7 @@ fn synthetic(paths: &[(Vec<&str>, usize, usize)]) -> (Vec<Touch>, Vec<Conversion
                 entity: format!("e{entity}"),
                 ts: end,
                 revenue_cents: None,
+                kind: None,
             });
         }
     }
@@ -509,6 +511,7 @@ fn credits_are_non_negative_sum_to_one_and_ignore_input_order() {
                     } else {
                         Some(rng.next(1_000_000) as i64)
                     },
+                    kind: None,
                 });
             }
         }

@@ -13,6 +13,7 @@ pub mod raw;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use toml::Spanned;
@@ -304,6 +305,7 @@ impl Resolver<'_> {
         let mut views = self
             .resolve_views(files.iter().filter(|f| f.path.starts_with(QUERIES_DIR)))
             .await;
+        self.resolve_attribution().await;
         let metrics = self
             .resolve_metrics(files.iter().filter(|f| f.path.starts_with(METRICS_DIR)))
             .await;
@@ -460,6 +462,67 @@ impl Resolver<'_> {
             }
         }
         views
+    }
+
+    /// Makes `reporting.attribution` available when the touches and conversions relations named
+    /// in `kpi.toml` exist and have the contract's columns. Its source of truth is the
+    /// conversions' source: the touches only distribute the credit of conversions that source
+    /// counts (the one documented exception to "a metric reads only its own source").
+    async fn resolve_attribution(&mut self) {
+        use crate::attribution::table::{
+            missing_columns, AttributionTable, Cache, CONVERSION_COLUMNS, TABLE_NAME, TOUCH_COLUMNS,
+        };
+        let inputs = self.config.attribution.clone();
+        let mut complete = true;
+        for (name, required) in [
+            (&inputs.touches, TOUCH_COLUMNS),
+            (&inputs.conversions, CONVERSION_COLUMNS),
+        ] {
+            let (path, defined) = match name.split_once('.') {
+                Some((REPORTING_SCHEMA, view)) => (
+                    Path::new(QUERIES_DIR).join(format!("{view}.sql")),
+                    self.view_sources.contains_key(view),
+                ),
+                _ => (
+                    PathBuf::from(crate::config::CONFIG_FILE),
+                    self.tables.contains(name),
+                ),
+            };
+            if !defined {
+                complete = false;
+                continue;
+            }
+            let Ok(plan) = self.sandbox.plan(&format!("SELECT * FROM {name}")).await else {
+                complete = false;
+                continue;
+            };
+            let missing = missing_columns(plan.schema().as_arrow(), &required);
+            if !missing.is_empty() {
+                complete = false;
+                self.report(
+                    &path,
+                    1,
+                    format!(
+                        "`{name}` is an attribution input ([attribution] in kpi.toml) but has no column(s) {}",
+                        missing.join(", ")
+                    ),
+                    Some(format!("alias columns so that it has {}", required.join(", "))),
+                );
+            }
+        }
+        if !complete {
+            return;
+        }
+        let table = AttributionTable::new(
+            &inputs.touches,
+            &inputs.conversions,
+            inputs.default,
+            Arc::new(Cache::default()),
+        );
+        if self.sandbox.add_table(TABLE_NAME, Arc::new(table)).is_ok() {
+            let sources = self.sources_of(&format!("SELECT * FROM {}", inputs.conversions));
+            self.view_sources.insert(TABLE_NAME.to_string(), sources);
+        }
     }
 
     fn visit(
@@ -1131,7 +1194,16 @@ impl Resolver<'_> {
             None => false,
         };
         if !known {
-            let hint = if table_name.starts_with("reporting.") {
+            let attribution = format!(
+                "{REPORTING_SCHEMA}.{}",
+                crate::attribution::table::TABLE_NAME
+            );
+            let hint = if table_name == attribution {
+                format!(
+                    "{attribution} exists when {} and {} (named under [attribution] in kpi.toml) are defined; see README \"Attribution\"",
+                    self.config.attribution.touches, self.config.attribution.conversions
+                )
+            } else if table_name.starts_with("reporting.") {
                 "views are the files in queries/ (reporting.<file stem>)".to_string()
             } else {
                 self.table_hint(&table_name)

@@ -47,6 +47,8 @@ pub struct AggregateQuery {
     pub dimensions: Vec<String>,
     /// Validated dimension columns and the value they must equal (compared as text).
     pub equals: Vec<(String, String)>,
+    /// Model and lookback when `table` is the attribution table (`None`: project default).
+    pub attribution: Option<crate::attribution::Settings>,
 }
 
 /// One group of the answer.
@@ -74,8 +76,20 @@ impl Engine {
         }
         let ctx = self.inner.ctx.clone();
         let query = query.clone();
+        let attributed = format!(
+            "{}.{}",
+            super::REPORTING_SCHEMA,
+            crate::attribution::table::TABLE_NAME
+        );
+        let override_table = query
+            .attribution
+            .filter(|_| query.table.eq_ignore_ascii_case(&attributed))
+            .map(|settings| self.attribution_table(settings));
         let work = async move {
-            let frame = ctx.table(TableReference::parse_str(&query.table)).await?;
+            let frame = match override_table {
+                Some(table) => ctx.read_table(Arc::new(table))?,
+                None => ctx.table(TableReference::parse_str(&query.table)).await?,
+            };
             let time_type = frame
                 .schema()
                 .field_with_unqualified_name(&query.time_column)?

@@ -117,6 +117,8 @@ struct Inner {
     url_base: String,
     catalog: tokio::sync::Mutex<CatalogState>,
     cpu: CpuRuntime,
+    /// Computed attribution credits, dropped when data or views change.
+    attribution: Arc<crate::attribution::table::Cache>,
 }
 
 #[derive(Default)]
@@ -127,6 +129,8 @@ struct CatalogState {
     root_missing: bool,
     views: Vec<ViewDef>,
     view_schemas: HashMap<String, SchemaRef>,
+    /// Version of every table's data: a hash of its files' paths, sizes and times.
+    data_versions: BTreeMap<String, String>,
 }
 
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -195,6 +199,14 @@ impl Engine {
             .with_physical_optimizer_rule(Arc::new(cancel::YieldingJoins))
             .build();
         let ctx = SessionContext::new_with_state(state);
+        let attribution = Arc::new(crate::attribution::table::Cache::default());
+        ctx.register_udtf(
+            crate::attribution::table::TABLE_NAME,
+            Arc::new(crate::attribution::table::AttributionFunction::new(
+                &config.attribution,
+                Arc::clone(&attribution),
+            )),
+        );
         let threads = std::thread::available_parallelism()
             .map(usize::from)
             .unwrap_or(2);
@@ -212,6 +224,7 @@ impl Engine {
                 url_base,
                 catalog: tokio::sync::Mutex::new(CatalogState::default()),
                 cpu: CpuRuntime(Some(cpu)),
+                attribution,
             }),
         })
     }
@@ -268,6 +281,15 @@ impl Engine {
                 .collect()
                 .await;
         state.file_schemas.extend(fetched);
+
+        let versions: BTreeMap<String, String> = tables
+            .iter()
+            .map(|table| (table.qualified_name(), files_version(&table.files)))
+            .collect();
+        if versions != state.data_versions {
+            self.inner.attribution.invalidate();
+            state.data_versions = versions;
+        }
 
         let mut changed = false;
         let mut seen = Vec::new();
@@ -414,9 +436,20 @@ impl Engine {
     }
 
     async fn register_views(&self, state: &mut CatalogState, views: Vec<ViewDef>) {
+        self.inner.attribution.invalidate();
         let provider = Arc::new(MemorySchemaProvider::new());
         match self.sandbox() {
             Ok(sandbox) => {
+                let inputs = &self.inner.config.attribution;
+                let defined = |name: &str| match name.split_once('.') {
+                    Some((REPORTING_SCHEMA, view)) => views.iter().any(|v| v.name == view),
+                    _ => true,
+                };
+                if defined(&inputs.touches) && defined(&inputs.conversions) {
+                    let table = self.attribution_table(inputs.default);
+                    let _ =
+                        sandbox.add_table(crate::attribution::table::TABLE_NAME, Arc::new(table));
+                }
                 for view in &views {
                     match sandbox.add_view(&view.name, &view.sql).await {
                         Ok(schema) => {
@@ -450,6 +483,26 @@ impl Engine {
             let _ = catalog.register_schema(REPORTING_SCHEMA, provider);
         }
         state.views = views;
+    }
+
+    /// Returns the attribution table of the configured inputs under `settings` (computed
+    /// credits are shared with every other table of this engine).
+    pub fn attribution_table(
+        &self,
+        settings: crate::attribution::Settings,
+    ) -> crate::attribution::table::AttributionTable {
+        let inputs = &self.inner.config.attribution;
+        crate::attribution::table::AttributionTable::new(
+            &inputs.touches,
+            &inputs.conversions,
+            settings,
+            Arc::clone(&self.inner.attribution),
+        )
+    }
+
+    /// Returns each table's data version (a hash of its files), as of the last refresh.
+    pub async fn data_versions(&self) -> BTreeMap<String, String> {
+        self.inner.catalog.lock().await.data_versions.clone()
     }
 
     /// Runs one read-only SQL query within `limits`, after bringing the catalog up to date.
@@ -578,6 +631,12 @@ impl Sandbox {
         Ok(schema)
     }
 
+    /// Registers a table (not a view) in the sandbox's `reporting` schema.
+    pub fn add_table(&self, name: &str, table: Arc<dyn TableProvider>) -> Result<()> {
+        self.reporting.register_table(name.to_string(), table)?;
+        Ok(())
+    }
+
     /// Plans one read-only query against landed tables and the views added so far.
     pub async fn plan(&self, sql: &str) -> Result<LogicalPlan> {
         let statement = safety::check_read_only(sql)?;
@@ -599,6 +658,26 @@ impl Sandbox {
             .map(|reference| reference.to_string())
             .collect())
     }
+}
+
+/// A short hash of a table's files (path, size, modification time): changes when a file lands,
+/// is replaced or disappears.
+fn files_version(files: &[ObjectMeta]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut keys: Vec<FileKey> = files.iter().map(FileKey::of).collect();
+    keys.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut hasher = Sha256::new();
+    for key in keys {
+        hasher.update(key.path.as_bytes());
+        hasher.update(key.size.to_le_bytes());
+        hasher.update(key.modified_micros.to_le_bytes());
+    }
+    hasher
+        .finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn table_prefix(root: &ObjectPath) -> String {

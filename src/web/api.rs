@@ -45,7 +45,7 @@ pub fn catalog_entry(
     })
 }
 
-/// `GET /api/v1/metrics/{name}?from=&to=&grain=&by=&filter=&compare=`.
+/// `GET /api/v1/metrics/{name}?from=&to=&grain=&by=&filter=&compare=&model=&lookback=`.
 pub async fn get_metric_series(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -73,11 +73,13 @@ pub async fn get_metric_series(
             ),
             "compare" => params.compare.push(value),
             "format" => params.format = Some(value),
+            "model" => params.model = Some(value),
+            "lookback" => params.lookback = Some(value),
             other => {
                 return Err(Error::input(
                     "bad_parameter",
                     format!(
-                    "unknown parameter `{other}`; use from, to, grain, by, filter, compare, format"
+                    "unknown parameter `{other}`; use from, to, grain, by, filter, compare, format, model, lookback"
                 ),
                 )
                 .into())
@@ -112,6 +114,11 @@ pub async fn get_metric_series(
         by: params.by,
         filters: metrics::parse_filters(&params.filter)?,
         compare: compare.clone(),
+        attribution: metrics::attribution_choice(
+            &state.config.attribution,
+            params.model.as_deref(),
+            params.lookback.as_deref(),
+        )?,
     };
     let series = MetricService::new(&registry, &state.engine, calendar)
         .series(&request)
@@ -171,6 +178,8 @@ struct SeriesParams {
     filter: Vec<String>,
     compare: Vec<String>,
     format: Option<String>,
+    model: Option<String>,
+    lookback: Option<String>,
 }
 
 /// `GET /api/openapi.json`.

@@ -151,7 +151,7 @@ fn check_passes_on_the_demo_project() {
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}");
-    assert!(stdout.starts_with("ok: 7 tables, 8 views"), "{stdout}");
+    assert!(stdout.starts_with("ok: 7 tables, 10 views"), "{stdout}");
 }
 
 #[test]
@@ -209,6 +209,45 @@ fn check_names_three_distinct_mistakes_with_file_and_line() {
         "{stdout}"
     );
     assert!(stdout.contains("3 problem(s) found"), "{stdout}");
+}
+
+#[test]
+fn check_names_an_attribution_input_that_breaks_the_column_contract() {
+    let project = project_copy();
+    let conversions = project.path().join("queries/conversions.sql");
+    let text = std::fs::read_to_string(&conversions).expect("read");
+    std::fs::write(
+        &conversions,
+        text.replace(" AS converted_at", " AS happened_at"),
+    )
+    .expect("write");
+    let data = demo_data().to_str().expect("utf-8");
+    let output = kpi(
+        &[
+            "check",
+            "--project",
+            project.path().to_str().expect("utf-8"),
+            "--data",
+            data,
+        ],
+        &[],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("queries/conversions.sql:1: `reporting.conversions` is an attribution input ([attribution] in kpi.toml) but has no column(s) converted_at"),
+        "{stdout}"
+    );
+    // The attributed metrics are then reported as reading a table that does not exist, with
+    // what would make it exist.
+    assert!(
+        stdout.contains("metric `attributed_mqls` reads unknown table `reporting.attribution`"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("exists when reporting.touches and reporting.conversions"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -438,7 +477,7 @@ fn attribution_command_credits_the_reference_vectors_and_explains_bad_input() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("no column `user_id`") && stderr.contains("--columns KEY=user_id"),
+        stderr.contains("no column `user_id`") && stderr.contains("--columns touch_entity=COLUMN"),
         "{stderr}"
     );
     assert!(!missing.exists());

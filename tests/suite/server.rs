@@ -202,7 +202,7 @@ async fn a_broken_edit_keeps_the_last_valid_definitions_serving() {
     .await;
     let health = server.get_json("/healthz").await;
     assert_eq!(health["definitions"]["status"], "valid");
-    assert_eq!(health["definitions"]["metrics"], 18);
+    assert_eq!(health["definitions"]["metrics"], 21);
 
     // A valid edit is picked up: a new view becomes queryable.
     std::fs::write(
@@ -234,7 +234,7 @@ async fn a_broken_edit_keeps_the_last_valid_definitions_serving() {
     assert!(noticed, "health shows the broken edit");
     let health = server.get_json("/healthz").await;
     assert_eq!(health["status"], "degraded");
-    assert_eq!(health["definitions"]["metrics"], 18);
+    assert_eq!(health["definitions"]["metrics"], 21);
     let errors = health["definitions"]["errors"].to_string();
     assert!(
         errors.contains("metrics/broken.toml:4: measure of metric `broken` does not plan"),

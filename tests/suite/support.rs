@@ -299,3 +299,40 @@ where
     }
     false
 }
+
+/// Runs many DuckDB queries in one Python process; each returns rows of (dimension, value).
+pub fn duckdb_many(queries: &[String]) -> Vec<Vec<(String, Option<f64>)>> {
+    // A division by zero is Infinity in DuckDB and "no value" in kpi: both become null.
+    let script = "import duckdb, json, math, sys\ncon = duckdb.connect()\nout = []\nfor sql in json.loads(sys.stdin.read()):\n    rows = con.execute(sql).fetchall()\n    value = lambda v: float(v) if v is not None and math.isfinite(float(v)) else None\n    out.append([[str(r[0]) if len(r) > 1 else '', value(r[-1])] for r in rows])\nprint(json.dumps(out))";
+    let mut child = std::process::Command::new(python())
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python runs (scripts/test installs duckdb)");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(serde_json::to_string(queries).expect("json").as_bytes())
+        .expect("write");
+    let output = child.wait_with_output().expect("output");
+    assert!(
+        output.status.success(),
+        "DuckDB failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let parsed: Vec<Vec<(String, Option<f64>)>> = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|error| {
+            panic!(
+                "{error}: {}",
+                String::from_utf8_lossy(&output.stdout)
+                    .chars()
+                    .take(400)
+                    .collect::<String>()
+            )
+        });
+    parsed
+}

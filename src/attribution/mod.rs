@@ -19,6 +19,7 @@
 //! Nothing here reads files or knows SQL; adapters feed it entity by entity, so memory is
 //! bounded by the largest entity's history.
 
+pub mod example;
 pub mod io;
 pub mod markov;
 pub mod stream;

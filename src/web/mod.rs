@@ -5,6 +5,7 @@
 //! are short adapters: extract, call one library function, render. No SQL is built here.
 
 pub mod api;
+pub mod attribution;
 pub mod error;
 pub mod pages;
 
@@ -173,6 +174,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/openapi.json", get(api::get_openapi))
         .route("/definitions", get(pages::get_catalog))
         .route("/definitions/{name}", get(pages::get_definition))
+        .route("/attribution", get(attribution::get_attribution))
         .with_state(state)
 }
 

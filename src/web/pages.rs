@@ -25,7 +25,8 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-fn page(title: &str, body: &str) -> Html<String> {
+/// Wraps a page body in the shared layout.
+pub(super) fn page(title: &str, body: &str) -> Html<String> {
     Html(format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
 <title>{title} · kpi</title><style>\
@@ -33,8 +34,9 @@ body{{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:72rem;
 table{{border-collapse:collapse;width:100%}}th,td{{text-align:left;padding:.35rem .6rem;border-bottom:1px solid #ddd;vertical-align:top}}\
 th{{background:#f4f4f4}}code,pre{{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.9em}}pre{{background:#f6f6f6;padding:.8rem;overflow:auto;white-space:pre-wrap}}\
 a{{color:#0b57d0}}nav{{margin-bottom:1rem}}.muted{{color:#666}}dl{{display:grid;grid-template-columns:12rem 1fr;gap:.3rem 1rem}}dt{{font-weight:600}}\
+td.num{{text-align:right;font-variant-numeric:tabular-nums}}table.example td,table.example th{{font-size:.85em}}tfoot th,tfoot td{{font-weight:600;border-top:2px solid #999}}\
 @media print{{nav{{display:none}}a{{color:inherit;text-decoration:none}}}}\
-</style></head><body><nav><a href=\"/definitions\">Metric catalog</a> · <a href=\"/healthz\">Health</a> · <a href=\"/api/openapi.json\">API</a></nav>\n{body}\n</body></html>\n",
+</style></head><body><nav><a href=\"/definitions\">Metric catalog</a> · <a href=\"/attribution\">Attribution</a> · <a href=\"/healthz\">Health</a> · <a href=\"/api/openapi.json\">API</a></nav>\n{body}\n</body></html>\n",
         title = escape(title)
     ))
 }

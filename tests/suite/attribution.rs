@@ -290,3 +290,113 @@ fn kpi_week_by_channel(metric: &str, model: &str) -> BTreeMap<String, f64> {
         })
         .collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_attribution_page_documents_every_rule_and_its_numbers_equal_the_api() {
+    let server = TestServer::start(&repo(), demo_data().to_str().expect("utf-8"), "", &[]).await;
+    let response = server
+        .client
+        .get(format!("{}/attribution?week={WEEK}", server.base))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 200);
+    let html = response.text().await.expect("html");
+    for anchor in [
+        "window",
+        "order",
+        "duplicates",
+        "repeated",
+        "unattributed",
+        "money",
+        "models",
+        "markov",
+        "example",
+        "demo",
+    ] {
+        assert!(
+            html.contains(&format!("id=\"{anchor}\"")),
+            "section {anchor}"
+        );
+    }
+    assert!(html.contains("<strong>not</strong> Google's proprietary data-driven"));
+    assert!(
+        html.contains("linear, 30d lookback"),
+        "the project default is named"
+    );
+
+    // The worked example is the fixture, credited live: its cells are the expected credits.
+    let fixture = std::fs::read_to_string(
+        repo().join("../shared/fixtures/attribution/edge_cases/expected_credits.csv"),
+    )
+    .expect("fixture");
+    let example_start = html.find("id=\"example\"").expect("example");
+    let example_end = html.find("id=\"demo\"").expect("demo");
+    let example = &html[example_start..example_end];
+    let credits: Vec<f64> = elements_with(example, "data-credit")
+        .iter()
+        .map(|a| a["data-credit"].parse().expect("number"))
+        .collect();
+    let mut expected_cells = 0;
+    for line in fixture.lines().skip(1) {
+        let fields: Vec<&str> = line.split(',').collect();
+        for field in &fields[6..12] {
+            let expected: f64 = field.parse().expect("fraction");
+            assert!(
+                credits.iter().any(|c| (c - expected).abs() < 1e-9),
+                "expected credit {expected} ({line}) is on the page"
+            );
+            expected_cells += 1;
+        }
+    }
+    assert!(expected_cells >= 90 && credits.len() >= expected_cells);
+
+    // The side-by-side table: every number equals the metric API's for that model and channel,
+    // and every model's total is pipeline created.
+    let cells = elements_with(&html, "data-model");
+    assert_eq!(cells.len() % MODELS.len(), 0);
+    assert!(cells.len() >= MODELS.len() * 4, "channels × models");
+    let pipeline = server
+        .get_json(&format!(
+            "/api/v1/metrics/pipeline_created?from={WEEK}&to={WEEK}"
+        ))
+        .await["points"][0]["value"]
+        .as_f64()
+        .expect("pipeline");
+    for model in MODELS {
+        let series = server
+            .get_json(&format!(
+                "/api/v1/metrics/attributed_pipeline?from={WEEK}&to={WEEK}&by=channel&model={model}"
+            ))
+            .await;
+        let api: BTreeMap<String, f64> = series["points"]
+            .as_array()
+            .expect("points")
+            .iter()
+            .map(|p| {
+                (
+                    p["dimensions"]["channel"]
+                        .as_str()
+                        .expect("channel")
+                        .to_string(),
+                    p["value"].as_f64().expect("value"),
+                )
+            })
+            .collect();
+        for cell in cells.iter().filter(|c| c["data-model"] == model) {
+            assert_eq!(cell["data-metric"], "attributed_pipeline");
+            assert_eq!(cell["data-period"], WEEK);
+            let value: f64 = cell["data-value"].parse().expect("value");
+            let expected = match cell["data-channel"].as_str() {
+                "(all)" => pipeline,
+                channel => api.get(channel).copied().unwrap_or(0.0),
+            };
+            assert_eq!(
+                cents(value),
+                cents(expected),
+                "{model} {}",
+                cell["data-channel"]
+            );
+        }
+    }
+}

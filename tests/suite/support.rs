@@ -336,3 +336,39 @@ pub fn duckdb_many(queries: &[String]) -> Vec<Vec<(String, Option<f64>)>> {
         });
     parsed
 }
+
+/// Returns the attributes of every element of an HTML text that has attribute `marker`
+/// (a tiny reader for the pages kpi renders: double-quoted attributes, escaped values).
+pub fn elements_with(html: &str, marker: &str) -> Vec<std::collections::BTreeMap<String, String>> {
+    let mut found = Vec::new();
+    for (start, _) in html.match_indices('<') {
+        let Some(length) = html[start..].find('>') else {
+            break;
+        };
+        let tag = &html[start + 1..start + length];
+        if !tag.contains(&format!(" {marker}=\"")) {
+            continue;
+        }
+        let mut attributes = std::collections::BTreeMap::new();
+        let mut rest = tag;
+        while let Some(eq) = rest.find("=\"") {
+            let name = rest[..eq]
+                .rsplit(' ')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            let after = &rest[eq + 2..];
+            let Some(end) = after.find('"') else { break };
+            let value = after[..end]
+                .replace("&quot;", "\"")
+                .replace("&#39;", "'")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&amp;", "&");
+            attributes.insert(name, value);
+            rest = &after[end + 1..];
+        }
+        found.push(attributes);
+    }
+    found
+}

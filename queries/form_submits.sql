@@ -7,6 +7,7 @@ SELECT
     e.occurred_at,
     e.page,
     s.channel,
+    s.platform,
     s.device,
     s.country
 FROM analytics.events AS e

@@ -1,5 +1,7 @@
 -- Web sessions, one row per session_id: exact duplicate rows removed and UTM values
--- lower-cased (the landed data has "Google", "GOOGLE" and "google").
+-- lower-cased (the landed data has "Google", "GOOGLE" and "google"). `platform` names the ad
+-- platform a paid session came from, in the ad exports' terms, so that ad clicks and sessions
+-- can be compared per platform.
 SELECT DISTINCT
     session_id,
     anonymous_id,
@@ -11,6 +13,14 @@ SELECT DISTINCT
     lower(utm_campaign) AS utm_campaign,
     lower(utm_content) AS utm_content,
     channel,
+    CASE
+        WHEN lower(utm_medium) IN ('cpc', 'paid_social') THEN
+            CASE lower(utm_source)
+                WHEN 'google' THEN 'google_ads'
+                WHEN 'facebook' THEN 'meta_ads'
+                WHEN 'linkedin' THEN 'linkedin_ads'
+            END
+    END AS platform,
     device,
     country,
     pageviews

@@ -98,6 +98,17 @@ enum Command {
         #[arg(long)]
         lookback: Option<String>,
     },
+    /// Write one weekly report as a self-contained file: HTML (inline CSS and SVG), JSON or CSV.
+    Report {
+        /// Dashboard name (a file stem in dashboards/).
+        dashboard: String,
+        /// Week such as 2026-W47 (default: the latest complete week).
+        #[arg(long)]
+        week: Option<String>,
+        /// Output file; its extension picks the format: .html, .json or .csv.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Credit conversions to touches under an attribution model, from CSV or Parquet files.
     Attribution {
         /// Touches: touch_id, user_id, ts, channel, campaign (CSV or Parquet).
@@ -199,6 +210,51 @@ pub async fn run(cli: Cli) -> Result<i32> {
                     result.rows
                 );
             }
+            Ok(0)
+        }
+        Command::Report {
+            dashboard,
+            week,
+            out,
+        } => {
+            let engine = Engine::try_new(Arc::clone(&config))?;
+            engine.refresh().await?;
+            let registry = defs::load_and_install(&config, &engine).await?;
+            let context = kpi::report::Context {
+                registry: &registry,
+                engine: &engine,
+                config: &config,
+                now: chrono::Utc::now(),
+            };
+            let definition = context.dashboard(&dashboard)?;
+            let period = match &week {
+                Some(label) => context.week(label)?,
+                None => context.latest_complete_week(definition),
+            };
+            let started = Instant::now();
+            let report = context.build(definition, period).await?;
+            let body = match out.extension().and_then(|e| e.to_str()) {
+                Some("json") => serde_json::to_string_pretty(&report)
+                    .map_err(|e| Error::internal(e.to_string()))?,
+                Some("csv") => kpi::report::to_csv(&report),
+                Some("html") | Some("htm") => kpi::report::html::render(&report),
+                _ => {
+                    return Err(Error::input(
+                        "bad_output",
+                        format!("{}: use a .html, .json or .csv file name", out.display()),
+                    ))
+                }
+            };
+            write_atomically(&out, body.as_bytes())?;
+            eprintln!(
+                "kpi report: {} {} ({} to {}) → {} in {:.1} s",
+                dashboard,
+                report.week,
+                report.start,
+                report.end,
+                out.display(),
+                started.elapsed().as_secs_f64()
+            );
             Ok(0)
         }
         Command::Attribution {
@@ -394,4 +450,28 @@ async fn check(config: &Arc<Config>) -> Result<i32> {
         return Ok(1);
     }
     Ok(0)
+}
+
+/// Writes a file under a temporary name in the same folder, then renames it into place, so a
+/// failure never leaves a half-written file.
+fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    let folder = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let temporary = folder.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = std::fs::write(&temporary, bytes).and_then(|()| std::fs::rename(&temporary, path));
+    if let Err(error) = result {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(Error::unavailable(
+            "write_failed",
+            format!("cannot write {}: {error}", path.display()),
+        ));
+    }
+    Ok(())
 }

@@ -11,6 +11,7 @@ pub mod engine;
 pub mod error;
 pub mod metrics;
 pub mod output;
+pub mod report;
 pub mod time;
 pub mod web;
 

@@ -831,16 +831,7 @@ pub fn attribution_choice(
 /// Returns whether a metric's value depends on the attribution model: it reads
 /// `reporting.attribution` itself or through one of its parts.
 pub fn reads_attribution(registry: &Registry, metric: &Metric) -> bool {
-    let table = format!("reporting.{}", crate::attribution::table::TABLE_NAME);
-    match &metric.kind {
-        MetricKind::Simple { table: read, .. } => read.eq_ignore_ascii_case(&table),
-        _ => parts(metric).iter().any(|part| {
-            registry
-                .metrics
-                .get(part)
-                .is_some_and(|part| reads_attribution(registry, part))
-        }),
-    }
+    crate::defs::reads_attribution(&registry.metrics, metric)
 }
 
 /// Returns the metrics a metric is computed from (empty for simple and conversion metrics).

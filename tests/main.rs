@@ -21,3 +21,6 @@ mod metrics;
 
 #[path = "suite/attribution.rs"]
 mod attribution;
+
+#[path = "suite/reports.rs"]
+mod reports;

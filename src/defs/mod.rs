@@ -124,7 +124,7 @@ pub struct Metric {
     pub hash: String,
 }
 
-/// A validated dashboard.
+/// A validated dashboard: one weekly report template.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Dashboard {
     /// Name (file stem), used in URLs.
@@ -139,6 +139,136 @@ pub struct Dashboard {
     pub primary: Vec<String>,
     /// Supporting KPIs.
     pub supporting: Vec<String>,
+    /// Attribution model of the report (`None`: kpi.toml's default).
+    pub attribution_model: Option<String>,
+    /// Attribution lookback of the report (`None`: kpi.toml's default).
+    pub attribution_lookback: Option<String>,
+    /// Comparisons on every tile.
+    pub compare: Vec<String>,
+    /// Weeks in sparklines and trend charts.
+    pub trend_weeks: u32,
+    /// Supporting KPIs grouped under headings (one "Supporting KPIs" group when none is given).
+    pub sections: Vec<Section>,
+    /// Charts, in page order.
+    pub charts: Vec<Chart>,
+    /// The breakdown table.
+    pub breakdown: Option<Breakdown>,
+    /// The metric shown under every attribution model.
+    pub attribution_comparison: Option<String>,
+    /// Reconciliations in the data-health section.
+    pub reconcile: Vec<Reconcile>,
+    /// Thresholds of the summary.
+    pub thresholds: Thresholds,
+    /// Content hash of the file (part of report ETags).
+    pub hash: String,
+}
+
+/// A titled group of KPI tiles.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Section {
+    /// Heading.
+    pub title: String,
+    /// Metrics.
+    pub metrics: Vec<String>,
+}
+
+/// One chart.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Chart {
+    /// URL-safe name.
+    pub name: String,
+    /// Heading.
+    pub title: String,
+    /// What it draws.
+    pub kind: ChartKind,
+}
+
+/// What a chart draws.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ChartKind {
+    /// One metric over the trend weeks, with its target line.
+    Trend {
+        /// Metric.
+        metric: String,
+    },
+    /// One metric in the week by a dimension.
+    Breakdown {
+        /// Metric.
+        metric: String,
+        /// Dimension.
+        by: String,
+    },
+    /// Metrics in funnel order with the ratio of each step to the one before.
+    Funnel {
+        /// Steps.
+        metrics: Vec<String>,
+    },
+}
+
+/// Metrics side by side by one dimension.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Breakdown {
+    /// Dimension.
+    pub by: String,
+    /// Metrics (columns).
+    pub metrics: Vec<String>,
+}
+
+/// Two metrics that should agree by a dimension.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Reconcile {
+    /// In words.
+    pub label: String,
+    /// Reference metric.
+    pub left: String,
+    /// Compared metric.
+    pub right: String,
+    /// Dimension.
+    pub by: String,
+    /// Gap share above which it is a finding.
+    pub tolerance: f64,
+}
+
+/// Thresholds of the generated summary.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Thresholds {
+    /// Week-over-week change share worth a sentence.
+    pub change: f64,
+    /// Share of target below which a KPI is behind.
+    pub behind_target: f64,
+}
+
+/// Returns whether a metric reads the attribution table, itself or through its parts.
+pub fn reads_attribution(metrics: &BTreeMap<String, Metric>, metric: &Metric) -> bool {
+    let table = format!(
+        "{REPORTING_SCHEMA}.{}",
+        crate::attribution::table::TABLE_NAME
+    );
+    match &metric.kind {
+        MetricKind::Simple { table: read, .. } => read.eq_ignore_ascii_case(&table),
+        MetricKind::Ratio {
+            numerator,
+            denominator,
+        } => [numerator, denominator].iter().any(|p| {
+            metrics
+                .get(*p)
+                .is_some_and(|m| reads_attribution(metrics, m))
+        }),
+        MetricKind::Derived { expression } => expression::Expression::parse(expression)
+            .map(|e| e.metrics())
+            .unwrap_or_default()
+            .iter()
+            .any(|p| {
+                metrics
+                    .get(p)
+                    .is_some_and(|m| reads_attribution(metrics, m))
+            }),
+        MetricKind::Cumulative { of, .. } => metrics
+            .get(of)
+            .is_some_and(|m| reads_attribution(metrics, m)),
+        MetricKind::Conversion { .. } => false,
+    }
 }
 
 /// The validated definition set.
@@ -1332,41 +1462,312 @@ impl Resolver<'_> {
                     Some("name the file with lowercase letters, digits and `-`, such as weekly-marketing.toml".into()));
                 continue;
             }
-            for reference in parsed.primary.iter().chain(parsed.supporting.iter()) {
-                let declared = self.declared_metrics.contains(reference.get_ref());
-                if !metrics.contains_key(reference.get_ref()) && !declared {
-                    self.report(
-                        &file.path,
-                        line_of(&file.text, reference.span().start),
-                        format!(
-                            "dashboard `{name}` lists unknown metric `{}`",
-                            reference.get_ref()
-                        ),
-                        Some("metrics are declared in metrics/*.toml".into()),
-                    );
-                }
+            if let Some(dashboard) = self.resolve_dashboard(file, name.clone(), parsed, metrics) {
+                dashboards.insert(name, dashboard);
             }
-            dashboards.insert(
-                name.clone(),
-                Dashboard {
-                    name,
-                    title: parsed.title,
-                    description: parsed.description.unwrap_or_default(),
-                    audience: parsed.audience.unwrap_or_default(),
-                    primary: parsed
-                        .primary
-                        .into_iter()
-                        .map(Spanned::into_inner)
-                        .collect(),
-                    supporting: parsed
-                        .supporting
-                        .into_iter()
-                        .map(Spanned::into_inner)
-                        .collect(),
-                },
-            );
         }
         dashboards
+    }
+}
+
+impl Resolver<'_> {
+    /// Validates one dashboard's references, charts and settings; reports every problem.
+    fn resolve_dashboard(
+        &mut self,
+        file: &SourceFile,
+        name: String,
+        parsed: raw::RawDashboard,
+        metrics: &BTreeMap<String, Metric>,
+    ) -> Option<Dashboard> {
+        let problems_before = self.problems.len();
+        let at = |span: std::ops::Range<usize>| line_of(&file.text, span.start);
+        let known = |this: &mut Self, reference: &Spanned<String>| -> Option<String> {
+            let metric = reference.get_ref();
+            if metrics.contains_key(metric) {
+                return Some(metric.clone());
+            }
+            if !this.declared_metrics.contains(metric) {
+                this.report(
+                    &file.path,
+                    at(reference.span()),
+                    format!("dashboard `{name}` uses unknown metric `{metric}`"),
+                    Some("metrics are declared in metrics/*.toml".into()),
+                );
+            }
+            None
+        };
+        let list = |this: &mut Self, references: &[Spanned<String>]| -> Vec<String> {
+            references.iter().filter_map(|r| known(this, r)).collect()
+        };
+        let primary = list(self, &parsed.primary);
+        let mut supporting = list(self, &parsed.supporting);
+        let mut sections: Vec<Section> = parsed
+            .section
+            .iter()
+            .map(|section| Section {
+                title: section.title.clone(),
+                metrics: list(self, &section.metrics),
+            })
+            .collect();
+        if sections.is_empty() && !supporting.is_empty() {
+            sections.push(Section {
+                title: "Supporting KPIs".into(),
+                metrics: supporting.clone(),
+            });
+        }
+        // Sections list the supporting KPIs when `supporting` itself is left out.
+        if supporting.is_empty() {
+            supporting = sections.iter().flat_map(|s| s.metrics.clone()).collect();
+        }
+        let has_dimension = |this: &mut Self, metric: &str, by: &Spanned<String>| {
+            let ok = metrics
+                .get(metric)
+                .is_some_and(|m| m.dimensions.contains(by.get_ref()));
+            if !ok && metrics.contains_key(metric) {
+                this.report(
+                    &file.path,
+                    at(by.span()),
+                    format!("metric `{metric}` has no dimension `{}`", by.get_ref()),
+                    Some(format!(
+                        "its dimensions: {}",
+                        metrics[metric].dimensions.join(", ")
+                    )),
+                );
+            }
+        };
+        let mut charts = Vec::new();
+        let mut chart_names = BTreeSet::new();
+        for chart in &parsed.chart {
+            let chart_name = chart.name.get_ref().clone();
+            let line = at(chart.name.span());
+            if !chart_name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                || chart_name.is_empty()
+            {
+                self.report(
+                    &file.path,
+                    line,
+                    format!("chart name `{chart_name}` is not URL-safe"),
+                    Some("use lowercase letters, digits and `-`, such as pipeline-trend".into()),
+                );
+                continue;
+            }
+            if !chart_names.insert(chart_name.clone()) {
+                self.report(
+                    &file.path,
+                    line,
+                    format!("duplicate chart name `{chart_name}`"),
+                    None,
+                );
+                continue;
+            }
+            let metric = chart.metric.as_ref().and_then(|m| known(self, m));
+            let kind = match chart.kind.get_ref().as_str() {
+                "trend" => metric.clone().map(|metric| ChartKind::Trend { metric }),
+                "breakdown" => match (&metric, &chart.by) {
+                    (Some(metric), Some(by)) => {
+                        has_dimension(self, metric, by);
+                        Some(ChartKind::Breakdown {
+                            metric: metric.clone(),
+                            by: by.get_ref().clone(),
+                        })
+                    }
+                    (_, None) => {
+                        self.report(
+                            &file.path,
+                            line,
+                            format!("breakdown chart `{chart_name}` needs `by`"),
+                            Some("for example by = \"channel\"".into()),
+                        );
+                        None
+                    }
+                    _ => None,
+                },
+                "funnel" => {
+                    let steps = list(self, &chart.metrics);
+                    if chart.metrics.len() < 2 {
+                        self.report(
+                            &file.path,
+                            line,
+                            format!("funnel chart `{chart_name}` needs at least two `metrics`"),
+                            None,
+                        );
+                        None
+                    } else {
+                        Some(ChartKind::Funnel { metrics: steps })
+                    }
+                }
+                other => {
+                    self.report(
+                        &file.path,
+                        at(chart.kind.span()),
+                        format!("unknown chart kind `{other}`"),
+                        Some("use trend, breakdown or funnel".into()),
+                    );
+                    None
+                }
+            };
+            if matches!(chart.kind.get_ref().as_str(), "trend" | "breakdown")
+                && chart.metric.is_none()
+            {
+                self.report(
+                    &file.path,
+                    line,
+                    format!("chart `{chart_name}` needs a `metric`"),
+                    None,
+                );
+            }
+            if let Some(kind) = kind {
+                let title = chart.title.clone().unwrap_or_else(|| match &kind {
+                    ChartKind::Trend { metric } => metrics
+                        .get(metric)
+                        .map(|m| m.label.clone())
+                        .unwrap_or_default(),
+                    ChartKind::Breakdown { metric, by } => format!(
+                        "{} by {by}",
+                        metrics
+                            .get(metric)
+                            .map(|m| m.label.as_str())
+                            .unwrap_or_default()
+                    ),
+                    ChartKind::Funnel { .. } => "Funnel".to_string(),
+                });
+                charts.push(Chart {
+                    name: chart_name,
+                    title,
+                    kind,
+                });
+            }
+        }
+        let breakdown = parsed.breakdown.as_ref().map(|b| {
+            let columns = list(self, &b.metrics);
+            for metric in &columns {
+                has_dimension(self, metric, &b.by);
+            }
+            Breakdown {
+                by: b.by.get_ref().clone(),
+                metrics: columns,
+            }
+        });
+        let attribution_comparison = parsed.attribution_comparison.as_ref().and_then(|m| {
+            let metric = known(self, m)?;
+            if !reads_attribution(metrics, &metrics[&metric]) {
+                self.report(
+                    &file.path,
+                    at(m.span()),
+                    format!(
+                        "attribution_comparison `{metric}` does not read reporting.attribution"
+                    ),
+                    Some("choose an attributed metric such as attributed_pipeline".into()),
+                );
+                return None;
+            }
+            Some(metric)
+        });
+        let reconcile = parsed
+            .reconcile
+            .iter()
+            .filter_map(|r| {
+                let left = known(self, &r.left);
+                let right = known(self, &r.right);
+                let (left, right) = (left?, right?);
+                has_dimension(self, &left, &r.by);
+                has_dimension(self, &right, &r.by);
+                Some(Reconcile {
+                    label: r.label.clone(),
+                    left,
+                    right,
+                    by: r.by.get_ref().clone(),
+                    tolerance: r.tolerance.unwrap_or(0.2),
+                })
+            })
+            .collect();
+        let mut compare = Vec::new();
+        for item in parsed.compare.iter().flatten() {
+            if ["previous", "year_ago", "trailing_4"].contains(&item.get_ref().as_str()) {
+                compare.push(item.get_ref().clone());
+            } else {
+                self.report(
+                    &file.path,
+                    at(item.span()),
+                    format!("unknown comparison `{}`", item.get_ref()),
+                    Some("use previous, year_ago or trailing_4".into()),
+                );
+            }
+        }
+        if parsed.compare.is_none() {
+            compare = vec!["previous".into(), "year_ago".into()];
+        }
+        let (model, lookback) = match &parsed.attribution {
+            Some(choice) => (
+                choice.model.as_ref().map(|m| m.get_ref().clone()),
+                choice.lookback.as_ref().map(|l| l.get_ref().clone()),
+            ),
+            None => (None, None),
+        };
+        if let Err(message) = self
+            .config
+            .attribution
+            .settings(model.as_deref(), lookback.as_deref())
+        {
+            let line = parsed
+                .attribution
+                .as_ref()
+                .and_then(|c| c.model.as_ref().or(c.lookback.as_ref()))
+                .map(|s| at(s.span()))
+                .unwrap_or(1);
+            self.report(&file.path, line, format!("attribution: {message}"), None);
+        }
+        let trend_weeks = match &parsed.trend_weeks {
+            Some(weeks) if !(2..=104).contains(weeks.get_ref()) => {
+                self.report(
+                    &file.path,
+                    at(weeks.span()),
+                    format!("trend_weeks = {} is out of range", weeks.get_ref()),
+                    Some("use 2 to 104 weeks".into()),
+                );
+                13
+            }
+            Some(weeks) => *weeks.get_ref(),
+            None => 13,
+        };
+        let thresholds = Thresholds {
+            change: parsed
+                .thresholds
+                .as_ref()
+                .and_then(|t| t.change)
+                .unwrap_or(0.1),
+            behind_target: parsed
+                .thresholds
+                .as_ref()
+                .and_then(|t| t.behind_target)
+                .unwrap_or(0.95),
+        };
+        if self.problems.len() > problems_before {
+            return None;
+        }
+        let mut hasher = Sha256::new();
+        hasher.update(file.text.as_bytes());
+        Some(Dashboard {
+            name,
+            title: parsed.title,
+            description: parsed.description.unwrap_or_default(),
+            audience: parsed.audience.unwrap_or_default(),
+            primary,
+            supporting,
+            attribution_model: model,
+            attribution_lookback: lookback,
+            compare,
+            trend_weeks,
+            sections,
+            charts,
+            breakdown,
+            attribution_comparison,
+            reconcile,
+            thresholds,
+            hash: hex(&hasher.finalize()[..8]),
+        })
     }
 }
 

@@ -104,4 +104,100 @@ pub struct RawDashboard {
     /// Supporting KPIs, in order.
     #[serde(default)]
     pub supporting: Vec<Spanned<String>>,
+    /// Model and lookback of the report's attributed numbers (default: kpi.toml).
+    pub attribution: Option<RawAttributionChoice>,
+    /// Comparisons on every tile: `previous`, `year_ago`, `trailing_4`.
+    pub compare: Option<Vec<Spanned<String>>>,
+    /// Weeks in sparklines and trend charts (default 13).
+    pub trend_weeks: Option<Spanned<u32>>,
+    /// Groups of supporting KPIs, each with a title.
+    #[serde(default)]
+    pub section: Vec<RawSection>,
+    /// Charts, in page order.
+    #[serde(default)]
+    pub chart: Vec<RawChart>,
+    /// The breakdown table: metrics side by side by one dimension.
+    pub breakdown: Option<RawBreakdown>,
+    /// The metric shown under every attribution model side by side.
+    pub attribution_comparison: Option<Spanned<String>>,
+    /// Data-health reconciliations: two metrics that should roughly agree, by one dimension.
+    #[serde(default)]
+    pub reconcile: Vec<RawReconcile>,
+    /// Thresholds that drive the summary.
+    pub thresholds: Option<RawThresholds>,
+}
+
+/// `attribution = { model = "markov", lookback = "30d" }` of a dashboard.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAttributionChoice {
+    /// Model name.
+    pub model: Option<Spanned<String>>,
+    /// Lookback such as `30d`.
+    pub lookback: Option<Spanned<String>>,
+}
+
+/// A titled group of KPI tiles.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSection {
+    /// Heading.
+    pub title: String,
+    /// Metrics, in order.
+    pub metrics: Vec<Spanned<String>>,
+}
+
+/// One chart of a dashboard.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawChart {
+    /// URL-safe name (`pipeline-trend`), used in `/charts/{dashboard}/{week}/{name}.png`.
+    pub name: Spanned<String>,
+    /// `trend`, `breakdown` or `funnel`.
+    pub kind: Spanned<String>,
+    /// Heading (default: from the metric).
+    pub title: Option<String>,
+    /// The metric (trend, breakdown).
+    pub metric: Option<Spanned<String>>,
+    /// The steps (funnel).
+    #[serde(default)]
+    pub metrics: Vec<Spanned<String>>,
+    /// The dimension (breakdown).
+    pub by: Option<Spanned<String>>,
+}
+
+/// The breakdown table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBreakdown {
+    /// The dimension every metric is sliced by.
+    pub by: Spanned<String>,
+    /// The metrics, as columns.
+    pub metrics: Vec<Spanned<String>>,
+}
+
+/// Two metrics that should agree, compared by one dimension (ad clicks against sessions).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReconcile {
+    /// What is compared, in words.
+    pub label: String,
+    /// The reference metric (`clicks`).
+    pub left: Spanned<String>,
+    /// The metric compared with it (`sessions`).
+    pub right: Spanned<String>,
+    /// The dimension both have (`platform`).
+    pub by: Spanned<String>,
+    /// A gap above this share is a finding (default 0.2).
+    pub tolerance: Option<f64>,
+}
+
+/// Thresholds of the generated summary.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawThresholds {
+    /// A week-over-week change at least this large (as a share, 0.1 = 10 %) is worth a sentence.
+    pub change: Option<f64>,
+    /// Below this share of target is behind target (default 0.95).
+    pub behind_target: Option<f64>,
 }

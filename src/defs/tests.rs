@@ -176,7 +176,7 @@ async fn every_problem_is_reported_with_its_line() {
         "metrics/shop.toml:4: `tier` is `top`",
         "metrics/shop.toml:7: time_column `region` of `shop.orders` is Utf8",
         "metrics/shop.toml:14: metric `share` refers to unknown metric `missing`",
-        "dashboards/weekly.toml:2: dashboard `weekly` lists unknown metric `ghost`",
+        "dashboards/weekly.toml:2: dashboard `weekly` uses unknown metric `ghost`",
         "dashboards/Bad Name.toml:1: dashboard name `Bad Name` is not URL-safe",
         "dashboards/extra.toml:2: unknown field `colour`",
         "queries/bad.sql:1: unknown table `shop.orderz`",

@@ -14,7 +14,7 @@ use crate::attribution::{
     self, example, format_duration, markov, path, Conversion, Credit, Model, Settings, Touch,
 };
 use crate::error::Error;
-use crate::metrics::{self, MetricService, SeriesRequest};
+use crate::metrics::{self, MetricService};
 use crate::time::{Calendar, Grain};
 
 /// What each model does, in one line each (the page's table).
@@ -223,7 +223,7 @@ pub async fn get_attribution(
         .settings(None, params.lookback.as_deref())
         .map_err(|message| Error::input("bad_attribution", message))?;
 
-    let demo = comparison(&state, &params, base, half_life).await?;
+    let demo = comparison(&state, &params, base).await?;
     let models: String = MODELS
         .iter()
         .map(|(name, text)| {
@@ -290,12 +290,7 @@ attribution or any vendor's model.</p>\
 }
 
 /// The side-by-side table of one attributed metric by channel under every model.
-async fn comparison(
-    state: &AppState,
-    params: &Params,
-    base: Settings,
-    half_life: Duration,
-) -> Result<String, Error> {
+async fn comparison(state: &AppState, params: &Params, base: Settings) -> Result<String, Error> {
     let registry = state.read_definitions().registry;
     let attributed: Vec<&String> = registry
         .metrics
@@ -338,40 +333,21 @@ define one as in README \"Attribution\".</p>".into())
     };
     let label = calendar.label(week);
     let service = MetricService::new(&registry, &state.engine, calendar);
-    let mut table: BTreeMap<String, BTreeMap<&'static str, f64>> = BTreeMap::new();
-    let mut totals: BTreeMap<&'static str, f64> = BTreeMap::new();
-    let models: Vec<Model> = Model::all(half_life);
-    for model in &models {
-        let request = SeriesRequest {
-            metric: chosen.clone(),
-            from: week,
-            to: week,
-            by: vec!["channel".into()],
-            filters: Vec::new(),
-            compare: Vec::new(),
-            attribution: Some(base.with_model(*model)),
-        };
-        let series = service.series(&request).await?;
-        for point in series.points {
-            let channel = point
-                .dimensions
-                .get("channel")
-                .cloned()
-                .flatten()
-                .unwrap_or_default();
-            let value = point.value.unwrap_or(0.0);
-            table
-                .entry(channel)
-                .or_default()
-                .insert(model.name(), value);
-            *totals.entry(model.name()).or_default() += value;
-        }
-    }
+    let context = crate::report::Context {
+        registry: &registry,
+        engine: &state.engine,
+        config: &state.config,
+        now: Utc::now(),
+    };
+    let comparison = context
+        .model_comparison(&service, &chosen, week, base)
+        .await?;
     let previous = calendar.label(calendar.previous(week));
     let lookback = format_duration(base.lookback);
-    let header: String = models
+    let header: String = comparison
+        .models
         .iter()
-        .map(|m| format!("<th><a href=\"#model-{0}\">{0}</a></th>", m.name()))
+        .map(|m| format!("<th><a href=\"#model-{0}\">{0}</a></th>", m))
         .collect();
     let cell = |model: &str, channel: &str, value: Option<f64>| {
         format!(
@@ -383,18 +359,22 @@ define one as in README \"Attribution\".</p>".into())
         )
     };
     let mut rows = String::new();
-    for (channel, values) in &table {
-        let cells: String = models
+    for (channel, values) in &comparison.rows {
+        let cells: String = comparison
+            .models
             .iter()
-            .map(|m| cell(m.name(), channel, values.get(m.name()).copied()))
+            .zip(values)
+            .map(|(m, v)| cell(m, channel, Some(v.unwrap_or(0.0))))
             .collect();
         rows.push_str(&format!("<tr><th>{}</th>{cells}</tr>", escape(channel)));
     }
-    let total_cells: String = models
+    let total_cells: String = comparison
+        .models
         .iter()
-        .map(|m| cell(m.name(), "(all)", totals.get(m.name()).copied()))
+        .zip(&comparison.totals)
+        .map(|(m, v)| cell(m, "(all)", *v))
         .collect();
-    if table.is_empty() {
+    if comparison.rows.is_empty() {
         return Ok(format!(
             "<p>No {} in {label}. Pick another week: <a href=\"/attribution?week={previous}#demo\">{previous}</a>.</p>",
             escape(&metric.label)

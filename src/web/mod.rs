@@ -8,6 +8,7 @@ pub mod api;
 pub mod attribution;
 pub mod error;
 pub mod pages;
+pub mod reports;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -52,6 +53,8 @@ pub struct AppState {
     pub definitions: Arc<RwLock<DefinitionsStatus>>,
     /// Every metric definition version served, with first-seen times.
     pub history: Arc<std::sync::Mutex<History>>,
+    /// Computed reports by dashboard and week, reused while their ETag holds.
+    pub reports: Arc<reports::ReportCache>,
 }
 
 impl AppState {
@@ -89,6 +92,7 @@ impl AppState {
             config,
             definitions: Arc::new(RwLock::new(status)),
             history: Arc::new(std::sync::Mutex::new(history)),
+            reports: Arc::new(reports::ReportCache::default()),
         })
     }
 
@@ -175,6 +179,13 @@ pub fn router(state: AppState) -> Router {
         .route("/definitions", get(pages::get_catalog))
         .route("/definitions/{name}", get(pages::get_definition))
         .route("/attribution", get(attribution::get_attribution))
+        .route("/", get(reports::get_index))
+        .route("/reports/{dashboard}", get(reports::get_latest))
+        .route("/reports/{dashboard}/{week}", get(reports::get_report))
+        .route(
+            "/charts/{dashboard}/{week}/{chart}",
+            get(reports::get_chart),
+        )
         .with_state(state)
 }
 

@@ -1,0 +1,274 @@
+//! Report pages, their JSON and CSV, and chart images, with ETags.
+//!
+//! The ETag of a report covers the definitions, the dashboard, the week, the attribution
+//! settings, whether the week is complete, and the data version of every table of the sources
+//! the report reads ([`crate::report::Context::etag`]): computing it lists the data root and
+//! runs no query, so `If-None-Match` is answered with 304 cheaply. A computed report is kept
+//! under its ETag and reused until data or definitions change it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+
+use super::error::ApiError;
+use super::pages::{escape, page};
+use super::AppState;
+use crate::error::Error;
+use crate::report::{self, charts, Context, Report};
+use crate::time::Calendar;
+
+/// Reports computed, by dashboard and week, with the ETag they were computed under.
+#[derive(Default)]
+pub struct ReportCache {
+    entries: Mutex<HashMap<(String, String), Cached>>,
+}
+
+/// One computed report and its rendered page.
+#[derive(Clone)]
+struct Cached {
+    etag: String,
+    report: Arc<Report>,
+    html: Arc<String>,
+}
+
+impl ReportCache {
+    fn get(&self, key: &(String, String), etag: &str) -> Option<Cached> {
+        let entries = self.entries.lock().ok()?;
+        entries.get(key).filter(|c| c.etag == etag).cloned()
+    }
+
+    fn put(&self, key: (String, String), cached: Cached) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() > 256 {
+                entries.clear();
+            }
+            entries.insert(key, cached);
+        }
+    }
+}
+
+/// What a report URL asks for.
+#[derive(Clone, Copy, PartialEq)]
+enum Format {
+    Html,
+    Json,
+    Csv,
+}
+
+fn split_format(week: &str) -> (&str, Format) {
+    if let Some(week) = week.strip_suffix(".json") {
+        (week, Format::Json)
+    } else if let Some(week) = week.strip_suffix(".csv") {
+        (week, Format::Csv)
+    } else if let Some(week) = week.strip_suffix(".html") {
+        (week, Format::Html)
+    } else {
+        (week, Format::Html)
+    }
+}
+
+/// Returns the report (from the cache when its ETag is unchanged) or a 304.
+async fn report_or_not_modified(
+    state: &AppState,
+    dashboard: &str,
+    week: &str,
+    headers: &HeaderMap,
+) -> Result<Result<(String, Cached), Response>, ApiError> {
+    let registry = state.read_definitions().registry;
+    let context = Context {
+        registry: &registry,
+        engine: &state.engine,
+        config: &state.config,
+        now: chrono::Utc::now(),
+    };
+    let definition = context.dashboard(dashboard)?;
+    let period = context.week(week)?;
+    let etag = context.etag(definition, period).await?;
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|tag| tag.trim() == etag || tag.trim() == "*")
+        });
+    if matches {
+        return Ok(Err((
+            StatusCode::NOT_MODIFIED,
+            [
+                (header::ETAG, etag.clone()),
+                (header::CACHE_CONTROL, "no-cache".to_string()),
+            ],
+        )
+            .into_response()));
+    }
+    let key = (dashboard.to_string(), week.to_string());
+    if let Some(cached) = state.reports.get(&key, &etag) {
+        return Ok(Ok((etag, cached)));
+    }
+    let started = std::time::Instant::now();
+    let built = context.build(definition, period).await?;
+    tracing::info!(
+        "report {dashboard} {week} computed in {} ms",
+        started.elapsed().as_millis()
+    );
+    let html = report::html::render(&built);
+    let cached = Cached {
+        etag: etag.clone(),
+        report: Arc::new(built),
+        html: Arc::new(html),
+    };
+    state.reports.put(key, cached.clone());
+    Ok(Ok((etag, cached)))
+}
+
+/// `GET /reports/{dashboard}/{week}` (also `.json`, `.csv`).
+pub async fn get_report(
+    State(state): State<AppState>,
+    Path((dashboard, week)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (week, format) = split_format(&week);
+    let (etag, cached) = match report_or_not_modified(&state, &dashboard, week, &headers).await? {
+        Ok(found) => found,
+        Err(not_modified) => return Ok(not_modified),
+    };
+    let (content_type, body) = match format {
+        Format::Html => ("text/html; charset=utf-8", cached.html.as_ref().clone()),
+        Format::Json => (
+            "application/json",
+            serde_json::to_string_pretty(cached.report.as_ref())
+                .map_err(|e| Error::internal(e.to_string()))?,
+        ),
+        Format::Csv => ("text/csv; charset=utf-8", report::to_csv(&cached.report)),
+    };
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (header::ETAG, etag),
+            (header::CACHE_CONTROL, "no-cache".to_string()),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// `GET /charts/{dashboard}/{week}/{chart}.png` (or `.svg`).
+pub async fn get_chart(
+    State(state): State<AppState>,
+    Path((dashboard, week, chart)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (name, png) = match (chart.strip_suffix(".png"), chart.strip_suffix(".svg")) {
+        (Some(name), _) => (name.to_string(), true),
+        (_, Some(name)) => (name.to_string(), false),
+        _ => {
+            return Err(Error::not_found(
+                "unknown_chart",
+                format!("`{chart}`: ask for NAME.png or NAME.svg"),
+            )
+            .into())
+        }
+    };
+    let (etag, cached) = match report_or_not_modified(&state, &dashboard, &week, &headers).await? {
+        Ok(found) => found,
+        Err(not_modified) => return Ok(not_modified),
+    };
+    let data = cached
+        .report
+        .charts
+        .iter()
+        .find(|c| c.name == name)
+        .ok_or_else(|| {
+            let names: Vec<&str> = cached
+                .report
+                .charts
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect();
+            Error::not_found(
+                "unknown_chart",
+                format!(
+                    "dashboard `{dashboard}` has no chart `{name}`; charts: {}",
+                    names.join(", ")
+                ),
+            )
+        })?;
+    let (content_type, body) = if png {
+        ("image/png", charts::png(data).map_err(Error::internal)?)
+    } else {
+        (
+            "image/svg+xml",
+            charts::svg(data).map_err(Error::internal)?.into_bytes(),
+        )
+    };
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (header::ETAG, etag),
+            (header::CACHE_CONTROL, "no-cache".to_string()),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// `GET /reports/{dashboard}`: redirects to the latest complete week.
+pub async fn get_latest(
+    State(state): State<AppState>,
+    Path(dashboard): Path<String>,
+) -> Result<Response, ApiError> {
+    let registry = state.read_definitions().registry;
+    let context = Context {
+        registry: &registry,
+        engine: &state.engine,
+        config: &state.config,
+        now: chrono::Utc::now(),
+    };
+    let definition = context.dashboard(&dashboard)?;
+    let week = context.latest_complete_week(definition);
+    let calendar = Calendar::new(state.config.time_zone, state.config.week_start);
+    Ok(Redirect::to(&format!("/reports/{dashboard}/{}", calendar.label(week))).into_response())
+}
+
+/// `GET /`: every dashboard with its recent weeks.
+pub async fn get_index(State(state): State<AppState>) -> Response {
+    let registry = state.read_definitions().registry;
+    let context = Context {
+        registry: &registry,
+        engine: &state.engine,
+        config: &state.config,
+        now: chrono::Utc::now(),
+    };
+    let calendar = Calendar::new(state.config.time_zone, state.config.week_start);
+    let mut rows = String::new();
+    for dashboard in registry.dashboards.values() {
+        let mut week = context.latest_complete_week(dashboard);
+        let mut weeks = Vec::new();
+        for _ in 0..8 {
+            let label = calendar.label(week);
+            weeks.push(format!(
+                "<a href=\"/reports/{}/{label}\">{label}</a>",
+                escape(&dashboard.name)
+            ));
+            week = calendar.previous(week);
+        }
+        rows.push_str(&format!(
+            "<tr><td><a href=\"/reports/{name}\"><strong>{title}</strong></a><br><span class=\"muted\">{description}</span></td><td>{audience}</td><td>{weeks}</td></tr>",
+            name = escape(&dashboard.name),
+            title = escape(&dashboard.title),
+            description = escape(&dashboard.description),
+            audience = escape(&dashboard.audience),
+            weeks = weeks.join(" · "),
+        ));
+    }
+    let body = format!(
+        "<h1>Weekly reports</h1><p class=\"muted\">Each link is a stable URL for one dashboard and week; the newest is the latest complete week.</p>\
+<table><thead><tr><th>Dashboard</th><th>Audience</th><th>Recent weeks</th></tr></thead><tbody>{rows}</tbody></table>"
+    );
+    Html(page("Weekly reports", &body).0).into_response()
+}

@@ -109,6 +109,34 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Freeze a weekly report (values, charts, definitions, data versions) in the snapshot store.
+    Snapshot {
+        /// Dashboard name.
+        dashboard: String,
+        /// Week such as 2026-W47 (default: the latest complete week).
+        #[arg(long)]
+        week: Option<String>,
+    },
+    /// Email a weekly report: snapshot, MIME message, SMTP, at most once per recipient list.
+    Email {
+        /// Dashboard name.
+        dashboard: String,
+        /// Week such as 2026-W47 (default: the latest complete week).
+        #[arg(long)]
+        week: Option<String>,
+        /// Recipients, comma-separated (default: the dashboard's `email.to`).
+        #[arg(long, value_delimiter = ',')]
+        to: Vec<String>,
+        /// Also write the message to this .eml file.
+        #[arg(long)]
+        eml: Option<PathBuf>,
+        /// Build the message (and the .eml) without sending.
+        #[arg(long)]
+        dry_run: bool,
+        /// Send again even if the send log says it was sent (same Message-ID).
+        #[arg(long)]
+        resend: bool,
+    },
     /// Credit conversions to touches under an attribution model, from CSV or Parquet files.
     Attribution {
         /// Touches: touch_id, user_id, ts, channel, campaign (CSV or Parquet).
@@ -212,25 +240,123 @@ pub async fn run(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
-        Command::Report {
-            dashboard,
-            week,
-            out,
-        } => {
-            let engine = Engine::try_new(Arc::clone(&config))?;
-            engine.refresh().await?;
-            let registry = defs::load_and_install(&config, &engine).await?;
+        Command::Snapshot { dashboard, week } => {
+            let (engine, registry) = open_project(&config).await?;
             let context = kpi::report::Context {
                 registry: &registry,
                 engine: &engine,
                 config: &config,
                 now: chrono::Utc::now(),
             };
-            let definition = context.dashboard(&dashboard)?;
-            let period = match &week {
-                Some(label) => context.week(label)?,
-                None => context.latest_complete_week(definition),
+            let (definition, period) = context.dashboard_week(&dashboard, week.as_deref())?;
+            let store = kpi::snapshot::Store::open(&config)?;
+            let taken = store.take(&context, definition, period).await?;
+            let s = &taken.snapshot;
+            println!(
+                "{} snapshot {} of {} {} (taken {}){}",
+                if taken.created {
+                    "new"
+                } else {
+                    "unchanged: existing"
+                },
+                s.id,
+                s.dashboard,
+                s.week,
+                s.taken_at.to_rfc3339(),
+                s.previous
+                    .as_ref()
+                    .map(|p| format!("; replaces {p}"))
+                    .unwrap_or_default()
+            );
+            Ok(0)
+        }
+        Command::Email {
+            dashboard,
+            week,
+            to,
+            eml,
+            dry_run,
+            resend,
+        } => {
+            let started = Instant::now();
+            let (engine, registry) = open_project(&config).await?;
+            let context = kpi::report::Context {
+                registry: &registry,
+                engine: &engine,
+                config: &config,
+                now: chrono::Utc::now(),
             };
+            let (definition, period) = context.dashboard_week(&dashboard, week.as_deref())?;
+            let summary = kpi::email::run(
+                &context,
+                kpi::email::Request {
+                    dashboard: definition,
+                    week: period,
+                    to,
+                    eml: eml.as_deref(),
+                    dry_run,
+                    resend,
+                },
+            )
+            .await?;
+            let email = &summary.email;
+            eprintln!(
+                "kpi email: \"{}\" to {} ({}; snapshot {}{})",
+                email.subject,
+                email.recipients.join(", "),
+                email.message_id,
+                summary.snapshot.id,
+                if summary.snapshot_created {
+                    ", new"
+                } else {
+                    ""
+                }
+            );
+            if let Some(path) = &eml {
+                eprintln!("kpi email: wrote {}", path.display());
+            }
+            match summary.outcome {
+                None => eprintln!("kpi email: dry run, not sent"),
+                Some(kpi::email::Outcome::Sent(record, _)) => eprintln!(
+                    "kpi email: accepted by {}:{} after {} attempt(s), {:.2} s from start: {}",
+                    config.email.smtp_host,
+                    config.email.smtp_port,
+                    record.attempts,
+                    started.elapsed().as_secs_f64(),
+                    record.smtp_reply.unwrap_or_default()
+                ),
+                Some(kpi::email::Outcome::AlreadySent(record)) => eprintln!(
+                    "kpi email: already sent at {} ({}); nothing to do (--resend sends again)",
+                    record.updated_at.to_rfc3339(),
+                    record.message_id
+                ),
+                Some(kpi::email::Outcome::InProgress(record)) => {
+                    eprintln!(
+                        "kpi email: a send of this report to these recipients is recorded as in progress since {} ({}).\n\
+                         If that process died after the SMTP server accepted the message, it was delivered; check for Message-ID {}.\n\
+                         To send again under the same Message-ID (receivers that deduplicate drop a copy): --resend",
+                        record.started_at.to_rfc3339(),
+                        record.message_id,
+                        record.message_id
+                    );
+                    return Ok(3);
+                }
+            }
+            Ok(0)
+        }
+        Command::Report {
+            dashboard,
+            week,
+            out,
+        } => {
+            let (engine, registry) = open_project(&config).await?;
+            let context = kpi::report::Context {
+                registry: &registry,
+                engine: &engine,
+                config: &config,
+                now: chrono::Utc::now(),
+            };
+            let (definition, period) = context.dashboard_week(&dashboard, week.as_deref())?;
             let started = Instant::now();
             let report = context.build(definition, period).await?;
             let body = match out.extension().and_then(|e| e.to_str()) {
@@ -245,7 +371,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
                     ))
                 }
             };
-            write_atomically(&out, body.as_bytes())?;
+            output::write_atomically(&out, body.as_bytes())?;
             eprintln!(
                 "kpi report: {} {} ({} to {}) → {} in {:.1} s",
                 dashboard,
@@ -452,26 +578,10 @@ async fn check(config: &Arc<Config>) -> Result<i32> {
     Ok(0)
 }
 
-/// Writes a file under a temporary name in the same folder, then renames it into place, so a
-/// failure never leaves a half-written file.
-fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    let folder = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map(std::path::Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let temporary = folder.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = std::fs::write(&temporary, bytes).and_then(|()| std::fs::rename(&temporary, path));
-    if let Err(error) = result {
-        let _ = std::fs::remove_file(&temporary);
-        return Err(Error::unavailable(
-            "write_failed",
-            format!("cannot write {}: {error}", path.display()),
-        ));
-    }
-    Ok(())
+/// Opens the engine over the data and loads and installs the definitions.
+async fn open_project(config: &Arc<Config>) -> Result<(Engine, defs::Registry)> {
+    let engine = Engine::try_new(Arc::clone(config))?;
+    engine.refresh().await?;
+    let registry = defs::load_and_install(config, &engine).await?;
+    Ok((engine, registry))
 }

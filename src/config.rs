@@ -20,6 +20,7 @@
 //! | `server.sql_timeout_ms` | `KPI_SQL_TIMEOUT_MS` | `30000` |
 //! | `server.sql_row_limit` | `KPI_SQL_ROW_LIMIT` | `10000` |
 //! | `server.reload_interval_ms` | `KPI_RELOAD_INTERVAL_MS` | `1000` |
+//! | `server.schedule_interval_ms` | `KPI_SCHEDULE_INTERVAL_MS` | `30000` (scheduled emails) |
 //! | `server.api_token` | `KPI_API_TOKEN` | none: the SQL endpoint is open (bind to loopback) |
 //! | `engine.memory_limit_mb` | `KPI_MEMORY_LIMIT_MB` | `2048` |
 //! | `engine.target_partitions` | `KPI_TARGET_PARTITIONS` | number of cores |
@@ -28,6 +29,14 @@
 //! | `attribution.model` | `KPI_ATTRIBUTION_MODEL` | `linear` |
 //! | `attribution.lookback` | `KPI_ATTRIBUTION_LOOKBACK` | `30d` |
 //! | `attribution.half_life` | | `7d` (time decay) |
+//! | `snapshots.root` | `KPI_SNAPSHOTS` | `./.kpi/snapshots` (or `s3://bucket/prefix`) |
+//! | `email.from` | `KPI_EMAIL_FROM` | `kpi reports <kpi@localhost>` |
+//! | `email.smtp_host`, `smtp_port` | `KPI_SMTP_HOST`, `KPI_SMTP_PORT` | `127.0.0.1`, by `tls`: 25 / 587 / 465 |
+//! | `email.tls` | `KPI_SMTP_TLS` | `starttls` (`none` for a local relay, `tls` for SMTPS) |
+//! | `email.username`, `password` | `KPI_SMTP_USERNAME`, `KPI_SMTP_PASSWORD` | none (no authentication) |
+//! | `email.public_url` | `KPI_PUBLIC_URL` | `http://127.0.0.1:8080` (links in emails) |
+//! | `email.retries` | | `3` (backoff 1 s, 2 s, 4 s) |
+//! | `email.send_log` | `KPI_SEND_LOG` | `./.kpi/sends` |
 //! | `sources.<name>.kind` | | the source's name |
 //! | `sources.<name>.owner` | | `unassigned` |
 //! | `sources.<name>.lag_days` | | `1` (complete up to yesterday) |
@@ -61,7 +70,31 @@ struct RawConfig {
     #[serde(default)]
     attribution: RawAttribution,
     #[serde(default)]
+    snapshots: RawSnapshots,
+    #[serde(default)]
+    email: RawEmail,
+    #[serde(default)]
     sources: BTreeMap<String, RawSource>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSnapshots {
+    root: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEmail {
+    from: Option<String>,
+    smtp_host: Option<String>,
+    smtp_port: Option<u16>,
+    tls: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    public_url: Option<String>,
+    retries: Option<u32>,
+    send_log: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -106,6 +139,7 @@ struct RawServer {
     sql_timeout_ms: Option<u64>,
     sql_row_limit: Option<usize>,
     reload_interval_ms: Option<u64>,
+    schedule_interval_ms: Option<u64>,
     api_token: Option<String>,
 }
 
@@ -194,6 +228,8 @@ pub struct ServerConfig {
     pub sql_row_limit: usize,
     /// How often definition files are checked for changes.
     pub reload_interval_ms: u64,
+    /// How often scheduled emails are checked, in milliseconds.
+    pub schedule_interval_ms: u64,
     /// Bearer token the SQL endpoint requires, when set.
     pub api_token: Option<String>,
 }
@@ -205,6 +241,40 @@ pub struct EngineConfig {
     pub memory_limit_mb: usize,
     /// Parallelism of one query; 0 means the number of cores.
     pub target_partitions: usize,
+}
+
+/// How SMTP connections are secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain SMTP, for a relay on the same host or network.
+    None,
+    /// Plain connection upgraded with STARTTLS (required).
+    StartTls,
+    /// TLS from the first byte (SMTPS, usually port 465).
+    Tls,
+}
+
+/// Email delivery settings.
+#[derive(Debug, Clone)]
+pub struct EmailConfig {
+    /// Sender address (`Reports <reports@acme.example>`).
+    pub from: String,
+    /// SMTP server host.
+    pub smtp_host: String,
+    /// SMTP server port.
+    pub smtp_port: u16,
+    /// Connection security.
+    pub tls: SmtpTls,
+    /// SMTP user, when the server needs authentication.
+    pub username: Option<String>,
+    /// SMTP password (prefer `KPI_SMTP_PASSWORD`).
+    pub password: Option<String>,
+    /// Base URL of the server as readers reach it, for links in emails.
+    pub public_url: String,
+    /// SMTP attempts after the first, with exponential backoff from 1 s.
+    pub retries: u32,
+    /// Folder of the send log.
+    pub send_log: PathBuf,
 }
 
 /// The attribution table's inputs and the project's default model and lookback.
@@ -256,6 +326,10 @@ pub struct Config {
     pub engine: EngineConfig,
     /// Attribution inputs and defaults.
     pub attribution: AttributionConfig,
+    /// Where snapshots are stored (a folder or an S3 prefix).
+    pub snapshots_root: DataRoot,
+    /// Email delivery.
+    pub email: EmailConfig,
 }
 
 /// Values given on the command line, which win over the file and the environment.
@@ -511,6 +585,14 @@ impl Config {
                 1_000,
                 50,
             ),
+            schedule_interval_ms: number(
+                "server",
+                "schedule_interval_ms",
+                "KPI_SCHEDULE_INTERVAL_MS",
+                raw.server.schedule_interval_ms,
+                30_000,
+                100,
+            ),
             api_token: pick(None, &["KPI_API_TOKEN"], raw.server.api_token.as_ref()).0,
         };
         let engine = EngineConfig {
@@ -581,6 +663,82 @@ impl Config {
             half_life,
         };
 
+        let (snapshots_text, snapshots_env) =
+            pick(None, &["KPI_SNAPSHOTS"], raw.snapshots.root.as_ref());
+        let snapshots_root = match parse_data_root(
+            project_dir,
+            snapshots_text.as_deref().unwrap_or("./.kpi/snapshots"),
+        ) {
+            Ok(root) => root,
+            Err(message) => {
+                at("snapshots", "root", snapshots_env, message);
+                DataRoot::Local(project_dir.join(".kpi/snapshots"))
+            }
+        };
+        let (tls_text, tls_env) = pick(None, &["KPI_SMTP_TLS"], raw.email.tls.as_ref());
+        let tls = match tls_text.as_deref().unwrap_or("starttls") {
+            "none" => SmtpTls::None,
+            "starttls" => SmtpTls::StartTls,
+            "tls" => SmtpTls::Tls,
+            other => {
+                at(
+                    "email",
+                    "tls",
+                    tls_env,
+                    format!(
+                        "`{other}` is not a TLS mode; use none (a local relay), starttls or tls"
+                    ),
+                );
+                SmtpTls::StartTls
+            }
+        };
+        let (port_text, port_env) = pick(
+            None,
+            &["KPI_SMTP_PORT"],
+            raw.email.smtp_port.map(|p| p.to_string()).as_ref(),
+        );
+        let default_port = match tls {
+            SmtpTls::None => 25,
+            SmtpTls::StartTls => 587,
+            SmtpTls::Tls => 465,
+        };
+        let smtp_port = match port_text.map(|p| p.parse::<u16>()) {
+            None => default_port,
+            Some(Ok(port)) => port,
+            Some(Err(_)) => {
+                at(
+                    "email",
+                    "smtp_port",
+                    port_env,
+                    "not a port number".to_string(),
+                );
+                default_port
+            }
+        };
+        let email = EmailConfig {
+            from: pick(None, &["KPI_EMAIL_FROM"], raw.email.from.as_ref())
+                .0
+                .unwrap_or_else(|| "kpi reports <kpi@localhost>".to_string()),
+            smtp_host: pick(None, &["KPI_SMTP_HOST"], raw.email.smtp_host.as_ref())
+                .0
+                .unwrap_or_else(|| "127.0.0.1".to_string()),
+            smtp_port,
+            tls,
+            username: pick(None, &["KPI_SMTP_USERNAME"], raw.email.username.as_ref()).0,
+            password: pick(None, &["KPI_SMTP_PASSWORD"], raw.email.password.as_ref()).0,
+            public_url: pick(None, &["KPI_PUBLIC_URL"], raw.email.public_url.as_ref())
+                .0
+                .unwrap_or_else(|| "http://127.0.0.1:8080".to_string())
+                .trim_end_matches('/')
+                .to_string(),
+            retries: raw.email.retries.unwrap_or(3),
+            send_log: project_dir.join(
+                pick(None, &["KPI_SEND_LOG"], raw.email.send_log.as_ref())
+                    .0
+                    .unwrap_or_else(|| ".kpi/sends".to_string()),
+            ),
+        };
+
         let mut sources = BTreeMap::new();
         for (name, raw_source) in raw.sources {
             let section = format!("sources.{name}");
@@ -627,6 +785,8 @@ impl Config {
                 server,
                 engine,
                 attribution,
+                snapshots_root,
+                email,
             }),
             _ => Err(problems),
         }

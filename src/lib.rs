@@ -7,11 +7,13 @@ pub mod attribution;
 pub mod config;
 pub mod defs;
 pub mod demo;
+pub mod email;
 pub mod engine;
 pub mod error;
 pub mod metrics;
 pub mod output;
 pub mod report;
+pub mod snapshot;
 pub mod time;
 pub mod web;
 

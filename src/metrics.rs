@@ -111,7 +111,7 @@ pub struct SeriesRequest {
 }
 
 /// One comparison of one value.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ComparisonValue {
     /// Label of the period compared with (`2026-W43..2026-W46` for trailing means).
     pub period: String,
@@ -171,7 +171,7 @@ pub struct Series {
 }
 
 /// The attribution settings an attributed series was computed with.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AttributionUsed {
     /// Model name (`linear`).
     pub model: String,

@@ -71,3 +71,27 @@ pub fn to_json_rows(batches: &[RecordBatch]) -> Result<serde_json::Value> {
     }
     serde_json::from_slice(&buffer).map_err(|error| Error::internal(error.to_string()))
 }
+
+/// Writes a file under a temporary name in the same folder, then renames it into place, so a
+/// failure never leaves a half-written file.
+pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    let folder = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(|| std::path::PathBuf::from("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let temporary = folder.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = std::fs::write(&temporary, bytes).and_then(|()| std::fs::rename(&temporary, path));
+    if let Err(error) = result {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(Error::unavailable(
+            "write_failed",
+            format!("cannot write {}: {error}", path.display()),
+        ));
+    }
+    Ok(())
+}

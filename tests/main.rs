@@ -24,3 +24,6 @@ mod attribution;
 
 #[path = "suite/reports.rs"]
 mod reports;
+
+#[path = "suite/email.rs"]
+mod email;

@@ -159,8 +159,39 @@ pub struct Dashboard {
     pub reconcile: Vec<Reconcile>,
     /// Thresholds of the summary.
     pub thresholds: Thresholds,
+    /// Recipients of the scheduled email.
+    pub email_to: Vec<String>,
+    /// When `kpi serve` sends it: weekday and local time, for the latest complete week.
+    pub schedule: Option<Schedule>,
     /// Content hash of the file (part of report ETags).
     pub hash: String,
+}
+
+/// A weekly send time in the reporting time zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Schedule {
+    /// Day of the week.
+    pub weekday: chrono::Weekday,
+    /// Local time.
+    pub time: chrono::NaiveTime,
+}
+
+impl Schedule {
+    /// Parses `monday 08:00`.
+    pub fn parse(text: &str) -> std::result::Result<Self, String> {
+        let usage = "write the schedule as a weekday and a time, such as \"monday 08:00\"";
+        let (day, time) = text
+            .trim()
+            .split_once(' ')
+            .ok_or_else(|| format!("`{text}`: {usage}"))?;
+        let weekday = day
+            .to_ascii_lowercase()
+            .parse::<chrono::Weekday>()
+            .map_err(|_| format!("`{day}` is not a weekday; {usage}"))?;
+        let time = chrono::NaiveTime::parse_from_str(time.trim(), "%H:%M")
+            .map_err(|_| format!("`{time}` is not a time; {usage}"))?;
+        Ok(Self { weekday, time })
+    }
 }
 
 /// A titled group of KPI tiles.
@@ -1744,6 +1775,40 @@ impl Resolver<'_> {
                 .and_then(|t| t.behind_target)
                 .unwrap_or(0.95),
         };
+        let mut email_to = Vec::new();
+        let mut schedule = None;
+        if let Some(email) = &parsed.email {
+            for recipient in &email.to {
+                if recipient
+                    .get_ref()
+                    .parse::<lettre::message::Mailbox>()
+                    .is_err()
+                {
+                    self.report(
+                        &file.path,
+                        at(recipient.span()),
+                        format!("`{}` is not an email address", recipient.get_ref()),
+                        Some("write it as name@example.com or \"Name <name@example.com>\"".into()),
+                    );
+                } else {
+                    email_to.push(recipient.get_ref().clone());
+                }
+            }
+            if let Some(text) = &email.schedule {
+                match Schedule::parse(text.get_ref()) {
+                    Ok(parsed) => schedule = Some(parsed),
+                    Err(message) => self.report(&file.path, at(text.span()), message, None),
+                }
+                if email.to.is_empty() {
+                    self.report(
+                        &file.path,
+                        at(text.span()),
+                        "a schedule needs recipients: add `to = [...]` under [email]",
+                        None,
+                    );
+                }
+            }
+        }
         if self.problems.len() > problems_before {
             return None;
         }
@@ -1766,6 +1831,8 @@ impl Resolver<'_> {
             attribution_comparison,
             reconcile,
             thresholds,
+            email_to,
+            schedule,
             hash: hex(&hasher.finalize()[..8]),
         })
     }

@@ -125,6 +125,19 @@ pub struct RawDashboard {
     pub reconcile: Vec<RawReconcile>,
     /// Thresholds that drive the summary.
     pub thresholds: Option<RawThresholds>,
+    /// Who gets the email, and when.
+    pub email: Option<RawDashboardEmail>,
+}
+
+/// `[email]` of a dashboard.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDashboardEmail {
+    /// Recipients.
+    #[serde(default)]
+    pub to: Vec<Spanned<String>>,
+    /// `monday 08:00` (reporting time zone): send the latest complete week then.
+    pub schedule: Option<Spanned<String>>,
 }
 
 /// `attribution = { model = "markov", lookback = "30d" }` of a dashboard.

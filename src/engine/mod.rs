@@ -690,7 +690,16 @@ fn table_path(table: &DiscoveredTable) -> String {
 
 /// Opens the object store for the data root; returns it, the key prefix and the URL base.
 fn open_store(config: &Config) -> Result<(Arc<dyn ObjectStore>, ObjectPath, String)> {
-    match &config.data_root {
+    open_store_at(&config.data_root, &config.s3)
+}
+
+/// Opens the object store of a root (a local folder or an S3 prefix): the store, the root path
+/// inside it, and the URL scheme prefix. Used for the data root and the snapshot store.
+pub fn open_store_at(
+    root: &DataRoot,
+    s3: &crate::config::S3Options,
+) -> Result<(Arc<dyn ObjectStore>, ObjectPath, String)> {
+    match root {
         DataRoot::Local(path) => {
             let root = ObjectPath::from_absolute_path(path).map_err(|error| {
                 Error::input("config", format!("data root {}: {error}", path.display()))
@@ -700,7 +709,6 @@ fn open_store(config: &Config) -> Result<(Arc<dyn ObjectStore>, ObjectPath, Stri
             Ok((store, root, "file://".to_string()))
         }
         DataRoot::S3 { bucket, prefix } => {
-            let s3 = &config.s3;
             let mut builder = object_store::aws::AmazonS3Builder::from_env()
                 .with_bucket_name(bucket)
                 .with_region(s3.region.clone().unwrap_or_else(|| "us-east-1".to_string()))

@@ -12,7 +12,7 @@ pub mod html;
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::attribution::{Model, Settings};
@@ -26,7 +26,7 @@ use crate::metrics::{
 use crate::time::{Calendar, Grain, Period};
 
 /// One report: everything its page shows.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     /// Dashboard name.
     pub dashboard: String,
@@ -76,7 +76,7 @@ pub struct Report {
 }
 
 /// Freshness of one source.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Freshness {
     /// Source name.
     pub source: String,
@@ -91,7 +91,7 @@ pub struct Freshness {
 }
 
 /// A generated sentence of the summary.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Sentence {
     /// `changed`, `improved` or `follow_up`.
     pub kind: String,
@@ -102,7 +102,7 @@ pub struct Sentence {
 }
 
 /// One KPI tile.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Tile {
     /// Metric name.
     pub metric: String,
@@ -131,7 +131,7 @@ pub struct Tile {
 }
 
 /// Tiles under a heading.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TileSection {
     /// Heading.
     pub title: String,
@@ -140,7 +140,7 @@ pub struct TileSection {
 }
 
 /// A chart's data.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChartData {
     /// URL-safe name.
     pub name: String,
@@ -164,7 +164,7 @@ impl ChartData {
 }
 
 /// One point of a chart.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChartPoint {
     /// Axis label (a week, a dimension value, a step).
     pub label: String,
@@ -185,7 +185,7 @@ pub struct ChartPoint {
 }
 
 /// One funnel step.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FunnelStep {
     /// Metric.
     pub metric: String,
@@ -202,7 +202,7 @@ pub struct FunnelStep {
 }
 
 /// Metrics side by side by a dimension.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BreakdownTable {
     /// Dimension.
     pub by: String,
@@ -215,7 +215,7 @@ pub struct BreakdownTable {
 }
 
 /// A column of the breakdown table.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Column {
     /// Metric.
     pub metric: String,
@@ -228,7 +228,7 @@ pub struct Column {
 }
 
 /// One metric by channel under every model.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelComparison {
     /// Metric.
     pub metric: String,
@@ -247,7 +247,7 @@ pub struct ModelComparison {
 }
 
 /// The data-health section.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct Health {
     /// Landed rows and exact duplicates (removed by the views) per table.
     pub duplicates: Vec<DuplicateCount>,
@@ -258,7 +258,7 @@ pub struct Health {
 }
 
 /// Rows of one landed table and how many are exact duplicates.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DuplicateCount {
     /// Table.
     pub table: String,
@@ -271,7 +271,7 @@ pub struct DuplicateCount {
 }
 
 /// Two metrics compared by a dimension.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReconcileTable {
     /// In words.
     pub label: String,
@@ -294,7 +294,7 @@ pub type ReconcileRow = (String, Option<f64>, Option<f64>, Option<f64>);
 type DuplicateCounts = std::sync::Mutex<BTreeMap<(String, String), (i64, i64)>>;
 
 /// Where a KPI comes from.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Footnote {
     /// Metric.
     pub metric: String,
@@ -359,6 +359,16 @@ impl Context<'_> {
             ));
         }
         Ok(period)
+    }
+
+    /// The dashboard and the week asked for (default: its latest complete week).
+    pub fn dashboard_week(&self, name: &str, week: Option<&str>) -> Result<(&Dashboard, Period)> {
+        let dashboard = self.dashboard(name)?;
+        let period = match week {
+            Some(label) => self.week(label)?,
+            None => self.latest_complete_week(dashboard),
+        };
+        Ok((dashboard, period))
     }
 
     /// The latest week that is complete for every source the dashboard reads.

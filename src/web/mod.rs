@@ -9,6 +9,7 @@ pub mod attribution;
 pub mod error;
 pub mod pages;
 pub mod reports;
+pub mod snapshots;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -159,6 +160,51 @@ impl AppState {
         }
     }
 
+    /// Sends the scheduled emails that are due (each at most once; see `email`).
+    pub async fn send_due(&self) {
+        let registry = self.read_definitions().registry;
+        let context = crate::report::Context {
+            registry: &registry,
+            engine: &self.engine,
+            config: &self.config,
+            now: chrono::Utc::now(),
+        };
+        for (name, week) in crate::email::due(&context) {
+            let Some(dashboard) = registry.dashboards.get(&name) else {
+                continue;
+            };
+            // Already sent (or being sent): nothing to build.
+            let key = crate::email::send_key(
+                &name,
+                &crate::time::Calendar::new(self.config.time_zone, self.config.week_start)
+                    .label(week),
+                &dashboard.email_to,
+            );
+            let log = crate::email::SendLog::new(&self.config.email.send_log);
+            if log
+                .list()
+                .iter()
+                .any(|r| r.key == key && r.status != "failed")
+            {
+                continue;
+            }
+            let request = crate::email::Request {
+                dashboard,
+                week,
+                to: Vec::new(),
+                eml: None,
+                dry_run: false,
+                resend: false,
+            };
+            match crate::email::run(&context, request).await {
+                Ok(summary) => {
+                    tracing::info!("scheduled email {name}: {}", summary.email.message_id)
+                }
+                Err(error) => tracing::warn!("scheduled email {name} failed: {error}"),
+            }
+        }
+    }
+
     /// Returns a snapshot of the definitions status.
     pub fn read_definitions(&self) -> DefinitionsStatus {
         match self.definitions.read() {
@@ -186,6 +232,20 @@ pub fn router(state: AppState) -> Router {
             "/charts/{dashboard}/{week}/{chart}",
             get(reports::get_chart),
         )
+        .route("/snapshots/{dashboard}/{week}", get(snapshots::get_latest))
+        .route(
+            "/snapshots/{dashboard}/{week}/{id}",
+            get(snapshots::get_snapshot),
+        )
+        .route(
+            "/snapshots/{dashboard}/{week}/{id}/charts/{file}",
+            get(snapshots::get_snapshot_chart),
+        )
+        .route(
+            "/api/v1/snapshots/{dashboard}/{week}",
+            post(snapshots::post_snapshot),
+        )
+        .route("/sends", get(snapshots::get_sends))
         .with_state(state)
 }
 
@@ -227,6 +287,14 @@ impl Application {
             loop {
                 tokio::time::sleep(interval).await;
                 state.reload_if_changed().await;
+            }
+        });
+        let scheduler = self.state.clone();
+        let every = Duration::from_millis(scheduler.config.server.schedule_interval_ms);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                scheduler.send_due().await;
             }
         });
         axum::serve(self.listener, router(self.state))

@@ -1,11 +1,12 @@
 // Opens one URL in headless Chromium (Debian's, via playwright-core), takes a full-page
 // screenshot, and prints JSON: the HTTP status, every request the page made, those outside
 // the page's origin, console errors, and the data-* attributes of every element with a
-// data-value. Usage: node check.mjs URL SCREENSHOT.png
+// data-value. Usage: node check.mjs URL SCREENSHOT.png (URL may be file:///...)
 import { chromium } from 'playwright-core';
 
 const [url, screenshot] = process.argv.slice(2);
-const origin = new URL(url).origin;
+// A file:// page may load only file: and data: URLs; a served page only its own origin.
+const origin = url.startsWith('file:') ? 'file:' : new URL(url).origin;
 const browser = await chromium.launch({
   executablePath: process.env.KPI_CHROMIUM || '/usr/bin/chromium',
   args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],

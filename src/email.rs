@@ -1,0 +1,726 @@
+//! The report email: a MIME message built from a snapshot, sent over SMTP at most once per
+//! dashboard, week and recipient list.
+//!
+//! The message (lettre builds the MIME) is `multipart/mixed`: a `multipart/alternative` of a
+//! plain-text part and a `multipart/related` HTML part whose charts are PNG parts referenced by
+//! `cid:`, then the report CSV as an attachment. The HTML uses tables and inline styles, no
+//! script and no external image, so common clients render it as sent. Its Message-ID is derived
+//! from the dashboard, week, snapshot id and recipient list, so a resent copy of the same email
+//! has the same Message-ID and receivers that deduplicate drop it.
+//!
+//! At most once: before connecting, a send claims `{send_log}/{key}.json` with create-only
+//! semantics (one winner across processes and restarts). After the SMTP server accepts the
+//! message the record becomes `sent`. The remaining window is between the server's acceptance
+//! and that write: if the process dies there, the record stays `sending`, and no later run
+//! sends again on its own; `kpi email --resend` sends again under the same Message-ID.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::{EmailConfig, SmtpTls};
+use crate::error::{Error, Result};
+use crate::metrics::format_value;
+use crate::report::html::escape;
+use crate::report::{charts, Report, Tile};
+use crate::snapshot::Snapshot;
+
+/// A built email.
+pub struct Email {
+    /// The message.
+    pub message: Message,
+    /// Its Message-ID (with angle brackets).
+    pub message_id: String,
+    /// Subject.
+    pub subject: String,
+    /// Recipients as given.
+    pub recipients: Vec<String>,
+}
+
+/// Short month-day range: `Nov 16–22`, `Nov 30–Dec 6`.
+fn day_range(report: &Report) -> String {
+    let (start, end) = (report.start, report.end);
+    if start.format("%b").to_string() == end.format("%b").to_string() {
+        format!("{}–{}", start.format("%b %-d"), end.format("%-d"))
+    } else {
+        format!("{}–{}", start.format("%b %-d"), end.format("%b %-d"))
+    }
+}
+
+/// The key of a (dashboard, week, recipients) send: recipients sorted, case-folded.
+pub fn send_key(dashboard: &str, week: &str, recipients: &[String]) -> String {
+    let mut sorted: Vec<String> = recipients.iter().map(|r| r.trim().to_lowercase()).collect();
+    sorted.sort();
+    sorted.dedup();
+    let mut hasher = Sha256::new();
+    hasher.update(format!("{dashboard}\n{week}\n{}", sorted.join(",")).as_bytes());
+    hasher
+        .finalize()
+        .iter()
+        .take(10)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn tile_line(tile: &Tile) -> String {
+    let mut line = format!("{}: {}", tile.label, format_value(&tile.unit, tile.value));
+    if let Some(reason) = &tile.unavailable {
+        line.push_str(&format!(" (unavailable: {reason})"));
+    }
+    for (name, words) in [
+        ("previous", "vs previous week"),
+        ("year_ago", "vs a year ago"),
+    ] {
+        if let Some(c) = tile.comparisons.get(name) {
+            line.push_str(&format!(
+                "; {} {words} ({})",
+                c.change_ratio
+                    .map(|r| format!("{:+.1}%", r * 100.0))
+                    .unwrap_or_else(|| "—".into()),
+                format_value(&tile.unit, c.value)
+            ));
+        }
+    }
+    if let Some(target) = tile.target {
+        line.push_str(&format!(
+            "; target {}",
+            format_value(&tile.unit, Some(target))
+        ));
+    }
+    line
+}
+
+/// The plain-text alternative: the same numbers as the HTML.
+pub fn text_body(report: &Report, live: &str, snapshot: &str) -> String {
+    let mut out = format!(
+        "{} — {} ({} to {}, {})\nAttribution: {}. Definitions {}.\n",
+        report.title,
+        report.week,
+        report.start,
+        report.end,
+        report.time_zone,
+        report.attribution.label,
+        report.definitions_version
+    );
+    for banner in &report.banners {
+        out.push_str(&format!("! {banner}\n"));
+    }
+    out.push_str("\nSummary\n");
+    for sentence in &report.summary {
+        out.push_str(&format!("- {}\n", sentence.text));
+    }
+    out.push_str("\nHeadline KPIs\n");
+    for tile in &report.primary {
+        out.push_str(&format!("- {}\n", tile_line(tile)));
+    }
+    for section in &report.sections {
+        out.push_str(&format!("\n{}\n", section.title));
+        for tile in &section.tiles {
+            out.push_str(&format!("- {}\n", tile_line(tile)));
+        }
+    }
+    out.push_str(&format!(
+        "\nLive report: {live}\nThis snapshot: {snapshot}\nEvery number is in the attached CSV.\n"
+    ));
+    out
+}
+
+fn html_tile_row(tile: &Tile, week: &str) -> String {
+    let cell = "padding:6px 8px;border-bottom:1px solid #dddddd;font-size:14px;";
+    let change = |name: &str| {
+        tile.comparisons
+            .get(name)
+            .map(|c| {
+                let colour = match c.change_ratio {
+                    Some(r) if tile.good != "neutral" && r != 0.0 && ((r > 0.0) == (tile.good == "up")) => "#146c2e",
+                    Some(r) if tile.good != "neutral" && r != 0.0 => "#b3261e",
+                    _ => "#5f5f5f",
+                };
+                format!(
+                    "<span style=\"color:{colour}\">{}</span> <span style=\"color:#5f5f5f\" data-metric=\"{}\" data-period=\"{}\" data-value=\"{}\">({})</span>",
+                    c.change_ratio.map(|r| format!("{:+.1}%", r * 100.0)).unwrap_or_else(|| "—".into()),
+                    escape(&tile.metric),
+                    escape(&c.period),
+                    c.value.map(|v| v.to_string()).unwrap_or_default(),
+                    format_value(&tile.unit, c.value)
+                )
+            })
+            .unwrap_or_default()
+    };
+    let value = match &tile.unavailable {
+        Some(reason) if tile.value.is_none() => format!(
+            "<span style=\"color:#b3261e\">unavailable: {}</span>",
+            escape(reason)
+        ),
+        _ => format!(
+            "<strong data-metric=\"{}\" data-period=\"{}\" data-value=\"{}\">{}</strong>",
+            escape(&tile.metric),
+            escape(week),
+            tile.value.map(|v| v.to_string()).unwrap_or_default(),
+            format_value(&tile.unit, tile.value)
+        ),
+    };
+    format!(
+        "<tr><td style=\"{cell}\">{}</td><td style=\"{cell}text-align:right\">{value}</td><td style=\"{cell}text-align:right\">{}</td><td style=\"{cell}text-align:right\">{}</td><td style=\"{cell}text-align:right\">{}</td></tr>",
+        escape(&tile.label),
+        change("previous"),
+        change("year_ago"),
+        tile.target.map(|t| format_value(&tile.unit, Some(t))).unwrap_or_default(),
+    )
+}
+
+/// The HTML part: tables and inline styles; charts by `cid:chart-NAME`.
+pub fn html_body(report: &Report, live: &str, snapshot: &str) -> String {
+    let font = "font-family:Arial,Helvetica,sans-serif;color:#1a1a1a;";
+    let mut out = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title} — {week}</title></head>\
+<body style=\"margin:0;padding:0;background:#ffffff\"><table role=\"presentation\" width=\"100%\" cellpadding=\"0\" cellspacing=\"0\" style=\"{font}\"><tr><td align=\"center\">\
+<table role=\"presentation\" width=\"680\" cellpadding=\"0\" cellspacing=\"0\" style=\"{font}max-width:680px\">\
+<tr><td style=\"padding:16px 8px 4px\"><h1 style=\"font-size:22px;margin:0\">{title} — {week}</h1>\
+<p style=\"margin:4px 0;color:#5f5f5f;font-size:13px\">{start} to {end} ({tz}) · Attribution: {attribution} · Definitions {version}</p>\
+<p style=\"margin:8px 0;font-size:14px\"><a href=\"{live}\" style=\"color:#0b57d0\">Open the live report</a> · <a href=\"{snapshot}\" style=\"color:#0b57d0\">This snapshot</a></p></td></tr>",
+        title = escape(&report.title),
+        week = escape(&report.week),
+        start = report.start,
+        end = report.end,
+        tz = escape(&report.time_zone),
+        attribution = escape(&report.attribution.label),
+        version = escape(&report.definitions_version),
+        live = escape(live),
+        snapshot = escape(snapshot),
+    );
+    for banner in &report.banners {
+        out.push_str(&format!(
+            "<tr><td style=\"padding:8px;border:2px solid #b3261e;background:#fdecea;font-weight:bold;font-size:14px\">{}</td></tr>",
+            escape(banner)
+        ));
+    }
+    for (kind, heading) in [
+        ("changed", "What changed"),
+        ("improved", "What improved"),
+        ("follow_up", "Needs follow-up"),
+    ] {
+        let items: String = report
+            .summary
+            .iter()
+            .filter(|s| s.kind == kind)
+            .map(|s| format!("<li style=\"margin:2px 0\">{}</li>", escape(&s.text)))
+            .collect();
+        if !items.is_empty() {
+            out.push_str(&format!(
+                "<tr><td style=\"padding:8px\"><h2 style=\"font-size:16px;margin:8px 0 4px\">{heading}</h2><ul style=\"margin:0;padding-left:20px;font-size:14px\">{items}</ul></td></tr>"
+            ));
+        }
+    }
+    let head = "padding:6px 8px;background:#f1f3f6;font-size:13px;text-align:left;";
+    let table_head = format!(
+        "<tr><th style=\"{head}\">KPI</th><th style=\"{head}text-align:right\">{}</th><th style=\"{head}text-align:right\">vs previous week</th><th style=\"{head}text-align:right\">vs a year ago</th><th style=\"{head}text-align:right\">Target</th></tr>",
+        escape(&report.week)
+    );
+    let mut groups = vec![("Headline KPIs".to_string(), report.primary.clone())];
+    groups.extend(
+        report
+            .sections
+            .iter()
+            .map(|s| (s.title.clone(), s.tiles.clone())),
+    );
+    for (title, tiles) in groups {
+        let rows: String = tiles
+            .iter()
+            .map(|t| html_tile_row(t, &report.week))
+            .collect();
+        out.push_str(&format!(
+            "<tr><td style=\"padding:8px\"><h2 style=\"font-size:16px;margin:12px 0 4px\">{}</h2><table role=\"presentation\" width=\"100%\" cellpadding=\"0\" cellspacing=\"0\">{table_head}{rows}</table></td></tr>",
+            escape(&title)
+        ));
+    }
+    for chart in &report.charts {
+        out.push_str(&format!(
+            "<tr><td style=\"padding:8px\"><img src=\"cid:chart-{name}\" width=\"{w}\" height=\"{h}\" alt=\"{title}\" style=\"display:block;border:0;max-width:100%;height:auto\"></td></tr>",
+            name = escape(&chart.name),
+            w = charts::WIDTH,
+            h = charts::HEIGHT,
+            title = escape(&chart.title),
+        ));
+    }
+    let notes: String = report
+        .footnotes
+        .iter()
+        .map(|f| {
+            format!(
+                "{}: source of truth {}, definition {}",
+                escape(&f.label),
+                escape(&f.sources.join(" + ")),
+                escape(&f.hash)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("<br>");
+    out.push_str(&format!(
+        "<tr><td style=\"padding:12px 8px;font-size:12px;color:#5f5f5f\">{notes}<br><br>Every number is in the attached CSV.</td></tr></table></td></tr></table></body></html>"
+    ));
+    out
+}
+
+/// Builds the email of a snapshot for `recipients`.
+pub fn build(snapshot: &Snapshot, config: &EmailConfig, recipients: &[String]) -> Result<Email> {
+    if recipients.is_empty() {
+        return Err(Error::input(
+            "no_recipients",
+            "no recipients: pass --to a@x.example,b@y.example or set `email.to` in the dashboard",
+        ));
+    }
+    let report = snapshot.report()?;
+    let live = format!(
+        "{}/reports/{}/{}",
+        config.public_url, report.dashboard, report.week
+    );
+    let frozen = format!(
+        "{}/snapshots/{}/{}/{}",
+        config.public_url, report.dashboard, report.week, snapshot.id
+    );
+    let subject = format!(
+        "{} — {} ({})",
+        report.title,
+        report.week,
+        day_range(&report)
+    );
+    let key = send_key(&report.dashboard, &report.week, recipients);
+    let mut hasher = Sha256::new();
+    hasher.update(format!("{key}\n{}", snapshot.id).as_bytes());
+    let digest: String = hasher
+        .finalize()
+        .iter()
+        .take(12)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let domain = config
+        .from
+        .rsplit('@')
+        .next()
+        .map(|d| d.trim_end_matches('>').to_string())
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| "kpi.localhost".into());
+    let message_id = format!(
+        "<kpi.{}.{}.{digest}@{domain}>",
+        report.dashboard, report.week
+    );
+
+    let from: Mailbox = config.from.parse().map_err(|e| {
+        Error::input(
+            "bad_address",
+            format!("email.from `{}` is not an address: {e}", config.from),
+        )
+    })?;
+    let mut builder = Message::builder()
+        .from(from)
+        .subject(subject.clone())
+        .message_id(Some(message_id.clone()));
+    for recipient in recipients {
+        let mailbox: Mailbox = recipient.trim().parse().map_err(|e| {
+            Error::input(
+                "bad_address",
+                format!("recipient `{recipient}` is not an address: {e}"),
+            )
+        })?;
+        builder = builder.to(mailbox);
+    }
+    let png = ContentType::parse("image/png").map_err(|e| Error::internal(e.to_string()))?;
+    let mut related =
+        MultiPart::related().singlepart(SinglePart::html(html_body(&report, &live, &frozen)));
+    for chart in &report.charts {
+        let bytes = charts::png(chart).map_err(Error::internal)?;
+        related = related.singlepart(
+            Attachment::new_inline(format!("chart-{}", chart.name)).body(bytes, png.clone()),
+        );
+    }
+    let csv = ContentType::parse("text/csv; charset=utf-8")
+        .map_err(|e| Error::internal(e.to_string()))?;
+    let message = builder
+        .multipart(
+            MultiPart::mixed()
+                .multipart(
+                    MultiPart::alternative()
+                        .singlepart(SinglePart::plain(text_body(&report, &live, &frozen)))
+                        .multipart(related),
+                )
+                .singlepart(
+                    Attachment::new(format!("{}-{}.csv", report.dashboard, report.week))
+                        .body(crate::report::to_csv(&report), csv),
+                ),
+        )
+        .map_err(|e| Error::internal(format!("cannot build the email: {e}")))?;
+    Ok(Email {
+        message,
+        message_id,
+        subject,
+        recipients: recipients.to_vec(),
+    })
+}
+
+/// One entry of the send log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SendRecord {
+    /// Key (dashboard, week, recipients).
+    pub key: String,
+    /// Dashboard.
+    pub dashboard: String,
+    /// Week.
+    pub week: String,
+    /// Recipients.
+    pub recipients: Vec<String>,
+    /// Snapshot sent.
+    pub snapshot: String,
+    /// Message-ID.
+    pub message_id: String,
+    /// `sending`, `sent` or `failed`.
+    pub status: String,
+    /// SMTP attempts made.
+    pub attempts: u32,
+    /// Last error.
+    pub error: Option<String>,
+    /// When the send was claimed.
+    pub started_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// The SMTP server's reply to the accepted message.
+    pub smtp_reply: Option<String>,
+}
+
+/// The send log: one JSON file per (dashboard, week, recipients).
+pub struct SendLog {
+    dir: PathBuf,
+}
+
+/// What claiming a send found.
+pub enum Claim {
+    /// This process owns the send now.
+    Claimed(SendRecord),
+    /// It was sent already.
+    AlreadySent(SendRecord),
+    /// Another process is sending it, or one died after starting (see the module docs).
+    InProgress(SendRecord),
+}
+
+impl SendLog {
+    /// The log in `dir`.
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn file(&self, key: &str) -> PathBuf {
+        self.dir.join(format!("{key}.json"))
+    }
+
+    fn write(&self, record: &SendRecord) -> Result<()> {
+        let temporary = self
+            .dir
+            .join(format!(".{}.tmp-{}", record.key, std::process::id()));
+        let json = serde_json::to_vec_pretty(record).map_err(|e| Error::internal(e.to_string()))?;
+        std::fs::write(&temporary, json)
+            .and_then(|()| std::fs::rename(&temporary, self.file(&record.key)))
+            .map_err(|e| {
+                Error::unavailable(
+                    "send_log",
+                    format!("cannot write the send log in {}: {e}", self.dir.display()),
+                )
+            })
+    }
+
+    fn read(&self, key: &str) -> Result<Option<SendRecord>> {
+        match std::fs::read(self.file(key)) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| Error::internal(format!("send log {key}: {e}"))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::unavailable("send_log", e.to_string())),
+        }
+    }
+
+    /// Claims a send: create-only, so one process wins. A failed earlier send may be claimed
+    /// again; with `resend`, so may an interrupted or completed one.
+    pub fn claim(&self, record: SendRecord, resend: bool) -> Result<Claim> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| {
+            Error::unavailable(
+                "send_log",
+                format!("cannot create {}: {e}", self.dir.display()),
+            )
+        })?;
+        let json =
+            serde_json::to_vec_pretty(&record).map_err(|e| Error::internal(e.to_string()))?;
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(self.file(&record.key));
+        match created {
+            Ok(mut file) => {
+                use std::io::Write;
+                file.write_all(&json)
+                    .and_then(|()| file.sync_all())
+                    .map_err(|e| Error::unavailable("send_log", e.to_string()))?;
+                Ok(Claim::Claimed(record))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let existing = self
+                    .read(&record.key)?
+                    .ok_or_else(|| Error::internal("send log entry vanished"))?;
+                match existing.status.as_str() {
+                    "failed" => {
+                        let mut retry = record;
+                        retry.attempts = existing.attempts;
+                        self.write(&retry)?;
+                        Ok(Claim::Claimed(retry))
+                    }
+                    _ if resend => {
+                        self.write(&record)?;
+                        Ok(Claim::Claimed(record))
+                    }
+                    "sent" => Ok(Claim::AlreadySent(existing)),
+                    _ => Ok(Claim::InProgress(existing)),
+                }
+            }
+            Err(e) => Err(Error::unavailable("send_log", e.to_string())),
+        }
+    }
+
+    /// Records the outcome of a claimed send.
+    pub fn update(&self, record: &SendRecord) -> Result<()> {
+        self.write(record)
+    }
+
+    /// Every record, newest first.
+    pub fn list(&self) -> Vec<SendRecord> {
+        let mut records: Vec<SendRecord> = std::fs::read_dir(&self.dir)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok())
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+                    .filter_map(|e| std::fs::read(e.path()).ok())
+                    .filter_map(|bytes| serde_json::from_slice(&bytes).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        records.sort_by_key(|r: &SendRecord| std::cmp::Reverse(r.updated_at));
+        records
+    }
+}
+
+fn transport(config: &EmailConfig) -> Result<AsyncSmtpTransport<Tokio1Executor>> {
+    let host = config.smtp_host.as_str();
+    let builder = match config.tls {
+        SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
+        SmtpTls::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)
+            .map_err(|e| Error::input("smtp", format!("SMTP host `{host}`: {e}")))?,
+        SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host)
+            .map_err(|e| Error::input("smtp", format!("SMTP host `{host}`: {e}")))?,
+    };
+    let mut builder = builder
+        .port(config.smtp_port)
+        .timeout(Some(Duration::from_secs(30)));
+    if let (Some(user), Some(password)) = (&config.username, &config.password) {
+        builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
+    }
+    Ok(builder.build())
+}
+
+/// What a delivery did.
+pub enum Outcome {
+    /// Accepted by the SMTP server now.
+    Sent(SendRecord, Duration),
+    /// Sent before; nothing done.
+    AlreadySent(SendRecord),
+    /// Recorded as in progress (another process, or one that died mid-send); nothing done.
+    InProgress(SendRecord),
+}
+
+/// Sends `email` at most once per (dashboard, week, recipients), with retries and backoff.
+pub async fn deliver(
+    email: &Email,
+    snapshot: &Snapshot,
+    config: &EmailConfig,
+    resend: bool,
+) -> Result<Outcome> {
+    let log = SendLog::new(&config.send_log);
+    let now = Utc::now();
+    let record = SendRecord {
+        key: send_key(&snapshot.dashboard, &snapshot.week, &email.recipients),
+        dashboard: snapshot.dashboard.clone(),
+        week: snapshot.week.clone(),
+        recipients: email.recipients.clone(),
+        snapshot: snapshot.id.clone(),
+        message_id: email.message_id.clone(),
+        status: "sending".into(),
+        attempts: 0,
+        error: None,
+        started_at: now,
+        updated_at: now,
+        smtp_reply: None,
+    };
+    let mut record = match log.claim(record, resend)? {
+        Claim::Claimed(record) => record,
+        Claim::AlreadySent(record) => return Ok(Outcome::AlreadySent(record)),
+        Claim::InProgress(record) => return Ok(Outcome::InProgress(record)),
+    };
+    let transport = transport(config)?;
+    let started = Instant::now();
+    let mut delay = Duration::from_secs(1);
+    loop {
+        record.attempts += 1;
+        match transport.send(email.message.clone()).await {
+            Ok(response) => {
+                let elapsed = started.elapsed();
+                if std::env::var_os("KPI_TEST_EXIT_AFTER_SMTP_ACCEPT").is_some() {
+                    // Test hook: die in the window between acceptance and the log update.
+                    std::process::exit(9);
+                }
+                record.status = "sent".into();
+                record.error = None;
+                record.smtp_reply = Some(response.message().collect::<Vec<_>>().join(" "));
+                record.updated_at = Utc::now();
+                log.update(&record)?;
+                tracing::info!(
+                    "sent {} {} to {} ({})",
+                    record.dashboard,
+                    record.week,
+                    record.recipients.join(", "),
+                    record.message_id
+                );
+                return Ok(Outcome::Sent(record, elapsed));
+            }
+            Err(error) => {
+                record.error = Some(error.to_string());
+                record.updated_at = Utc::now();
+                let last = record.attempts > config.retries;
+                record.status = if last { "failed" } else { "sending" }.into();
+                log.update(&record)?;
+                tracing::warn!(
+                    "SMTP attempt {} for {} {} failed: {error}",
+                    record.attempts,
+                    record.dashboard,
+                    record.week
+                );
+                if last {
+                    return Err(Error::unavailable(
+                        "smtp_failed",
+                        format!(
+                            "{}:{} did not accept the email after {} attempts: {error}; the failure is in the send log (/sends) and the next run retries",
+                            config.smtp_host, config.smtp_port, record.attempts
+                        ),
+                    ));
+                }
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+        }
+    }
+}
+
+/// What `kpi email` (and the scheduler) asks for.
+pub struct Request<'a> {
+    /// Dashboard.
+    pub dashboard: &'a crate::defs::Dashboard,
+    /// Week.
+    pub week: crate::time::Period,
+    /// Recipients (empty: the dashboard's `email.to`).
+    pub to: Vec<String>,
+    /// Also write the message to this `.eml` file.
+    pub eml: Option<&'a Path>,
+    /// Build (and write the .eml) but do not send.
+    pub dry_run: bool,
+    /// Send even when the log says it was sent or is in progress.
+    pub resend: bool,
+}
+
+/// What a run did, for the command line and the log.
+pub struct Summary {
+    /// The snapshot used.
+    pub snapshot: Snapshot,
+    /// Whether the snapshot was taken now.
+    pub snapshot_created: bool,
+    /// The email.
+    pub email: Email,
+    /// The delivery, unless dry-run.
+    pub outcome: Option<Outcome>,
+}
+
+/// Takes the snapshot, builds the email, writes the `.eml`, sends at most once.
+pub async fn run(context: &crate::report::Context<'_>, request: Request<'_>) -> Result<Summary> {
+    let store = crate::snapshot::Store::open(context.config)?;
+    let taken = store.take(context, request.dashboard, request.week).await?;
+    let recipients = if request.to.is_empty() {
+        request.dashboard.email_to.clone()
+    } else {
+        request.to.clone()
+    };
+    let email = build(&taken.snapshot, &context.config.email, &recipients)?;
+    if let Some(path) = request.eml {
+        crate::output::write_atomically(path, &email.message.formatted())?;
+    }
+    let outcome = if request.dry_run {
+        None
+    } else {
+        Some(
+            deliver(
+                &email,
+                &taken.snapshot,
+                &context.config.email,
+                request.resend,
+            )
+            .await?,
+        )
+    };
+    Ok(Summary {
+        snapshot: taken.snapshot,
+        snapshot_created: taken.created,
+        email,
+        outcome,
+    })
+}
+
+/// The sends due now: for each dashboard with a schedule, its latest complete week once the
+/// schedule's weekday and time (local) after that week have come. Only that week: a server
+/// that was down for a month does not mail a month of reports.
+pub fn due(context: &crate::report::Context<'_>) -> Vec<(String, crate::time::Period)> {
+    use chrono::{Datelike, TimeZone};
+    let mut out = Vec::new();
+    for dashboard in context.registry.dashboards.values() {
+        let Some(schedule) = dashboard.schedule else {
+            continue;
+        };
+        if dashboard.email_to.is_empty() {
+            continue;
+        }
+        let week = context.latest_complete_week(dashboard);
+        if !context.complete(dashboard, week) {
+            continue;
+        }
+        // The first schedule day on or after the day after the week.
+        let mut day = week.end;
+        while day.weekday() != schedule.weekday {
+            day = day.succ_opt().unwrap_or(day);
+        }
+        let local = day.and_time(schedule.time);
+        let Some(at) = context
+            .config
+            .time_zone
+            .from_local_datetime(&local)
+            .earliest()
+            .map(|t| t.with_timezone(&Utc))
+        else {
+            continue;
+        };
+        if context.now >= at {
+            out.push((dashboard.name.clone(), week));
+        }
+    }
+    out
+}

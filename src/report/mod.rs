@@ -690,11 +690,13 @@ impl Context<'_> {
                 week.last_day()
             ));
         }
-        for source in &sources {
+        // Freshness is known for the sources whose tables the report's metrics place in time
+        // (a source reached only through the attribution touches has no such column here).
+        for (source, latest_day) in &latest {
             let Some(config) = self.config.sources.get(source) else {
                 continue;
             };
-            let latest_day = latest.get(source).copied().flatten();
+            let latest_day = *latest_day;
             let covers_week = latest_day.is_some_and(|d| d >= week.last_day());
             let due = self
                 .due(source, week.last_day())

@@ -149,6 +149,13 @@ fn tile_html(tile: &Tile, week: &str, primary: bool) -> String {
             escape(&a.label)
         ));
     }
+    for change in &tile.definition_changes {
+        out.push_str(&format!(
+            "<div class=\"small reason\" data-definition-change=\"{}\">Definition changed in these weeks: {}</div>",
+            escape(&tile.metric),
+            escape(change)
+        ));
+    }
     if !tile.sparkline.is_empty() {
         let values: Vec<Option<f64>> = tile.sparkline.iter().map(|(_, v)| *v).collect();
         if let Ok(svg) = charts::sparkline(&values) {

@@ -128,6 +128,10 @@ pub struct Tile {
     pub sources: Vec<String>,
     /// Attribution used, for attributed KPIs.
     pub attribution: Option<AttributionUsed>,
+    /// Definition versions (of the metric or a part) first served inside the tile's weeks:
+    /// values on either side of such a change were computed by different definitions.
+    #[serde(default)]
+    pub definition_changes: Vec<String>,
 }
 
 /// Tiles under a heading.
@@ -528,6 +532,31 @@ impl Context<'_> {
                 Err(error) => unavailable_tile(metric, error.message),
             };
             tiles.insert(name.to_string(), tile);
+        }
+        // Mark tiles whose definition (or a part's) changed inside the weeks shown.
+        let history = crate::defs::history::History::open(&self.config.project_dir);
+        let (range_start, _) = calendar.instants(first);
+        let (_, range_end) = calendar.instants(week);
+        for (name, tile) in tiles.iter_mut() {
+            let Some(metric) = self.registry.metrics.get(name) else {
+                continue;
+            };
+            let mut names = vec![name.clone()];
+            names.extend(metrics::parts(metric));
+            for part in names {
+                for version in history.for_metric(&part).into_iter().skip(1) {
+                    if version.first_seen >= range_start && version.first_seen < range_end {
+                        tile.definition_changes.push(format!(
+                            "{part} changed to definition {} on {}",
+                            version.hash,
+                            version
+                                .first_seen
+                                .with_timezone(&self.config.time_zone)
+                                .format("%Y-%m-%d")
+                        ));
+                    }
+                }
+            }
         }
         let tile = |name: &String| tiles.get(name).cloned();
         let primary: Vec<Tile> = dashboard.primary.iter().filter_map(tile).collect();
@@ -1174,6 +1203,7 @@ fn tile_from(metric: &Metric, series: &metrics::Series, dashboard: &Dashboard) -
         unavailable: value.is_none().then(|| "no data for this week".to_string()),
         sources: metric.sources.clone(),
         attribution: series.attribution.clone(),
+        definition_changes: Vec::new(),
     }
 }
 
@@ -1191,6 +1221,7 @@ fn unavailable_tile(metric: &Metric, reason: String) -> Tile {
         unavailable: Some(reason),
         sources: metric.sources.clone(),
         attribution: None,
+        definition_changes: Vec::new(),
     }
 }
 
@@ -1229,6 +1260,16 @@ fn summarise(report: &Report, dashboard: &Dashboard) -> Vec<Sentence> {
         .iter()
         .chain(report.sections.iter().flat_map(|s| s.tiles.iter()));
     for tile in all {
+        for change in &tile.definition_changes {
+            out.push(Sentence {
+                kind: "follow_up".into(),
+                text: format!(
+                    "{}: {change}; weeks before and after are computed differently.",
+                    tile.label
+                ),
+                metric: Some(tile.metric.clone()),
+            });
+        }
         if let Some(reason) = &tile.unavailable {
             if tile.comparisons.is_empty() || reason != "no data for this week" {
                 out.push(Sentence {

@@ -597,4 +597,25 @@ async fn a_definition_change_is_recorded_and_marks_series_that_span_it() {
         .path()
         .join(".kpi/definition-history.jsonl")
         .exists());
+
+    // The report of this week marks the KPIs computed across the change, and says so.
+    let report = server
+        .client
+        .get(format!(
+            "{}/reports/sales-pipeline/{}",
+            server.base,
+            week(today)
+        ))
+        .send()
+        .await
+        .expect("report")
+        .text()
+        .await
+        .expect("html");
+    let marked: Vec<String> = elements_with(&report, "data-definition-change")
+        .iter()
+        .map(|a| a["data-definition-change"].clone())
+        .collect();
+    assert_eq!(marked, vec!["mqls".to_string()], "only the changed KPI");
+    assert!(report.contains("weeks before and after are computed differently"));
 }

@@ -183,5 +183,50 @@ async fn the_same_queries_pass_against_s3() {
     let health = server.get_json("/healthz").await;
     assert_eq!(health["data_root"], data);
     assert_eq!(health["status"], "ok", "{health}");
+
+    // Snapshots in the same bucket: written create-only, taken once for the same inputs.
+    let mut snapshot_env = env_refs.clone();
+    let snapshots = format!("s3://{BUCKET}/snapshots");
+    snapshot_env.push(("KPI_SNAPSHOTS", snapshots.as_str()));
+    let take = || {
+        kpi(
+            &[
+                "snapshot",
+                "sales-pipeline",
+                "--project",
+                repo().to_str().expect("utf-8"),
+                "--data",
+                &data,
+                "--week",
+                "2026-W44",
+            ],
+            &snapshot_env,
+        )
+    };
+    let first = take();
+    let stdout = String::from_utf8_lossy(&first.stdout).to_string();
+    assert!(
+        first.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(stdout.starts_with("new snapshot "), "{stdout}");
+    let id = stdout["new snapshot ".len()..]
+        .split(' ')
+        .next()
+        .expect("id")
+        .to_string();
+    let key = ObjectPath::from(format!(
+        "snapshots/sales-pipeline/2026-W44/{id}/snapshot.json"
+    ));
+    let stored = store.get(&key).await.expect("snapshot.json on S3");
+    assert!(!stored.bytes().await.expect("bytes").is_empty());
+    let second = take();
+    assert!(
+        String::from_utf8_lossy(&second.stdout)
+            .starts_with(&format!("unchanged: existing snapshot {id}")),
+        "{}",
+        String::from_utf8_lossy(&second.stdout)
+    );
     tokio::time::sleep(Duration::from_millis(10)).await;
 }

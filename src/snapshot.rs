@@ -197,16 +197,36 @@ impl Store {
         dashboard: &Dashboard,
         week: Period,
     ) -> Result<Taken> {
-        let etag = context.etag(dashboard, week).await?;
+        self.take_with(context, dashboard, week, None).await
+    }
+
+    /// Like [`Store::take`], with a report already computed under ETag `computed.0` (the
+    /// server's report cache), which is then frozen instead of computing it again. The snapshot
+    /// id is checked first: an existing snapshot costs no report computation at all.
+    pub async fn take_with(
+        &self,
+        context: &Context<'_>,
+        dashboard: &Dashboard,
+        week: Period,
+        computed: Option<(String, Arc<Report>)>,
+    ) -> Result<Taken> {
+        let etag = match &computed {
+            Some((etag, _)) => etag.clone(),
+            None => context.etag(dashboard, week).await?,
+        };
         let id = etag.trim_matches('"').to_string();
-        let report = context.build(dashboard, week).await?;
-        let label = report.week.clone();
+        let label = crate::time::Calendar::new(context.config.time_zone, context.config.week_start)
+            .label(week);
         if let Some(existing) = self.get(&dashboard.name, &label, &id).await? {
             return Ok(Taken {
                 snapshot: existing,
                 created: false,
             });
         }
+        let report = match computed {
+            Some((_, report)) => report,
+            None => Arc::new(context.build(dashboard, week).await?),
+        };
         let previous = self
             .list(&dashboard.name, &label)
             .await?
@@ -267,7 +287,8 @@ impl Store {
             definitions,
             data_versions,
             charts: report.charts.iter().map(|c| c.name.clone()).collect(),
-            report: serde_json::to_value(&report).map_err(|e| Error::internal(e.to_string()))?,
+            report: serde_json::to_value(report.as_ref())
+                .map_err(|e| Error::internal(e.to_string()))?,
         };
         let json =
             serde_json::to_vec_pretty(&snapshot).map_err(|e| Error::internal(e.to_string()))?;

@@ -208,8 +208,6 @@ impl TableProvider for AttributionTable {
 /// `attribution(model [, lookback])` in SQL: the table under another model or lookback.
 #[derive(Debug)]
 pub struct AttributionFunction {
-    touches: String,
-    conversions: String,
     config: crate::config::AttributionConfig,
     cache: Arc<Cache>,
 }
@@ -218,8 +216,6 @@ impl AttributionFunction {
     /// The function for an engine's configuration and cache.
     pub fn new(config: &crate::config::AttributionConfig, cache: Arc<Cache>) -> Self {
         Self {
-            touches: config.touches.clone(),
-            conversions: config.conversions.clone(),
             config: config.clone(),
             cache,
         }
@@ -256,8 +252,8 @@ impl TableFunctionImpl for AttributionFunction {
             )
             .map_err(|message| DataFusionError::Plan(format!("attribution(): {message}")))?;
         Ok(Arc::new(AttributionTable::new(
-            &self.touches,
-            &self.conversions,
+            &self.config.touches,
+            &self.config.conversions,
             settings,
             Arc::clone(&self.cache),
         )))

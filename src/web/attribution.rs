@@ -333,12 +333,7 @@ define one as in README \"Attribution\".</p>".into())
     };
     let label = calendar.label(week);
     let service = MetricService::new(&registry, &state.engine, calendar);
-    let context = crate::report::Context {
-        registry: &registry,
-        engine: &state.engine,
-        config: &state.config,
-        now: Utc::now(),
-    };
+    let context = state.report_context(&registry);
     let comparison = context
         .model_comparison(&service, &chosen, week, base)
         .await?;

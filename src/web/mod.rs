@@ -160,15 +160,20 @@ impl AppState {
         }
     }
 
-    /// Sends the scheduled emails that are due (each at most once; see `email`).
-    pub async fn send_due(&self) {
-        let registry = self.read_definitions().registry;
-        let context = crate::report::Context {
-            registry: &registry,
+    /// The report context over `registry` at the current time.
+    pub fn report_context<'a>(&'a self, registry: &'a Registry) -> crate::report::Context<'a> {
+        crate::report::Context {
+            registry,
             engine: &self.engine,
             config: &self.config,
             now: chrono::Utc::now(),
-        };
+        }
+    }
+
+    /// Sends the scheduled emails that are due (each at most once; see `email`).
+    pub async fn send_due(&self) {
+        let registry = self.read_definitions().registry;
+        let context = self.report_context(&registry);
         for (name, week) in crate::email::due(&context) {
             let Some(dashboard) = registry.dashboards.get(&name) else {
                 continue;

@@ -17,7 +17,7 @@ use super::error::ApiError;
 use super::pages::{escape, page};
 use super::AppState;
 use crate::error::Error;
-use crate::report::{self, charts, Context, Report};
+use crate::report::{self, charts, Report};
 use crate::time::Calendar;
 
 /// Reports computed, by dashboard and week, with the ETag they were computed under.
@@ -70,6 +70,33 @@ fn split_format(week: &str) -> (&str, Format) {
     }
 }
 
+/// A 200 response with the report's ETag; clients revalidate every time (`no-cache`).
+fn tagged(content_type: &str, etag: String, body: impl IntoResponse) -> Response {
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (header::ETAG, etag),
+            (header::CACHE_CONTROL, "no-cache".to_string()),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// Returns the current report of a dashboard and week with its ETag, from the cache when the
+/// ETag is unchanged (for pages that show the live report next to something else).
+pub(super) async fn current_report(
+    state: &AppState,
+    dashboard: &str,
+    week: &str,
+) -> Result<(String, Arc<Report>), ApiError> {
+    match report_or_not_modified(state, dashboard, week, &HeaderMap::new()).await? {
+        Ok((etag, cached)) => Ok((etag, cached.report)),
+        Err(_) => Err(Error::internal("a report lookup without If-None-Match answered 304").into()),
+    }
+}
+
 /// Returns the report (from the cache when its ETag is unchanged) or a 304.
 async fn report_or_not_modified(
     state: &AppState,
@@ -78,12 +105,7 @@ async fn report_or_not_modified(
     headers: &HeaderMap,
 ) -> Result<Result<(String, Cached), Response>, ApiError> {
     let registry = state.read_definitions().registry;
-    let context = Context {
-        registry: &registry,
-        engine: &state.engine,
-        config: &state.config,
-        now: chrono::Utc::now(),
-    };
+    let context = state.report_context(&registry);
     let definition = context.dashboard(dashboard)?;
     let period = context.week(week)?;
     let etag = context.etag(definition, period).await?;
@@ -144,16 +166,7 @@ pub async fn get_report(
         ),
         Format::Csv => ("text/csv; charset=utf-8", report::to_csv(&cached.report)),
     };
-    Ok((
-        StatusCode::OK,
-        [
-            (header::CONTENT_TYPE, content_type.to_string()),
-            (header::ETAG, etag),
-            (header::CACHE_CONTROL, "no-cache".to_string()),
-        ],
-        body,
-    )
-        .into_response())
+    Ok(tagged(content_type, etag, body))
 }
 
 /// `GET /charts/{dashboard}/{week}/{chart}.png` (or `.svg`).
@@ -205,16 +218,7 @@ pub async fn get_chart(
             charts::svg(data).map_err(Error::internal)?.into_bytes(),
         )
     };
-    Ok((
-        StatusCode::OK,
-        [
-            (header::CONTENT_TYPE, content_type.to_string()),
-            (header::ETAG, etag),
-            (header::CACHE_CONTROL, "no-cache".to_string()),
-        ],
-        body,
-    )
-        .into_response())
+    Ok(tagged(content_type, etag, body))
 }
 
 /// `GET /reports/{dashboard}`: redirects to the latest complete week.
@@ -223,12 +227,7 @@ pub async fn get_latest(
     Path(dashboard): Path<String>,
 ) -> Result<Response, ApiError> {
     let registry = state.read_definitions().registry;
-    let context = Context {
-        registry: &registry,
-        engine: &state.engine,
-        config: &state.config,
-        now: chrono::Utc::now(),
-    };
+    let context = state.report_context(&registry);
     let definition = context.dashboard(&dashboard)?;
     let week = context.latest_complete_week(definition);
     let calendar = Calendar::new(state.config.time_zone, state.config.week_start);
@@ -238,12 +237,7 @@ pub async fn get_latest(
 /// `GET /`: every dashboard with its recent weeks.
 pub async fn get_index(State(state): State<AppState>) -> Response {
     let registry = state.read_definitions().registry;
-    let context = Context {
-        registry: &registry,
-        engine: &state.engine,
-        config: &state.config,
-        now: chrono::Utc::now(),
-    };
+    let context = state.report_context(&registry);
     let calendar = Calendar::new(state.config.time_zone, state.config.week_start);
     let mut rows = String::new();
     for dashboard in registry.dashboards.values() {

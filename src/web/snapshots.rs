@@ -10,7 +10,6 @@ use super::AppState;
 use crate::email::SendLog;
 use crate::error::Error;
 use crate::metrics::format_value;
-use crate::report::Context;
 use crate::snapshot::{differences, Snapshot, Store};
 
 /// Renders a snapshot's frozen page with a banner: when it was taken, newer snapshots of the
@@ -31,12 +30,7 @@ async fn snapshot_page(
         .await?;
     let frozen = String::from_utf8_lossy(&frozen).to_string();
     let registry = state.read_definitions().registry;
-    let context = Context {
-        registry: &registry,
-        engine: &state.engine,
-        config: &state.config,
-        now: chrono::Utc::now(),
-    };
+    let context = state.report_context(&registry);
     let mut banner = format!(
         "<div style=\"border:2px solid #1b3a6b;background:#eef3fb;padding:.6rem .9rem;margin:0 0 1rem\" id=\"snapshot\">\
 <strong>Snapshot <code data-snapshot=\"{id}\">{id}</code></strong>, taken {taken} and never changed since. \
@@ -74,7 +68,12 @@ Attribution {attribution}; definitions {version}. <a href=\"/reports/{d}/{w}\">L
         context.dashboard(&snapshot.dashboard),
         context.week(&snapshot.week),
     ) {
-        (Ok(dashboard), Ok(week)) => Some(context.build(dashboard, week).await),
+        (Ok(_), Ok(_)) => Some(
+            super::reports::current_report(state, &snapshot.dashboard, &snapshot.week)
+                .await
+                .map(|(_, report)| report)
+                .map_err(|e| e.0),
+        ),
         _ => None,
     };
     match live {
@@ -198,16 +197,14 @@ pub async fn post_snapshot(
     Path((dashboard, week)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let registry = state.read_definitions().registry;
-    let context = Context {
-        registry: &registry,
-        engine: &state.engine,
-        config: &state.config,
-        now: chrono::Utc::now(),
-    };
+    let context = state.report_context(&registry);
     let definition = context.dashboard(&dashboard)?;
     let period = context.week(&week)?;
     let store = Store::open(&state.config)?;
-    let taken = store.take(&context, definition, period).await?;
+    let computed = super::reports::current_report(&state, &dashboard, &week).await?;
+    let taken = store
+        .take_with(&context, definition, period, Some(computed))
+        .await?;
     let status = if taken.created {
         StatusCode::CREATED
     } else {

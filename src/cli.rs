@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 
 use kpi::config::{Config, Overrides};
 use kpi::engine::{Engine, QueryLimits};
-use kpi::metrics::{self, Comparison, MetricService, SeriesRequest};
+use kpi::metrics::{self, MetricService, SeriesRequest};
 use kpi::output::{self, Format};
 use kpi::time::{Calendar, Grain};
 use kpi::{attribution, defs, demo, web, Error, Result};
@@ -396,7 +396,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
             let bad = |message: String| Error::input("bad_argument", message);
             let lookback_text = lookback.clone();
             let lookback = attribution::parse_duration(&lookback).map_err(bad)?;
-            let half_life = attribution::parse_duration(&half_life).map_err(bad)?;
+            let half_life = attribution::parse_half_life(&half_life).map_err(bad)?;
             let models = if model == "all" {
                 attribution::Model::all(half_life)
             } else {
@@ -449,7 +449,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
             let registry = defs::load_and_install(&config, &engine).await?;
             let calendar = Calendar::new(config.time_zone, config.week_start);
             let (from, to) = metrics::parse_range(&calendar, &from, &to, grain)?;
-            let compare = Comparison::parse_list(&compare)?;
+            let compare = metrics::parse_comparisons(&compare)?;
             let request = SeriesRequest {
                 metric: name,
                 from,

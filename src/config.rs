@@ -286,8 +286,8 @@ pub struct AttributionConfig {
     pub conversions: String,
     /// Default model and lookback.
     pub default: crate::attribution::Settings,
-    /// Half-life of `time_decay`, as written (`7d`).
-    pub half_life: String,
+    /// Half-life of `time_decay`.
+    pub half_life: chrono::Duration,
 }
 
 impl AttributionConfig {
@@ -301,7 +301,7 @@ impl AttributionConfig {
         let lookback = lookback
             .map(str::to_string)
             .unwrap_or_else(|| crate::attribution::format_duration(self.default.lookback));
-        crate::attribution::Settings::parse(model, &lookback, &self.half_life)
+        crate::attribution::Settings::parse(model, &lookback, self.half_life)
     }
 }
 
@@ -624,19 +624,21 @@ impl Config {
             &["KPI_ATTRIBUTION_LOOKBACK"],
             raw.attribution.lookback.as_ref(),
         );
-        let half_life = raw
-            .attribution
-            .half_life
-            .clone()
-            .unwrap_or_else(|| "7d".to_string());
+        let half_life = match crate::attribution::parse_half_life(
+            raw.attribution.half_life.as_deref().unwrap_or("7d"),
+        ) {
+            Ok(half_life) => half_life,
+            Err(message) => {
+                at("attribution", "half_life", None, message);
+                chrono::Duration::days(7)
+            }
+        };
         let model = model.unwrap_or_else(|| "linear".to_string());
         let lookback = lookback.unwrap_or_else(|| "30d".to_string());
-        let default = match crate::attribution::Settings::parse(&model, &lookback, &half_life) {
+        let default = match crate::attribution::Settings::parse(&model, &lookback, half_life) {
             Ok(settings) => settings,
             Err(message) => {
-                let (key, origin) = if crate::attribution::parse_duration(&half_life).is_err() {
-                    ("half_life", None)
-                } else if crate::attribution::parse_duration(&lookback).is_err() {
+                let (key, origin) = if crate::attribution::parse_duration(&lookback).is_err() {
                     ("lookback", lookback_env)
                 } else {
                     ("model", model_env)

@@ -26,10 +26,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::config::{EmailConfig, SmtpTls};
+use crate::defs::Good;
 use crate::error::{Error, Result};
 use crate::metrics::format_value;
 use crate::report::html::escape;
-use crate::report::{charts, Report, Tile};
+use crate::report::{charts, Report, SentenceKind, Tile};
 use crate::snapshot::Snapshot;
 
 /// A built email.
@@ -61,16 +62,11 @@ pub fn send_key(dashboard: &str, week: &str, recipients: &[String]) -> String {
     sorted.dedup();
     let mut hasher = Sha256::new();
     hasher.update(format!("{dashboard}\n{week}\n{}", sorted.join(",")).as_bytes());
-    hasher
-        .finalize()
-        .iter()
-        .take(10)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::digest::short_hex(&hasher.finalize(), 10)
 }
 
 fn tile_line(tile: &Tile) -> String {
-    let mut line = format!("{}: {}", tile.label, format_value(&tile.unit, tile.value));
+    let mut line = format!("{}: {}", tile.label, format_value(tile.unit, tile.value));
     if let Some(reason) = &tile.unavailable {
         line.push_str(&format!(" (unavailable: {reason})"));
     }
@@ -84,14 +80,14 @@ fn tile_line(tile: &Tile) -> String {
                 c.change_ratio
                     .map(|r| format!("{:+.1}%", r * 100.0))
                     .unwrap_or_else(|| "—".into()),
-                format_value(&tile.unit, c.value)
+                format_value(tile.unit, c.value)
             ));
         }
     }
     if let Some(target) = tile.target {
         line.push_str(&format!(
             "; target {}",
-            format_value(&tile.unit, Some(target))
+            format_value(tile.unit, Some(target))
         ));
     }
     line
@@ -139,8 +135,8 @@ fn html_tile_row(tile: &Tile, week: &str) -> String {
             .get(name)
             .map(|c| {
                 let colour = match c.change_ratio {
-                    Some(r) if tile.good != "neutral" && r != 0.0 && ((r > 0.0) == (tile.good == "up")) => "#146c2e",
-                    Some(r) if tile.good != "neutral" && r != 0.0 => "#b3261e",
+                    Some(r) if tile.good != Good::Neutral && r != 0.0 && ((r > 0.0) == (tile.good == Good::Up)) => "#146c2e",
+                    Some(r) if tile.good != Good::Neutral && r != 0.0 => "#b3261e",
                     _ => "#5f5f5f",
                 };
                 format!(
@@ -149,7 +145,7 @@ fn html_tile_row(tile: &Tile, week: &str) -> String {
                     escape(&tile.metric),
                     escape(&c.period),
                     c.value.map(|v| v.to_string()).unwrap_or_default(),
-                    format_value(&tile.unit, c.value)
+                    format_value(tile.unit, c.value)
                 )
             })
             .unwrap_or_default()
@@ -157,14 +153,14 @@ fn html_tile_row(tile: &Tile, week: &str) -> String {
     let value = match &tile.unavailable {
         Some(reason) if tile.value.is_none() => format!(
             "<span style=\"color:#b3261e\">unavailable: {}</span>",
-            escape(reason)
+            escape(&reason.to_string())
         ),
         _ => format!(
             "<strong data-metric=\"{}\" data-period=\"{}\" data-value=\"{}\">{}</strong>",
             escape(&tile.metric),
             escape(week),
             tile.value.map(|v| v.to_string()).unwrap_or_default(),
-            format_value(&tile.unit, tile.value)
+            format_value(tile.unit, tile.value)
         ),
     };
     format!(
@@ -172,7 +168,7 @@ fn html_tile_row(tile: &Tile, week: &str) -> String {
         escape(&tile.label),
         change("previous"),
         change("year_ago"),
-        tile.target.map(|t| format_value(&tile.unit, Some(t))).unwrap_or_default(),
+        tile.target.map(|t| format_value(tile.unit, Some(t))).unwrap_or_default(),
     )
 }
 
@@ -203,9 +199,9 @@ pub fn html_body(report: &Report, live: &str, snapshot: &str) -> String {
         ));
     }
     for (kind, heading) in [
-        ("changed", "What changed"),
-        ("improved", "What improved"),
-        ("follow_up", "Needs follow-up"),
+        (SentenceKind::Changed, "What changed"),
+        (SentenceKind::Improved, "What improved"),
+        (SentenceKind::FollowUp, "Needs follow-up"),
     ] {
         let items: String = report
             .summary
@@ -295,12 +291,7 @@ pub fn build(snapshot: &Snapshot, config: &EmailConfig, recipients: &[String]) -
     let key = send_key(&report.dashboard, &report.week, recipients);
     let mut hasher = Sha256::new();
     hasher.update(format!("{key}\n{}", snapshot.id).as_bytes());
-    let digest: String = hasher
-        .finalize()
-        .iter()
-        .take(12)
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let digest = crate::digest::short_hex(&hasher.finalize(), 12);
     let domain = config
         .from
         .rsplit('@')

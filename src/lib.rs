@@ -7,6 +7,7 @@ pub mod attribution;
 pub mod config;
 pub mod defs;
 pub mod demo;
+pub mod digest;
 pub mod email;
 pub mod engine;
 pub mod error;

@@ -25,69 +25,16 @@ use std::pin::Pin;
 use chrono::{Datelike, NaiveDate};
 
 use crate::attribution::{format_duration, Settings};
-use crate::defs::expression::Expression;
-use crate::defs::{Metric, MetricKind, Registry};
+use crate::defs::{CumulativeWindow, Metric, MetricKind, Registry, Unit};
 use crate::engine::aggregate::{AggregateQuery, Bucket};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+pub use crate::time::Comparison;
 use crate::time::{Calendar, Grain, Period};
 
-/// A comparison asked for with each value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Comparison {
-    /// The period before.
-    Previous,
-    /// The same period a year earlier.
-    YearAgo,
-    /// The mean of the 4 periods before.
-    Trailing4,
-}
-
-impl Comparison {
-    /// Returns the name used in flags, URLs and output.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Previous => "previous",
-            Self::YearAgo => "year_ago",
-            Self::Trailing4 => "trailing_4",
-        }
-    }
-
-    /// Parses a comma-separated list such as `previous,year_ago`.
-    pub fn parse_list(text: &str) -> Result<Vec<Self>> {
-        let mut list = Vec::new();
-        for part in text
-            .split(',')
-            .map(str::trim)
-            .filter(|part| !part.is_empty())
-        {
-            let comparison = match part {
-                "previous" => Self::Previous,
-                "year_ago" => Self::YearAgo,
-                "trailing_4" => Self::Trailing4,
-                other => {
-                    return Err(Error::input(
-                        "bad_comparison",
-                        format!(
-                            "unknown comparison `{other}`; use previous, year_ago or trailing_4"
-                        ),
-                    ))
-                }
-            };
-            if !list.contains(&comparison) {
-                list.push(comparison);
-            }
-        }
-        Ok(list)
-    }
-
-    fn periods(self, calendar: &Calendar, period: Period) -> Vec<Period> {
-        match self {
-            Self::Previous => vec![calendar.previous(period)],
-            Self::YearAgo => vec![calendar.year_ago(period)],
-            Self::Trailing4 => calendar.trailing(period, 4),
-        }
-    }
+/// Parses a comma-separated list of comparisons from a flag or URL (`bad_comparison`).
+pub fn parse_comparisons(text: &str) -> Result<Vec<Comparison>> {
+    Comparison::parse_list(text).map_err(|message| Error::input("bad_comparison", message))
 }
 
 /// What to compute.
@@ -150,7 +97,7 @@ pub struct Series {
     /// Human label.
     pub label: String,
     /// Unit.
-    pub unit: String,
+    pub unit: Unit,
     /// Currency of currency metrics.
     pub currency: Option<String>,
     /// Sources of truth.
@@ -358,7 +305,7 @@ impl<'a> MetricService<'a> {
         Ok(Series {
             metric: metric.name.clone(),
             label: metric.label.clone(),
-            unit: metric.unit.clone(),
+            unit: metric.unit,
             currency: metric.currency.clone(),
             sources: metric.sources.clone(),
             definition_hash: metric.hash.clone(),
@@ -433,9 +380,7 @@ impl<'a> MetricService<'a> {
                     }
                     Ok(out)
                 }
-                MetricKind::Derived { expression } => {
-                    let parsed = Expression::parse(expression)
-                        .map_err(|e| Error::internal(format!("{}: {e}", metric.name)))?;
+                MetricKind::Derived { parsed, .. } => {
                     let mut parts = HashMap::new();
                     for part in parsed.metrics() {
                         let values = self
@@ -465,7 +410,7 @@ impl<'a> MetricService<'a> {
                     let base = self.metric(of)?;
                     let windows: Vec<(NaiveDate, NaiveDate)> = periods
                         .iter()
-                        .map(|period| (self.window_start(window, period.last_day()), period.end))
+                        .map(|period| (self.window_start(*window, period.last_day()), period.end))
                         .collect();
                     // Split time at every boundary into non-overlapping atoms; each window is
                     // the sum of the atoms it covers.
@@ -505,13 +450,17 @@ impl<'a> MetricService<'a> {
         })
     }
 
-    fn window_start(&self, window: &str, last_day: NaiveDate) -> NaiveDate {
+    fn window_start(&self, window: CumulativeWindow, last_day: NaiveDate) -> NaiveDate {
         let grain = match window {
-            "week" => Grain::Week,
-            "month" => Grain::Month,
-            "quarter" => Grain::Quarter,
-            "year" => return NaiveDate::from_ymd_opt(last_day.year(), 1, 1).unwrap_or(last_day),
-            _ => return NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or(last_day),
+            CumulativeWindow::Week => Grain::Week,
+            CumulativeWindow::Month => Grain::Month,
+            CumulativeWindow::Quarter => Grain::Quarter,
+            CumulativeWindow::Year => {
+                return NaiveDate::from_ymd_opt(last_day.year(), 1, 1).unwrap_or(last_day)
+            }
+            CumulativeWindow::Running => {
+                return NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or(last_day)
+            }
         };
         self.calendar.period_of(last_day, grain).start
     }
@@ -662,14 +611,14 @@ pub fn parse_range(
 
 /// Formats a value for people: currency with cents, percent and ratio metrics as percentages
 /// with one decimal, counts with thousands separators.
-pub fn format_value(unit: &str, value: Option<f64>) -> String {
+pub fn format_value(unit: Unit, value: Option<f64>) -> String {
     let Some(value) = value else {
         return "—".to_string();
     };
     match unit {
-        "percent" => format!("{:.1}%", value * 100.0),
-        "ratio" => format!("{value:.3}"),
-        "currency" => format!(
+        Unit::Percent => format!("{:.1}%", value * 100.0),
+        Unit::Ratio => format!("{value:.3}"),
+        Unit::Currency => format!(
             "{}{}",
             if value < 0.0 { "-" } else { "" },
             group_thousands(&format!("{:.2}", value.abs()))
@@ -721,10 +670,10 @@ pub fn to_table(series: &Series, compare: &[Comparison]) -> String {
                     .unwrap_or_else(|| "(null)".into()),
             );
         }
-        row.push(format_value(&series.unit, point.value));
+        row.push(format_value(series.unit, point.value));
         for comparison in compare {
             let entry = point.comparisons.get(comparison.name());
-            row.push(format_value(&series.unit, entry.and_then(|c| c.value)));
+            row.push(format_value(series.unit, entry.and_then(|c| c.value)));
             row.push(
                 entry
                     .and_then(|c| c.change_ratio)
@@ -803,7 +752,7 @@ pub fn describe_sql(registry: &Registry, metric: &Metric) -> String {
         } => {
             format!("-- sum(numerator) / sum(denominator) per period and dimension value\n{numerator} / {denominator}")
         }
-        MetricKind::Derived { expression } => {
+        MetricKind::Derived { expression, .. } => {
             format!("-- evaluated per period on the parts' values\n{expression}")
         }
         MetricKind::Cumulative { of, window } => {
@@ -841,9 +790,7 @@ pub fn parts(metric: &Metric) -> Vec<String> {
             numerator,
             denominator,
         } => vec![numerator.clone(), denominator.clone()],
-        MetricKind::Derived { expression } => Expression::parse(expression)
-            .map(|e| e.metrics())
-            .unwrap_or_default(),
+        MetricKind::Derived { parsed, .. } => parsed.metrics(),
         MetricKind::Cumulative { of, .. } => vec![of.clone()],
         _ => Vec::new(),
     }
@@ -855,26 +802,26 @@ mod tests {
 
     #[test]
     fn values_are_formatted_for_people() {
-        assert_eq!(format_value("currency", Some(1234567.5)), "1,234,567.50");
-        assert_eq!(format_value("currency", Some(-12.345)), "-12.35");
-        assert_eq!(format_value("count", Some(1234.0)), "1,234");
-        assert_eq!(format_value("count", Some(12.0)), "12");
-        assert_eq!(format_value("percent", Some(0.0345)), "3.5%");
-        assert_eq!(format_value("count", None), "—");
+        assert_eq!(
+            format_value(Unit::Currency, Some(1234567.5)),
+            "1,234,567.50"
+        );
+        assert_eq!(format_value(Unit::Currency, Some(-12.345)), "-12.35");
+        assert_eq!(format_value(Unit::Count, Some(1234.0)), "1,234");
+        assert_eq!(format_value(Unit::Count, Some(12.0)), "12");
+        assert_eq!(format_value(Unit::Percent, Some(0.0345)), "3.5%");
+        assert_eq!(format_value(Unit::Count, None), "—");
     }
 
     #[test]
     fn comparisons_parse() {
         assert_eq!(
-            Comparison::parse_list("previous, year_ago,previous").expect("ok"),
+            parse_comparisons("previous, year_ago,previous").expect("ok"),
             vec![Comparison::Previous, Comparison::YearAgo]
         );
+        assert_eq!(parse_comparisons("").expect("ok"), Vec::<Comparison>::new());
         assert_eq!(
-            Comparison::parse_list("").expect("ok"),
-            Vec::<Comparison>::new()
-        );
-        assert_eq!(
-            Comparison::parse_list("last").expect_err("bad").code,
+            parse_comparisons("last").expect_err("bad").code,
             "bad_comparison"
         );
     }

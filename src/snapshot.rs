@@ -340,7 +340,7 @@ pub struct Difference {
     /// Label.
     pub label: String,
     /// Unit.
-    pub unit: String,
+    pub unit: crate::defs::Unit,
     /// Value in the snapshot.
     pub then: Option<f64>,
     /// Value now.
@@ -408,7 +408,7 @@ pub fn differences(
         out.push(Difference {
             metric: name.clone(),
             label: before.label.clone(),
-            unit: before.unit.clone(),
+            unit: before.unit,
             then: before.value,
             now,
             why: why.to_string(),

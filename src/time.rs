@@ -53,6 +53,65 @@ impl fmt::Display for Grain {
     }
 }
 
+/// A comparison asked for with each value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub enum Comparison {
+    /// The period before.
+    #[serde(rename = "previous")]
+    Previous,
+    /// The same period a year earlier.
+    #[serde(rename = "year_ago")]
+    YearAgo,
+    /// The mean of the 4 periods before.
+    #[serde(rename = "trailing_4")]
+    Trailing4,
+}
+
+impl Comparison {
+    /// Returns the name used in flags, URLs and output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Previous => "previous",
+            Self::YearAgo => "year_ago",
+            Self::Trailing4 => "trailing_4",
+        }
+    }
+
+    /// Parses one name (`previous`, `year_ago`, `trailing_4`).
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Previous, Self::YearAgo, Self::Trailing4]
+            .into_iter()
+            .find(|c| c.name() == name)
+    }
+
+    /// Parses a comma-separated list such as `previous,year_ago`, without repeats.
+    pub fn parse_list(text: &str) -> Result<Vec<Self>, String> {
+        let mut list = Vec::new();
+        for part in text
+            .split(',')
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+        {
+            let comparison = Self::parse(part).ok_or_else(|| {
+                format!("unknown comparison `{part}`; use previous, year_ago or trailing_4")
+            })?;
+            if !list.contains(&comparison) {
+                list.push(comparison);
+            }
+        }
+        Ok(list)
+    }
+
+    /// The periods a value of `period` is compared with.
+    pub fn periods(self, calendar: &Calendar, period: Period) -> Vec<Period> {
+        match self {
+            Self::Previous => vec![calendar.previous(period)],
+            Self::YearAgo => vec![calendar.year_ago(period)],
+            Self::Trailing4 => calendar.trailing(period, 4),
+        }
+    }
+}
+
 /// The reporting calendar of a project.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Calendar {

@@ -139,12 +139,8 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Parses a model name and lookback, with the half-life `time_decay` uses.
-    pub fn parse(model: &str, lookback: &str, half_life: &str) -> Result<Self, String> {
-        let half_life = parse_duration(half_life)?;
-        if half_life <= Duration::zero() {
-            return Err("the half-life must be longer than zero".into());
-        }
+    /// Parses a model name and lookback, with the (validated) half-life `time_decay` uses.
+    pub fn parse(model: &str, lookback: &str, half_life: Duration) -> Result<Self, String> {
         let lookback = parse_duration(lookback)?;
         if lookback < Duration::zero() {
             return Err("the lookback cannot be negative".into());
@@ -436,13 +432,32 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let value: i64 = number
         .parse()
         .map_err(|_| format!("`{text}` is not a duration; use 30d, 12h, 90m or 45s"))?;
-    match unit {
-        "d" => Ok(Duration::days(value)),
-        "h" => Ok(Duration::hours(value)),
-        "m" => Ok(Duration::minutes(value)),
-        "s" => Ok(Duration::seconds(value)),
-        _ => Err(format!("`{text}` has no unit; use 30d, 12h, 90m or 45s")),
+    let seconds_per_unit = match unit {
+        "d" => 86_400,
+        "h" => 3_600,
+        "m" => 60,
+        "s" => 1,
+        _ => return Err(format!("`{text}` has no unit; use 30d, 12h, 90m or 45s")),
+    };
+    // Checked: a typed-in `200000000000d` is an error, never an overflow.
+    value
+        .checked_mul(seconds_per_unit)
+        .filter(|seconds| *seconds <= MAX_DURATION_SECONDS)
+        .map(Duration::seconds)
+        .ok_or_else(|| format!("`{text}` is too long; durations are at most 36500d (100 years)"))
+}
+
+/// The longest duration kpi accepts: 100 years, far beyond any lookback or half-life, and far
+/// from the instants where date arithmetic overflows.
+const MAX_DURATION_SECONDS: i64 = 36_500 * 86_400;
+
+/// Parses a time-decay half-life: a duration longer than zero.
+pub fn parse_half_life(text: &str) -> Result<Duration, String> {
+    let half_life = parse_duration(text)?;
+    if half_life <= Duration::zero() {
+        return Err("the half-life must be longer than zero".into());
     }
+    Ok(half_life)
 }
 
 #[cfg(test)]

@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 use object_store::ObjectMeta;
 use sha2::{Digest, Sha256};
 
+use crate::digest::hex;
+
 /// One landed table as found in storage.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DiscoveredTable {
@@ -141,11 +143,6 @@ pub fn group_tables(
         table.files.sort_by(|a, b| a.location.cmp(&b.location));
     }
     (tables, strays)
-}
-
-/// Formats bytes as lowercase hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 #[cfg(test)]

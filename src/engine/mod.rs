@@ -672,12 +672,7 @@ fn files_version(files: &[ObjectMeta]) -> String {
         hasher.update(key.size.to_le_bytes());
         hasher.update(key.modified_micros.to_le_bytes());
     }
-    hasher
-        .finalize()
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::digest::short_hex(&hasher.finalize(), 8)
 }
 
 fn table_prefix(root: &ObjectPath) -> String {

@@ -14,6 +14,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{ChartData, ChartPoint};
+use crate::defs::{ChartType, Unit};
 
 /// Chart size in pixels (SVG user units and PNG pixels).
 pub const WIDTH: u32 = 640;
@@ -38,7 +39,7 @@ fn register_font() {
 }
 
 /// Formats an axis value compactly in the metric's unit.
-pub fn axis_value(unit: &str, value: f64) -> String {
+pub fn axis_value(unit: Unit, value: f64) -> String {
     let compact = |v: f64| {
         let a = v.abs();
         if a >= 1e6 {
@@ -54,9 +55,9 @@ pub fn axis_value(unit: &str, value: f64) -> String {
         }
     };
     match unit {
-        "currency" => format!("${}", compact(value)),
-        "percent" => format!("{:.1}%", value * 100.0),
-        "ratio" => format!("{value:.2}"),
+        Unit::Currency => format!("${}", compact(value)),
+        Unit::Percent => format!("{:.1}%", value * 100.0),
+        Unit::Ratio => format!("{value:.2}"),
         _ => compact(value),
     }
 }
@@ -68,10 +69,10 @@ fn draw<DB: DrawingBackend>(
     chart: &ChartData,
 ) -> DrawResult<DB::ErrorType> {
     root.fill(&WHITE)?;
-    match chart.kind.as_str() {
-        "trend" => trend(root, chart),
-        "funnel" => bars(root, chart, true),
-        _ => bars(root, chart, false),
+    match chart.kind {
+        ChartType::Trend => trend(root, chart),
+        ChartType::Funnel => bars(root, chart, true),
+        ChartType::Breakdown => bars(root, chart, false),
     }
 }
 
@@ -113,7 +114,7 @@ fn trend<DB: DrawingBackend>(
         .iter()
         .map(|p| p.label.rsplit('-').next().unwrap_or(&p.label).to_string())
         .collect();
-    let unit = chart.unit.clone();
+    let unit = chart.unit;
     context
         .configure_mesh()
         .disable_x_mesh()
@@ -129,7 +130,7 @@ fn trend<DB: DrawingBackend>(
             labels.get(index as usize).cloned().unwrap_or_default()
         })
         .y_labels(5)
-        .y_label_formatter(&|y| axis_value(&unit, *y))
+        .y_label_formatter(&|y| axis_value(unit, *y))
         .label_style((FAMILY, 11).into_font().color(&BLACK))
         .draw()?;
     // The target, where set: a dashed line, grey, behind the data.
@@ -251,7 +252,7 @@ fn bars<DB: DrawingBackend>(
 fn value_text(point: &ChartPoint) -> String {
     let value = point
         .value
-        .map(|v| axis_value(&point.unit, v))
+        .map(|v| axis_value(point.unit, v))
         .unwrap_or_else(|| "—".into());
     match &point.note {
         Some(note) => format!("{value} ({note})"),
@@ -347,8 +348,8 @@ mod tests {
         let trend = ChartData {
             name: "pipeline-trend".into(),
             title: "Pipeline created".into(),
-            kind: "trend".into(),
-            unit: "currency".into(),
+            kind: ChartType::Trend,
+            unit: Unit::Currency,
             by: None,
             points: weeks
                 .iter()
@@ -370,7 +371,7 @@ mod tests {
                     }),
                     metric: "pipeline_created".into(),
                     period: week.to_string(),
-                    unit: "currency".into(),
+                    unit: Unit::Currency,
                     note: None,
                     attribution: None,
                 })
@@ -379,8 +380,8 @@ mod tests {
         let breakdown = ChartData {
             name: "mqls-by-channel".into(),
             title: "MQLs by channel".into(),
-            kind: "breakdown".into(),
-            unit: "count".into(),
+            kind: ChartType::Breakdown,
+            unit: Unit::Count,
             by: Some("channel".into()),
             points: [
                 ("paid_search", 41.0),
@@ -395,7 +396,7 @@ mod tests {
                 target: None,
                 metric: "mqls".into(),
                 period: "2026-W45".into(),
-                unit: "count".into(),
+                unit: Unit::Count,
                 note: None,
                 attribution: None,
             })
@@ -404,14 +405,14 @@ mod tests {
         let funnel = ChartData {
             name: "funnel".into(),
             title: "Funnel".into(),
-            kind: "funnel".into(),
-            unit: "count".into(),
+            kind: ChartType::Funnel,
+            unit: Unit::Count,
             by: None,
             points: [
-                ("Ad spend", 52_000.0, "currency", None),
-                ("Clicks", 18_400.0, "count", Some("0.35 per $")),
-                ("Sessions", 21_000.0, "count", Some("114%")),
-                ("MQLs", 81.0, "count", Some("0.4%")),
+                ("Ad spend", 52_000.0, Unit::Currency, None),
+                ("Clicks", 18_400.0, Unit::Count, Some("0.35 per $")),
+                ("Sessions", 21_000.0, Unit::Count, Some("114%")),
+                ("MQLs", 81.0, Unit::Count, Some("0.4%")),
             ]
             .iter()
             .map(|(label, v, unit, note)| ChartPoint {
@@ -420,7 +421,7 @@ mod tests {
                 target: None,
                 metric: label.to_lowercase(),
                 period: "2026-W45".into(),
-                unit: unit.to_string(),
+                unit: *unit,
                 note: note.map(str::to_string),
                 attribution: None,
             })
@@ -479,10 +480,10 @@ mod tests {
 
     #[test]
     fn axis_values_are_readable() {
-        assert_eq!(axis_value("currency", 450_000.0), "$450k");
-        assert_eq!(axis_value("currency", 1_250_000.0), "$1.2M");
-        assert_eq!(axis_value("percent", 0.125), "12.5%");
-        assert_eq!(axis_value("count", 81.0), "81");
-        assert_eq!(axis_value("count", 2_500.0), "2.5k");
+        assert_eq!(axis_value(Unit::Currency, 450_000.0), "$450k");
+        assert_eq!(axis_value(Unit::Currency, 1_250_000.0), "$1.2M");
+        assert_eq!(axis_value(Unit::Percent, 0.125), "12.5%");
+        assert_eq!(axis_value(Unit::Count, 81.0), "81");
+        assert_eq!(axis_value(Unit::Count, 2_500.0), "2.5k");
     }
 }

@@ -7,7 +7,8 @@
 //! not metric values).
 
 use super::charts;
-use super::{ChartData, Report, Tile};
+use super::{ChartData, Report, SentenceKind, TargetStatus, Tile};
+use crate::defs::{ChartType, Good, Unit};
 use crate::metrics::format_value;
 
 /// Escapes text for HTML.
@@ -51,7 +52,7 @@ ul.summary li{margin:.2rem 0}\
 fn number(
     metric: &str,
     period: &str,
-    unit: &str,
+    unit: Unit,
     value: Option<f64>,
     extra: &str,
     class: &str,
@@ -84,8 +85,8 @@ fn change(tile: &Tile, name: &str, words: &str) -> String {
     };
     let class = match c.change_ratio {
         Some(r) if r.abs() < 1e-12 => "flat",
-        Some(r) if (r > 0.0) == (tile.good != "down") && tile.good != "neutral" => "up",
-        Some(_) if tile.good == "neutral" => "flat",
+        Some(r) if (r > 0.0) == (tile.good != Good::Down) && tile.good != Good::Neutral => "up",
+        Some(_) if tile.good == Good::Neutral => "flat",
         Some(_) => "down",
         None => "flat",
     };
@@ -96,7 +97,7 @@ fn change(tile: &Tile, name: &str, words: &str) -> String {
     format!(
         "<div class=\"small\"><span class=\"{class}\" data-change=\"{}\">{ratio}</span> {words} ({})</div>",
         c.change_ratio.map(|r| r.to_string()).unwrap_or_default(),
-        number(&tile.metric, &c.period, &tile.unit, c.value, &attribution_attrs(tile), "muted")
+        number(&tile.metric, &c.period, tile.unit, c.value, &attribution_attrs(tile), "muted")
     )
 }
 
@@ -120,27 +121,27 @@ fn tile_html(tile: &Tile, week: &str, primary: bool) -> String {
         out.push_str(&format!(
             "<div class=\"value\">—</div><div class=\"reason\" data-unavailable=\"{}\">Unavailable: {}</div>",
             escape(&tile.metric),
-            escape(reason)
+            escape(&reason.to_string())
         ));
     } else {
         out.push_str(&format!(
             "<div class=\"value\">{}</div>",
-            number(&tile.metric, week, &tile.unit, tile.value, &attrs, "")
+            number(&tile.metric, week, tile.unit, tile.value, &attrs, "")
         ));
     }
     out.push_str(&change(tile, "previous", "vs previous week"));
     out.push_str(&change(tile, "year_ago", "vs a year ago"));
     out.push_str(&change(tile, "trailing_4", "vs 4-week average"));
     if let Some(target) = tile.target {
-        let status = match tile.target_status.as_deref() {
-            Some("ahead") => "<span class=\"up\">ahead of target</span>",
-            Some("behind") => "<span class=\"down\">behind target</span>",
-            Some(_) => "<span class=\"flat\">on track</span>",
+        let status = match tile.target_status {
+            Some(TargetStatus::Ahead) => "<span class=\"up\">ahead of target</span>",
+            Some(TargetStatus::Behind) => "<span class=\"down\">behind target</span>",
+            Some(TargetStatus::OnTrack) => "<span class=\"flat\">on track</span>",
             None => "",
         };
         out.push_str(&format!(
             "<div class=\"small\">Target {} {status}</div>",
-            format_value(&tile.unit, Some(target))
+            format_value(tile.unit, Some(target))
         ));
     }
     if let Some(a) = &tile.attribution {
@@ -179,8 +180,8 @@ fn chart_html(report: &Report, chart: &ChartData) -> String {
         charts::svg(chart).unwrap_or_else(|e| format!("<p class=\"reason\">{}</p>", escape(&e)));
     let mut rows = String::new();
     for p in &chart.points {
-        let mut dimension = match (&chart.by, chart.kind.as_str()) {
-            (Some(by), "breakdown") => format!(
+        let mut dimension = match (&chart.by, chart.kind) {
+            (Some(by), ChartType::Breakdown) => format!(
                 " data-dimension=\"{}\" data-dimension-value=\"{}\"",
                 escape(by),
                 escape(&p.label)
@@ -197,11 +198,11 @@ fn chart_html(report: &Report, chart: &ChartData) -> String {
         rows.push_str(&format!(
             "<tr><td>{}</td><td class=\"num\">{}</td>{}</tr>",
             escape(&p.label),
-            number(&p.metric, &p.period, &p.unit, p.value, &dimension, ""),
+            number(&p.metric, &p.period, p.unit, p.value, &dimension, ""),
             match p.target {
                 Some(t) => format!(
                     "<td class=\"num\">target {}</td>",
-                    format_value(&p.unit, Some(t))
+                    format_value(p.unit, Some(t))
                 ),
                 None => String::from("<td></td>"),
             }
@@ -270,9 +271,9 @@ pub fn render(report: &Report) -> String {
     // Summary.
     body.push_str("<section id=\"summary\"><h2>Summary</h2>");
     for (kind, heading) in [
-        ("changed", "What changed"),
-        ("improved", "What improved"),
-        ("follow_up", "Needs follow-up"),
+        (SentenceKind::Changed, "What changed"),
+        (SentenceKind::Improved, "What improved"),
+        (SentenceKind::FollowUp, "Needs follow-up"),
     ] {
         let items: Vec<String> = report
             .summary
@@ -335,7 +336,7 @@ pub fn render(report: &Report) -> String {
                     "<tr><td><a href=\"#kpi-{m}\">{label}</a></td><td class=\"num\">{value}</td><td class=\"num\" data-ratio=\"{raw}\">{ratio}</td></tr>",
                     m = escape(&s.metric),
                     label = escape(&s.label),
-                    value = number(&s.metric, &report.week, &s.unit, s.value, "", ""),
+                    value = number(&s.metric, &report.week, s.unit, s.value, "", ""),
                     raw = s.ratio_to_previous.map(|r| r.to_string()).unwrap_or_default(),
                     ratio = s.rate.as_deref().map(escape).unwrap_or_else(|| "—".into()),
                 )
@@ -401,7 +402,7 @@ pub fn render(report: &Report) -> String {
                         );
                         format!(
                             "<td class=\"num\">{}</td>",
-                            number(&column.metric, &report.week, &column.unit, *v, &extra, "")
+                            number(&column.metric, &report.week, column.unit, *v, &extra, "")
                         )
                     })
                     .collect();
@@ -432,7 +433,7 @@ pub fn render(report: &Report) -> String {
             number(
                 &c.metric,
                 &report.week,
-                &c.unit,
+                c.unit,
                 v,
                 &format!(
                     " data-model=\"{}\" data-lookback=\"{}\" data-dimension=\"channel\" data-dimension-value=\"{}\"",
@@ -463,7 +464,7 @@ pub fn render(report: &Report) -> String {
                 format!(
                     "<td class=\"num\" data-total=\"{}\">{}</td>",
                     v.map(|v| v.to_string()).unwrap_or_default(),
-                    format_value(&c.unit, *v)
+                    format_value(c.unit, *v)
                 )
             })
             .collect();
@@ -523,9 +524,9 @@ pub fn render(report: &Report) -> String {
                 "<tr><td><code>{}</code></td><td class=\"num\" data-rows=\"{}\">{}</td><td class=\"num\" data-duplicates=\"{}\">{}</td></tr>",
                 escape(&d.table),
                 d.rows.map(|v| v.to_string()).unwrap_or_default(),
-                d.rows.map(|v| format_value("count", Some(v as f64))).unwrap_or_else(|| escape(d.error.as_deref().unwrap_or("—"))),
+                d.rows.map(|v| format_value(Unit::Count, Some(v as f64))).unwrap_or_else(|| escape(d.error.as_deref().unwrap_or("—"))),
                 d.duplicates.map(|v| v.to_string()).unwrap_or_default(),
-                d.duplicates.map(|v| format_value("count", Some(v as f64))).unwrap_or_else(|| "—".into()),
+                d.duplicates.map(|v| format_value(Unit::Count, Some(v as f64))).unwrap_or_else(|| "—".into()),
             )
         })
         .collect();
@@ -541,8 +542,8 @@ pub fn render(report: &Report) -> String {
                 format!(
                     "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\" data-gap=\"{}\">{}</td></tr>",
                     escape(value),
-                    number(&r.left, &report.week, "count", *left, &dim, ""),
-                    number(&r.right, &report.week, "count", *right, &dim, ""),
+                    number(&r.left, &report.week, Unit::Count, *left, &dim, ""),
+                    number(&r.right, &report.week, Unit::Count, *right, &dim, ""),
                     gap.map(|g| g.to_string()).unwrap_or_default(),
                     gap.map(|g| format!("{:+.1}%", g * 100.0)).unwrap_or_else(|| "—".into()),
                 )

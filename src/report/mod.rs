@@ -17,12 +17,10 @@ use sha2::{Digest, Sha256};
 
 use crate::attribution::{Model, Settings};
 use crate::config::Config;
-use crate::defs::{ChartKind, Dashboard, Metric, Registry};
+use crate::defs::{ChartKind, ChartType, Dashboard, Good, Metric, Registry, Unit};
 use crate::engine::{Engine, QueryLimits};
 use crate::error::{Error, Result};
-use crate::metrics::{
-    self, AttributionUsed, Comparison, ComparisonValue, MetricService, SeriesRequest,
-};
+use crate::metrics::{self, AttributionUsed, ComparisonValue, MetricService, SeriesRequest};
 use crate::time::{Calendar, Grain, Period};
 
 /// One report: everything its page shows.
@@ -93,12 +91,75 @@ pub struct Freshness {
 /// A generated sentence of the summary.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Sentence {
-    /// `changed`, `improved` or `follow_up`.
-    pub kind: String,
+    /// Which list of the summary it belongs to.
+    pub kind: SentenceKind,
     /// The text.
     pub text: String,
     /// The KPI it is about (the sentence links to its tile).
     pub metric: Option<String>,
+}
+
+/// The three lists of a report's summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SentenceKind {
+    /// What a headline KPI did.
+    Changed,
+    /// Good news beyond the thresholds.
+    Improved,
+    /// Something a reader should look into.
+    FollowUp,
+}
+
+/// Where a tile's value stands against its target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetStatus {
+    /// At or beyond the target in the good direction.
+    Ahead,
+    /// Within the behind-target threshold.
+    OnTrack,
+    /// Short of the threshold.
+    Behind,
+}
+
+/// Why a tile has no value. Written as its text in JSON, so stored snapshots keep reading.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum Unavailable {
+    /// The metric computed, but no row falls in the week.
+    NoData,
+    /// The metric could not be computed; the message says why.
+    Failed(String),
+}
+
+impl Unavailable {
+    const NO_DATA: &'static str = "no data for this week";
+}
+
+impl From<String> for Unavailable {
+    fn from(text: String) -> Self {
+        if text == Self::NO_DATA {
+            Self::NoData
+        } else {
+            Self::Failed(text)
+        }
+    }
+}
+
+impl From<Unavailable> for String {
+    fn from(reason: Unavailable) -> Self {
+        reason.to_string()
+    }
+}
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NoData => f.write_str(Self::NO_DATA),
+            Self::Failed(message) => f.write_str(message),
+        }
+    }
 }
 
 /// One KPI tile.
@@ -109,21 +170,21 @@ pub struct Tile {
     /// Label.
     pub label: String,
     /// Unit.
-    pub unit: String,
+    pub unit: Unit,
     /// Good direction.
-    pub good: String,
+    pub good: Good,
     /// Value in the week.
     pub value: Option<f64>,
     /// Comparisons by name.
     pub comparisons: BTreeMap<String, ComparisonValue>,
     /// Target in force.
     pub target: Option<f64>,
-    /// `ahead`, `on_track` or `behind`.
-    pub target_status: Option<String>,
+    /// Where the value stands against the target.
+    pub target_status: Option<TargetStatus>,
     /// Weekly values for the sparkline, oldest first.
     pub sparkline: Vec<(String, Option<f64>)>,
     /// Why there is no value, when there is none.
-    pub unavailable: Option<String>,
+    pub unavailable: Option<Unavailable>,
     /// Sources of truth.
     pub sources: Vec<String>,
     /// Attribution used, for attributed KPIs.
@@ -150,10 +211,10 @@ pub struct ChartData {
     pub name: String,
     /// Heading.
     pub title: String,
-    /// `trend`, `breakdown` or `funnel`.
-    pub kind: String,
+    /// What the chart draws.
+    pub kind: ChartType,
     /// Unit of the values (funnels: per point).
-    pub unit: String,
+    pub unit: Unit,
     /// Dimension of a breakdown chart.
     pub by: Option<String>,
     /// Points in drawing order.
@@ -181,7 +242,7 @@ pub struct ChartPoint {
     /// Period the value is of.
     pub period: String,
     /// Unit of the value.
-    pub unit: String,
+    pub unit: Unit,
     /// Extra text (funnel step ratio).
     pub note: Option<String>,
     /// Attribution used, for attributed metrics.
@@ -196,7 +257,7 @@ pub struct FunnelStep {
     /// Label.
     pub label: String,
     /// Unit.
-    pub unit: String,
+    pub unit: Unit,
     /// Value in the week.
     pub value: Option<f64>,
     /// This step's value divided by the previous step's.
@@ -226,7 +287,7 @@ pub struct Column {
     /// Label.
     pub label: String,
     /// Unit.
-    pub unit: String,
+    pub unit: Unit,
     /// Attribution used, for attributed metrics.
     pub attribution: Option<AttributionUsed>,
 }
@@ -239,7 +300,7 @@ pub struct ModelComparison {
     /// Label.
     pub label: String,
     /// Unit.
-    pub unit: String,
+    pub unit: Unit,
     /// Lookback.
     pub lookback: String,
     /// Models (columns).
@@ -388,17 +449,6 @@ impl Context<'_> {
         week
     }
 
-    /// The attribution settings of a dashboard.
-    pub fn settings(&self, dashboard: &Dashboard) -> Result<Settings> {
-        self.config
-            .attribution
-            .settings(
-                dashboard.attribution_model.as_deref(),
-                dashboard.attribution_lookback.as_deref(),
-            )
-            .map_err(|message| Error::input("bad_attribution", message))
-    }
-
     /// Every metric a dashboard shows, in page order, without repeats.
     pub fn metrics_of<'d>(&self, dashboard: &'d Dashboard) -> Vec<&'d str> {
         let mut seen = BTreeSet::new();
@@ -479,7 +529,7 @@ impl Context<'_> {
         hasher.update(self.registry.version.as_bytes());
         hasher.update(dashboard.hash.as_bytes());
         hasher.update(self.calendar().label(week).as_bytes());
-        hasher.update(format!("{:?}", self.settings(dashboard)?).as_bytes());
+        hasher.update(format!("{:?}", dashboard.attribution).as_bytes());
         hasher.update([u8::from(self.complete(dashboard, week))]);
         for (table, version) in versions {
             let source = table.split('.').next().unwrap_or_default();
@@ -488,14 +538,9 @@ impl Context<'_> {
                 hasher.update(version.as_bytes());
             }
         }
-        let digest = hasher.finalize();
         Ok(format!(
             "\"{}\"",
-            digest
-                .iter()
-                .take(12)
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
+            crate::digest::short_hex(&hasher.finalize(), 12)
         ))
     }
 
@@ -503,8 +548,8 @@ impl Context<'_> {
     pub async fn build(&self, dashboard: &Dashboard, week: Period) -> Result<Report> {
         let calendar = self.calendar();
         let label = calendar.label(week);
-        let settings = self.settings(dashboard)?;
-        let compare = Comparison::parse_list(&dashboard.compare.join(","))?;
+        let settings = dashboard.attribution;
+        let compare = dashboard.compare.clone();
         let service = MetricService::new(self.registry, self.engine, calendar);
         let mut first = week;
         for _ in 1..dashboard.trend_weeks {
@@ -580,8 +625,8 @@ impl Context<'_> {
                     ChartData {
                         name: chart.name.clone(),
                         title: chart.title.clone(),
-                        kind: "trend".into(),
-                        unit: t.unit.clone(),
+                        kind: ChartType::Trend,
+                        unit: t.unit,
                         by: None,
                         points: t
                             .sparkline
@@ -592,7 +637,7 @@ impl Context<'_> {
                                 target: source.and_then(|m| metrics::target_for(m, period)),
                                 metric: metric.clone(),
                                 period: period.clone(),
-                                unit: t.unit.clone(),
+                                unit: t.unit,
                                 note: None,
                                 attribution: t.attribution.clone(),
                             })
@@ -600,7 +645,7 @@ impl Context<'_> {
                     }
                 }
                 ChartKind::Breakdown { metric, by } => {
-                    let unit = tiles[metric].unit.clone();
+                    let unit = tiles[metric].unit;
                     let values = self
                         .by_dimension(&service, metric, by, week, settings)
                         .await
@@ -613,7 +658,7 @@ impl Context<'_> {
                             target: None,
                             metric: metric.clone(),
                             period: label.clone(),
-                            unit: unit.clone(),
+                            unit,
                             note: None,
                             attribution: tiles[metric].attribution.clone(),
                         })
@@ -627,7 +672,7 @@ impl Context<'_> {
                     ChartData {
                         name: chart.name.clone(),
                         title: chart.title.clone(),
-                        kind: "breakdown".into(),
+                        kind: ChartType::Breakdown,
                         unit,
                         by: Some(by.clone()),
                         points,
@@ -635,7 +680,7 @@ impl Context<'_> {
                 }
                 ChartKind::Funnel { metrics: steps } => {
                     let mut previous: Option<f64> = None;
-                    let mut previous_unit: Option<String> = None;
+                    let mut previous_unit: Option<Unit> = None;
                     let mut previous_label: Option<String> = None;
                     let mut points = Vec::new();
                     for step in steps {
@@ -648,16 +693,11 @@ impl Context<'_> {
                             funnel.push(FunnelStep {
                                 metric: step.clone(),
                                 label: t.label.clone(),
-                                unit: t.unit.clone(),
+                                unit: t.unit,
                                 value: t.value,
                                 ratio_to_previous: ratio,
                                 rate: ratio.map(|r| {
-                                    step_text(
-                                        r,
-                                        previous_unit.as_deref(),
-                                        &t.unit,
-                                        previous_label.as_deref(),
-                                    )
+                                    step_text(r, previous_unit, t.unit, previous_label.as_deref())
                                 }),
                             });
                         }
@@ -667,26 +707,21 @@ impl Context<'_> {
                             target: None,
                             metric: step.clone(),
                             period: label.clone(),
-                            unit: t.unit.clone(),
+                            unit: t.unit,
                             note: ratio.map(|r| {
-                                step_text(
-                                    r,
-                                    previous_unit.as_deref(),
-                                    &t.unit,
-                                    previous_label.as_deref(),
-                                )
+                                step_text(r, previous_unit, t.unit, previous_label.as_deref())
                             }),
                             attribution: t.attribution.clone(),
                         });
                         previous = t.value;
-                        previous_unit = Some(t.unit.clone());
+                        previous_unit = Some(t.unit);
                         previous_label = Some(t.label.clone());
                     }
                     ChartData {
                         name: chart.name.clone(),
                         title: chart.title.clone(),
-                        kind: "funnel".into(),
-                        unit: "count".into(),
+                        kind: ChartType::Funnel,
+                        unit: Unit::Count,
                         by: None,
                         points,
                     }
@@ -852,7 +887,7 @@ impl Context<'_> {
             columns.push(Column {
                 metric: name.clone(),
                 label: metric.label.clone(),
-                unit: metric.unit.clone(),
+                unit: metric.unit,
                 attribution: metrics::reads_attribution(self.registry, metric)
                     .then(|| AttributionUsed::from(settings)),
             });
@@ -892,8 +927,7 @@ impl Context<'_> {
             .ok_or_else(|| Error::internal("comparison metric missing"))?;
         let half_life = match settings.model {
             Model::TimeDecay { half_life } => half_life,
-            _ => crate::attribution::parse_duration(&self.config.attribution.half_life)
-                .unwrap_or_else(|_| Duration::days(7)),
+            _ => self.config.attribution.half_life,
         };
         let models = Model::all(half_life);
         let mut rows: BTreeMap<String, Vec<Option<f64>>> = BTreeMap::new();
@@ -927,7 +961,7 @@ impl Context<'_> {
         Ok(ModelComparison {
             metric: metric.to_string(),
             label: definition.label.clone(),
-            unit: definition.unit.clone(),
+            unit: definition.unit,
             lookback: crate::attribution::format_duration(settings.lookback),
             models: models.iter().map(|m| m.name().to_string()).collect(),
             rows: rows.into_iter().collect(),
@@ -1149,13 +1183,13 @@ fn duplicate_counts() -> &'static DuplicateCounts {
 /// step before (clicks per $ of spend, $ of pipeline per SQL).
 pub fn step_text(
     ratio: f64,
-    previous_unit: Option<&str>,
-    unit: &str,
+    previous_unit: Option<Unit>,
+    unit: Unit,
     previous: Option<&str>,
 ) -> String {
     match previous_unit {
-        Some(p) if p == unit && unit == "count" => format!("{:.1}%", ratio * 100.0),
-        Some("currency") => format!("{ratio:.2} per $"),
+        Some(Unit::Count) if unit == Unit::Count => format!("{:.1}%", ratio * 100.0),
+        Some(Unit::Currency) => format!("{ratio:.2} per $"),
         _ => format!(
             "{} per {}",
             metrics::format_value(unit, Some(ratio)),
@@ -1172,25 +1206,22 @@ fn tile_from(metric: &Metric, series: &metrics::Series, dashboard: &Dashboard) -
         (Some(v), Some(t)) if t != 0.0 => {
             let share = v / t;
             let behind = dashboard.thresholds.behind_target;
-            Some(
-                match metric.good.as_str() {
-                    "down" if share > 2.0 - behind => "behind",
-                    "down" if share <= 1.0 => "ahead",
-                    "down" => "on_track",
-                    _ if share < behind => "behind",
-                    _ if share >= 1.0 => "ahead",
-                    _ => "on_track",
-                }
-                .to_string(),
-            )
+            Some(match metric.good {
+                Good::Down if share > 2.0 - behind => TargetStatus::Behind,
+                Good::Down if share <= 1.0 => TargetStatus::Ahead,
+                Good::Down => TargetStatus::OnTrack,
+                _ if share < behind => TargetStatus::Behind,
+                _ if share >= 1.0 => TargetStatus::Ahead,
+                _ => TargetStatus::OnTrack,
+            })
         }
         _ => None,
     };
     Tile {
         metric: metric.name.clone(),
         label: metric.label.clone(),
-        unit: metric.unit.clone(),
-        good: metric.good.clone(),
+        unit: metric.unit,
+        good: metric.good,
         value,
         comparisons: last.map(|p| p.comparisons.clone()).unwrap_or_default(),
         target,
@@ -1200,7 +1231,7 @@ fn tile_from(metric: &Metric, series: &metrics::Series, dashboard: &Dashboard) -
             .iter()
             .map(|p| (p.period.clone(), p.value))
             .collect(),
-        unavailable: value.is_none().then(|| "no data for this week".to_string()),
+        unavailable: value.is_none().then_some(Unavailable::NoData),
         sources: metric.sources.clone(),
         attribution: series.attribution.clone(),
         definition_changes: Vec::new(),
@@ -1211,14 +1242,14 @@ fn unavailable_tile(metric: &Metric, reason: String) -> Tile {
     Tile {
         metric: metric.name.clone(),
         label: metric.label.clone(),
-        unit: metric.unit.clone(),
-        good: metric.good.clone(),
+        unit: metric.unit,
+        good: metric.good,
         value: None,
         comparisons: BTreeMap::new(),
         target: None,
         target_status: None,
         sparkline: Vec::new(),
-        unavailable: Some(reason),
+        unavailable: Some(Unavailable::Failed(reason)),
         sources: metric.sources.clone(),
         attribution: None,
         definition_changes: Vec::new(),
@@ -1230,7 +1261,7 @@ fn unavailable_tile(metric: &Metric, reason: String) -> Tile {
 /// target status, unavailable KPIs, data-health findings).
 fn summarise(report: &Report, dashboard: &Dashboard) -> Vec<Sentence> {
     let mut out = Vec::new();
-    let format = |t: &Tile, v: Option<f64>| metrics::format_value(&t.unit, v);
+    let format = |t: &Tile, v: Option<f64>| metrics::format_value(t.unit, v);
     let percent = |r: f64| format!("{:+.1}%", r * 100.0);
     for tile in &report.primary {
         let Some(value) = tile.value else { continue };
@@ -1250,7 +1281,7 @@ fn summarise(report: &Report, dashboard: &Dashboard) -> Vec<Sentence> {
             parts.push(format!("{} against a year ago", percent(c)));
         }
         out.push(Sentence {
-            kind: "changed".into(),
+            kind: SentenceKind::Changed,
             text: format!("{}.", parts.join(", ")),
             metric: Some(tile.metric.clone()),
         });
@@ -1262,7 +1293,7 @@ fn summarise(report: &Report, dashboard: &Dashboard) -> Vec<Sentence> {
     for tile in all {
         for change in &tile.definition_changes {
             out.push(Sentence {
-                kind: "follow_up".into(),
+                kind: SentenceKind::FollowUp,
                 text: format!(
                     "{}: {change}; weeks before and after are computed differently.",
                     tile.label
@@ -1271,9 +1302,9 @@ fn summarise(report: &Report, dashboard: &Dashboard) -> Vec<Sentence> {
             });
         }
         if let Some(reason) = &tile.unavailable {
-            if tile.comparisons.is_empty() || reason != "no data for this week" {
+            if tile.comparisons.is_empty() || *reason != Unavailable::NoData {
                 out.push(Sentence {
-                    kind: "follow_up".into(),
+                    kind: SentenceKind::FollowUp,
                     text: format!("{} is unavailable: {reason}.", tile.label),
                     metric: Some(tile.metric.clone()),
                 });
@@ -1285,10 +1316,14 @@ fn summarise(report: &Report, dashboard: &Dashboard) -> Vec<Sentence> {
             .get("previous")
             .and_then(|c| c.change_ratio)
         {
-            if change.abs() >= dashboard.thresholds.change && tile.good != "neutral" {
-                let better = (change > 0.0) == (tile.good == "up");
+            if change.abs() >= dashboard.thresholds.change && tile.good != Good::Neutral {
+                let better = (change > 0.0) == (tile.good == Good::Up);
                 out.push(Sentence {
-                    kind: if better { "improved" } else { "follow_up" }.into(),
+                    kind: if better {
+                        SentenceKind::Improved
+                    } else {
+                        SentenceKind::FollowUp
+                    },
                     text: format!(
                         "{} {} {:.1}% week over week, to {}.",
                         tile.label,
@@ -1300,13 +1335,13 @@ fn summarise(report: &Report, dashboard: &Dashboard) -> Vec<Sentence> {
                 });
             }
         }
-        match tile.target_status.as_deref() {
-            Some("behind") => out.push(Sentence {
-                kind: "follow_up".into(),
+        match tile.target_status {
+            Some(TargetStatus::Behind) => out.push(Sentence {
+                kind: SentenceKind::FollowUp,
                 text: format!(
                     "{} is {} its target of {} ({:.0}% of it).",
                     tile.label,
-                    if tile.good == "down" {
+                    if tile.good == Good::Down {
                         "above"
                     } else {
                         "behind"
@@ -1319,8 +1354,8 @@ fn summarise(report: &Report, dashboard: &Dashboard) -> Vec<Sentence> {
                 ),
                 metric: Some(tile.metric.clone()),
             }),
-            Some("ahead") => out.push(Sentence {
-                kind: "improved".into(),
+            Some(TargetStatus::Ahead) => out.push(Sentence {
+                kind: SentenceKind::Improved,
                 text: format!(
                     "{} is ahead of its target of {}.",
                     tile.label,
@@ -1333,14 +1368,14 @@ fn summarise(report: &Report, dashboard: &Dashboard) -> Vec<Sentence> {
     }
     for banner in &report.banners {
         out.push(Sentence {
-            kind: "follow_up".into(),
+            kind: SentenceKind::FollowUp,
             text: banner.clone(),
             metric: None,
         });
     }
     for finding in &report.health.findings {
         out.push(Sentence {
-            kind: "follow_up".into(),
+            kind: SentenceKind::FollowUp,
             text: finding.clone(),
             metric: None,
         });
@@ -1403,7 +1438,7 @@ pub fn to_csv(report: &Report) -> String {
     }
     for chart in &report.charts {
         for p in &chart.points {
-            let dimension = if chart.kind == "breakdown" {
+            let dimension = if chart.kind == ChartType::Breakdown {
                 p.label.as_str()
             } else {
                 ""

@@ -9,7 +9,7 @@ use chrono::Utc;
 use super::error::ApiError;
 use super::AppState;
 use crate::error::Error;
-use crate::metrics::{self, Comparison, MetricService, SeriesRequest};
+use crate::metrics::{self, MetricService, SeriesRequest};
 use crate::time::{Calendar, Grain};
 
 /// `GET /api/v1/metrics`: every metric with its definition.
@@ -105,7 +105,7 @@ pub async fn get_metric_series(
         calendar.label(first)
     });
     let (from, to) = metrics::parse_range(&calendar, &from, &to, grain)?;
-    let compare = Comparison::parse_list(&params.compare.join(","))?;
+    let compare = metrics::parse_comparisons(&params.compare.join(","))?;
     let registry = state.read_definitions().registry;
     let request = SeriesRequest {
         metric: name,

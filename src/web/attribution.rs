@@ -35,7 +35,7 @@ fn fraction_cell(credit: Option<&Credit>, revenue: bool) -> String {
             let money = match (revenue, credit.revenue_cents) {
                 (true, Some(cents)) => format!(
                     "<br><span class=\"muted\">{}</span>",
-                    metrics::format_value("currency", Some(cents as f64 / 100.0))
+                    metrics::format_value(crate::defs::Unit::Currency, Some(cents as f64 / 100.0))
                 ),
                 _ => String::new(),
             };
@@ -113,7 +113,9 @@ fraction of the conversion and, below it, the revenue credit. Markov channel wei
     for conversion in &conversions {
         let revenue = conversion
             .revenue_cents
-            .map(|cents| metrics::format_value("currency", Some(cents as f64 / 100.0)))
+            .map(|cents| {
+                metrics::format_value(crate::defs::Unit::Currency, Some(cents as f64 / 100.0))
+            })
             .unwrap_or_else(|| "no revenue (count only)".into());
         out.push_str(&format!(
             "<h3 id=\"example-{id}\">{id}: {entity} converts ({kind}) at {ts}, {revenue}</h3>",
@@ -217,8 +219,7 @@ pub async fn get_attribution(
     }
     let config = &state.config.attribution;
     let default = config.default;
-    let half_life = attribution::parse_duration(&config.half_life)
-        .map_err(|message| Error::internal(format!("half_life: {message}")))?;
+    let half_life = config.half_life;
     let base = config
         .settings(None, params.lookback.as_deref())
         .map_err(|message| Error::input("bad_attribution", message))?;
@@ -283,7 +284,7 @@ attribution or any vendor's model.</p>\
         label = escape(&default.label()),
         touches = escape(&config.touches),
         conversions = escape(&config.conversions),
-        half_life = escape(&config.half_life),
+        half_life = escape(&format_duration(config.half_life)),
         example = worked_example(half_life),
     );
     Ok(page("Attribution", &body).into_response())
@@ -350,7 +351,7 @@ define one as in README \"Attribution\".</p>".into())
             metric = escape(&chosen),
             channel = escape(channel),
             raw = value.map(|v| v.to_string()).unwrap_or_default(),
-            shown = metrics::format_value(&metric.unit, value),
+            shown = metrics::format_value(metric.unit, value),
         )
     };
     let mut rows = String::new();

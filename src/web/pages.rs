@@ -49,7 +49,7 @@ pub async fn get_catalog(State(state): State<AppState>) -> Response {
             description = escape(&metric.description),
             kind = kind_name(&metric.kind),
             sources = escape(&metric.sources.join(" + ")),
-            tier = escape(&metric.tier),
+            tier = escape(metric.tier.name()),
             owner = escape(&metric.owner),
             hash = escape(&metric.hash),
         ));
@@ -102,7 +102,7 @@ pub async fn get_definition(
             format!(
                 "from {}: {}",
                 escape(week),
-                metrics::format_value(&metric.unit, Some(*value))
+                metrics::format_value(metric.unit, Some(*value))
             )
         })
         .collect();
@@ -149,10 +149,10 @@ pub async fn get_definition(
         sources = escape(&metric.sources.join(" + ")),
         kind = kind_name(&metric.kind),
         parts = if parts.is_empty() { none.clone() } else { parts.join(", ") },
-        unit = escape(&metric.unit),
+        unit = escape(metric.unit.name()),
         currency = metric.currency.as_ref().map(|c| format!(" ({})", escape(c))).unwrap_or_default(),
-        good = escape(&metric.good),
-        tier = escape(&metric.tier),
+        good = escape(metric.good.name()),
+        tier = escape(metric.tier.name()),
         owner = escape(&metric.owner),
         dimensions = if metric.dimensions.is_empty() { none.clone() } else { escape(&metric.dimensions.join(", ")) },
         targets = if targets.is_empty() { none.clone() } else { targets.join("; ") },

@@ -92,8 +92,8 @@ Attribution {attribution}; definitions {version}. <a href=\"/reports/{d}/{w}\">L
                             "<tr data-changed=\"{m}\"><td><a href=\"/definitions/{m}\">{label}</a></td><td class=\"num\">{then}</td><td class=\"num\">{now}</td><td>{why}</td></tr>",
                             m = escape(&c.metric),
                             label = escape(&c.label),
-                            then = format_value(&c.unit, c.then),
-                            now = format_value(&c.unit, c.now),
+                            then = format_value(c.unit, c.then),
+                            now = format_value(c.unit, c.now),
                             why = escape(&c.why),
                         )
                     })

@@ -134,6 +134,8 @@ fn id_from(stderr: &str) -> String {
 }
 
 fn format_like_kpi(unit: &str, value: f64) -> String {
+    use kpi::defs::Choice;
+    let unit = kpi::defs::Unit::from_name(unit).expect("a unit kpi knows");
     kpi::metrics::format_value(unit, Some(value))
 }
 

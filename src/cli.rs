@@ -12,7 +12,7 @@ use kpi::config::{Config, Overrides};
 use kpi::engine::{Engine, QueryLimits};
 use kpi::metrics::{self, MetricService, SeriesRequest};
 use kpi::output::{self, Format};
-use kpi::time::{Calendar, Grain};
+use kpi::time::Grain;
 use kpi::{attribution, defs, demo, web, Error, Result};
 
 /// KPI reporting and metric layer over landed Parquet.
@@ -242,12 +242,8 @@ pub async fn run(cli: Cli) -> Result<i32> {
         }
         Command::Snapshot { dashboard, week } => {
             let (engine, registry) = open_project(&config).await?;
-            let context = kpi::report::Context {
-                registry: &registry,
-                engine: &engine,
-                config: &config,
-                now: chrono::Utc::now(),
-            };
+            let context =
+                kpi::report::Context::new(&registry, &engine, &config, chrono::Utc::now());
             let (definition, period) = context.dashboard_week(&dashboard, week.as_deref())?;
             let store = kpi::snapshot::Store::open(&config)?;
             let taken = store.take(&context, definition, period).await?;
@@ -280,12 +276,8 @@ pub async fn run(cli: Cli) -> Result<i32> {
         } => {
             let started = Instant::now();
             let (engine, registry) = open_project(&config).await?;
-            let context = kpi::report::Context {
-                registry: &registry,
-                engine: &engine,
-                config: &config,
-                now: chrono::Utc::now(),
-            };
+            let context =
+                kpi::report::Context::new(&registry, &engine, &config, chrono::Utc::now());
             let (definition, period) = context.dashboard_week(&dashboard, week.as_deref())?;
             let summary = kpi::email::run(
                 &context,
@@ -350,12 +342,8 @@ pub async fn run(cli: Cli) -> Result<i32> {
             out,
         } => {
             let (engine, registry) = open_project(&config).await?;
-            let context = kpi::report::Context {
-                registry: &registry,
-                engine: &engine,
-                config: &config,
-                now: chrono::Utc::now(),
-            };
+            let context =
+                kpi::report::Context::new(&registry, &engine, &config, chrono::Utc::now());
             let (definition, period) = context.dashboard_week(&dashboard, week.as_deref())?;
             let started = Instant::now();
             let report = context.build(definition, period).await?;
@@ -447,7 +435,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
             let engine = Engine::try_new(Arc::clone(&config))?;
             engine.refresh().await?;
             let registry = defs::load_and_install(&config, &engine).await?;
-            let calendar = Calendar::new(config.time_zone, config.week_start);
+            let calendar = config.calendar();
             let (from, to) = metrics::parse_range(&calendar, &from, &to, grain)?;
             let compare = metrics::parse_comparisons(&compare)?;
             let request = SeriesRequest {

@@ -351,6 +351,11 @@ pub struct ConfigProblem {
 }
 
 impl Config {
+    /// Returns the reporting calendar (time zone and week start).
+    pub fn calendar(&self) -> crate::time::Calendar {
+        crate::time::Calendar::new(self.time_zone, self.week_start)
+    }
+
     /// Loads `kpi.toml` from `project_dir` (defaults when absent), applies the environment and
     /// `overrides`, and validates the result.
     pub fn load(project_dir: &Path, overrides: &Overrides) -> Result<Self> {

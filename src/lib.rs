@@ -13,6 +13,7 @@ pub mod engine;
 pub mod error;
 pub mod metrics;
 pub mod output;
+pub mod render;
 pub mod report;
 pub mod snapshot;
 pub mod time;

@@ -519,6 +519,7 @@ pub fn target_for(metric: &Metric, label: &str) -> Option<f64> {
 
 /// Writes a series as CSV: one row per point, comparison columns after the value.
 pub fn to_csv(series: &Series, compare: &[Comparison]) -> String {
+    use crate::render::csv::{number, CsvText};
     let mut header: Vec<String> = vec!["period".into(), "start".into(), "end".into()];
     header.extend(series.by.iter().cloned());
     header.push("value".into());
@@ -532,8 +533,7 @@ pub fn to_csv(series: &Series, compare: &[Comparison]) -> String {
             format!("{name}_change_ratio"),
         ]);
     }
-    let number = |value: Option<f64>| value.map(|v| v.to_string()).unwrap_or_default();
-    let mut lines = vec![header.join(",")];
+    let mut text = CsvText::new(&header);
     for point in &series.points {
         let mut cells = vec![
             point.period.clone(),
@@ -541,14 +541,14 @@ pub fn to_csv(series: &Series, compare: &[Comparison]) -> String {
             point.end.to_string(),
         ];
         for dimension in &series.by {
-            cells.push(csv_cell(
+            cells.push(
                 point
                     .dimensions
                     .get(dimension)
                     .cloned()
                     .flatten()
                     .unwrap_or_default(),
-            ));
+            );
         }
         cells.push(number(point.value));
         cells.push(number(point.target));
@@ -563,17 +563,9 @@ pub fn to_csv(series: &Series, compare: &[Comparison]) -> String {
                 None => cells.extend([String::new(), String::new(), String::new(), String::new()]),
             }
         }
-        lines.push(cells.join(","));
+        text.row(&cells);
     }
-    lines.join("\n") + "\n"
-}
-
-fn csv_cell(text: String) -> String {
-    if text.contains([',', '"', '\n']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text
-    }
+    text.finish()
 }
 
 /// Parses `DIM=VALUE` filters.

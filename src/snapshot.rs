@@ -215,8 +215,7 @@ impl Store {
             None => context.etag(dashboard, week).await?,
         };
         let id = etag.trim_matches('"').to_string();
-        let label = crate::time::Calendar::new(context.config.time_zone, context.config.week_start)
-            .label(week);
+        let label = context.calendar.label(week);
         if let Some(existing) = self.get(&dashboard.name, &label, &id).await? {
             return Ok(Taken {
                 snapshot: existing,

@@ -10,7 +10,7 @@ use super::error::ApiError;
 use super::AppState;
 use crate::error::Error;
 use crate::metrics::{self, MetricService, SeriesRequest};
-use crate::time::{Calendar, Grain};
+use crate::time::Grain;
 
 /// `GET /api/v1/metrics`: every metric with its definition.
 pub async fn get_metrics(State(state): State<AppState>) -> Response {
@@ -86,7 +86,7 @@ pub async fn get_metric_series(
             }
         }
     }
-    let calendar = Calendar::new(state.config.time_zone, state.config.week_start);
+    let calendar = state.config.calendar();
     let grain: Grain = match &params.grain {
         Some(text) => text
             .parse()

@@ -15,7 +15,7 @@ use crate::attribution::{
 };
 use crate::error::Error;
 use crate::metrics::{self, MetricService};
-use crate::time::{Calendar, Grain};
+use crate::time::Grain;
 
 /// What each model does, in one line each (the page's table).
 const MODELS: [(&str, &str); 7] = [
@@ -325,7 +325,7 @@ define one as in README \"Attribution\".</p>".into())
         .metrics
         .get(&chosen)
         .ok_or_else(|| Error::internal("attributed metric vanished"))?;
-    let calendar = Calendar::new(state.config.time_zone, state.config.week_start);
+    let calendar = state.config.calendar();
     let week = match &params.week {
         Some(label) => calendar
             .parse_as(label, Grain::Week, false)

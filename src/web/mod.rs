@@ -162,12 +162,7 @@ impl AppState {
 
     /// The report context over `registry` at the current time.
     pub fn report_context<'a>(&'a self, registry: &'a Registry) -> crate::report::Context<'a> {
-        crate::report::Context {
-            registry,
-            engine: &self.engine,
-            config: &self.config,
-            now: chrono::Utc::now(),
-        }
+        crate::report::Context::new(registry, &self.engine, &self.config, chrono::Utc::now())
     }
 
     /// Sends the scheduled emails that are due (each at most once; see `email`).
@@ -181,8 +176,7 @@ impl AppState {
             // Already sent (or being sent): nothing to build.
             let key = crate::email::send_key(
                 &name,
-                &crate::time::Calendar::new(self.config.time_zone, self.config.week_start)
-                    .label(week),
+                &self.config.calendar().label(week),
                 &dashboard.email_to,
             );
             let log = crate::email::SendLog::new(&self.config.email.send_log);

@@ -18,7 +18,6 @@ use super::pages::{escape, page};
 use super::AppState;
 use crate::error::Error;
 use crate::report::{self, charts, Report};
-use crate::time::Calendar;
 
 /// Reports computed, by dashboard and week, with the ETag they were computed under.
 #[derive(Default)]
@@ -230,7 +229,7 @@ pub async fn get_latest(
     let context = state.report_context(&registry);
     let definition = context.dashboard(&dashboard)?;
     let week = context.latest_complete_week(definition);
-    let calendar = Calendar::new(state.config.time_zone, state.config.week_start);
+    let calendar = state.config.calendar();
     Ok(Redirect::to(&format!("/reports/{dashboard}/{}", calendar.label(week))).into_response())
 }
 
@@ -238,7 +237,7 @@ pub async fn get_latest(
 pub async fn get_index(State(state): State<AppState>) -> Response {
     let registry = state.read_definitions().registry;
     let context = state.report_context(&registry);
-    let calendar = Calendar::new(state.config.time_zone, state.config.week_start);
+    let calendar = state.config.calendar();
     let mut rows = String::new();
     for dashboard in registry.dashboards.values() {
         let mut week = context.latest_complete_week(dashboard);

@@ -1,0 +1,343 @@
+//! Assembling one [`Report`]: asks the metric layer for every series the dashboard shows and
+//! hands the numbers to the pure parts (tiles, chart data, narrative). Owns the order of the
+//! work and nothing else: no formatting, no HTML, no SQL of its own.
+
+use std::collections::BTreeMap;
+
+use super::chart_data;
+use super::model::{
+    BreakdownTable, ChartData, Column, Footnote, FunnelStep, ModelComparison, Report, Tile,
+    TileSection,
+};
+use super::narrative::summarise;
+use super::tiles::{tile_from, unavailable_tile};
+use super::Context;
+use crate::attribution::{Model, Settings};
+use crate::defs::{Breakdown, ChartKind, Dashboard};
+use crate::error::{Error, Result};
+use crate::metrics::{self, AttributionUsed, MetricService, SeriesRequest};
+use crate::time::Period;
+
+impl Context<'_> {
+    /// Computes the report of `dashboard` for `week`.
+    pub async fn build(&self, dashboard: &Dashboard, week: Period) -> Result<Report> {
+        let settings = dashboard.attribution;
+        let service = MetricService::new(self.registry, self.engine, self.calendar);
+        let mut first = week;
+        for _ in 1..dashboard.trend_weeks {
+            first = self.calendar.previous(first);
+        }
+        let tiles = self.tiles(&service, dashboard, first, week).await;
+        let tile = |name: &String| tiles.get(name).cloned();
+        let primary: Vec<Tile> = dashboard.primary.iter().filter_map(tile).collect();
+        let sections: Vec<TileSection> = dashboard
+            .sections
+            .iter()
+            .map(|s| TileSection {
+                title: s.title.clone(),
+                tiles: s.metrics.iter().filter_map(tile).collect(),
+            })
+            .collect();
+        let (charts, funnel) = self.charts(&service, dashboard, &tiles, week).await;
+        let breakdown = match &dashboard.breakdown {
+            Some(b) => Some(self.breakdown(&service, b, week, settings).await),
+            None => None,
+        };
+        let attribution_comparison = match &dashboard.attribution_comparison {
+            Some(metric) => self
+                .model_comparison(&service, metric, week, settings)
+                .await
+                .ok(),
+            None => None,
+        };
+        let complete = self.complete(dashboard, week);
+        let (freshness, banners) = self.freshness(dashboard, week, complete).await;
+        let health = self.health(&service, dashboard, week, settings).await;
+        let mut report = Report {
+            dashboard: dashboard.name.clone(),
+            title: dashboard.title.clone(),
+            description: dashboard.description.clone(),
+            audience: dashboard.audience.clone(),
+            week: self.calendar.label(week),
+            start: week.start,
+            end: week.last_day(),
+            time_zone: self.config.time_zone.to_string(),
+            attribution: AttributionUsed::from(settings),
+            definitions_version: self.registry.version.clone(),
+            complete,
+            banners,
+            freshness,
+            summary: Vec::new(),
+            primary,
+            sections,
+            charts,
+            funnel,
+            breakdown,
+            attribution_comparison,
+            health,
+            footnotes: self.footnotes(dashboard),
+        };
+        report.summary = summarise(&report, &dashboard.thresholds);
+        Ok(report)
+    }
+
+    /// Every tile's series: the trend weeks up to the report week, with the dashboard's
+    /// comparisons, marked where a definition changed inside those weeks.
+    async fn tiles(
+        &self,
+        service: &MetricService<'_>,
+        dashboard: &Dashboard,
+        first: Period,
+        week: Period,
+    ) -> BTreeMap<String, Tile> {
+        let mut tiles = BTreeMap::new();
+        for name in self.metrics_of(dashboard) {
+            let Some(metric) = self.registry.metrics.get(name) else {
+                continue;
+            };
+            let attributed = metrics::reads_attribution(self.registry, metric);
+            let request = SeriesRequest {
+                metric: name.to_string(),
+                from: first,
+                to: week,
+                by: Vec::new(),
+                filters: Vec::new(),
+                compare: dashboard.compare.clone(),
+                attribution: attributed.then_some(dashboard.attribution),
+            };
+            let tile = match service.series(&request).await {
+                Ok(series) => tile_from(metric, &series, &dashboard.thresholds),
+                Err(error) => unavailable_tile(metric, error.message),
+            };
+            tiles.insert(name.to_string(), tile);
+        }
+        self.mark_definition_changes(&mut tiles, first, week);
+        tiles
+    }
+
+    /// Marks tiles whose definition (or a part's) was first served inside `first..=week`.
+    fn mark_definition_changes(
+        &self,
+        tiles: &mut BTreeMap<String, Tile>,
+        first: Period,
+        week: Period,
+    ) {
+        let history = crate::defs::history::History::open(&self.config.project_dir);
+        let (range_start, _) = self.calendar.instants(first);
+        let (_, range_end) = self.calendar.instants(week);
+        for (name, tile) in tiles.iter_mut() {
+            let Some(metric) = self.registry.metrics.get(name) else {
+                continue;
+            };
+            let mut names = vec![name.clone()];
+            names.extend(metrics::parts(metric));
+            for part in names {
+                for version in history.for_metric(&part).into_iter().skip(1) {
+                    if version.first_seen >= range_start && version.first_seen < range_end {
+                        tile.definition_changes.push(format!(
+                            "{part} changed to definition {} on {}",
+                            version.hash,
+                            version
+                                .first_seen
+                                .with_timezone(&self.config.time_zone)
+                                .format("%Y-%m-%d")
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The charts in page order, and the funnel (from the first funnel chart).
+    async fn charts(
+        &self,
+        service: &MetricService<'_>,
+        dashboard: &Dashboard,
+        tiles: &BTreeMap<String, Tile>,
+        week: Period,
+    ) -> (Vec<ChartData>, Vec<FunnelStep>) {
+        let label = self.calendar.label(week);
+        let mut charts = Vec::new();
+        let mut funnel = Vec::new();
+        for chart in &dashboard.charts {
+            let data = match &chart.kind {
+                ChartKind::Trend { metric } => {
+                    chart_data::trend(chart, &tiles[metric], self.registry.metrics.get(metric))
+                }
+                ChartKind::Breakdown { metric, by } => {
+                    let values = self
+                        .by_dimension(service, metric, by, week, dashboard.attribution)
+                        .await
+                        .unwrap_or_default();
+                    chart_data::breakdown(chart, &tiles[metric], by, &label, values)
+                }
+                ChartKind::Funnel { metrics: steps } => {
+                    let steps: Vec<&Tile> = steps.iter().map(|step| &tiles[step]).collect();
+                    let (data, step_rows) = chart_data::funnel(chart, &steps, &label);
+                    if funnel.is_empty() {
+                        funnel = step_rows;
+                    }
+                    data
+                }
+            };
+            charts.push(data);
+        }
+        (charts, funnel)
+    }
+
+    /// One metric in one week by one dimension (`(none)` for a missing value).
+    pub(super) async fn by_dimension(
+        &self,
+        service: &MetricService<'_>,
+        metric: &str,
+        by: &str,
+        week: Period,
+        settings: Settings,
+    ) -> Result<Vec<(String, Option<f64>)>> {
+        let attributed = self
+            .registry
+            .metrics
+            .get(metric)
+            .is_some_and(|m| metrics::reads_attribution(self.registry, m));
+        let series = service
+            .series(&SeriesRequest {
+                metric: metric.to_string(),
+                from: week,
+                to: week,
+                by: vec![by.to_string()],
+                filters: Vec::new(),
+                compare: Vec::new(),
+                attribution: attributed.then_some(settings),
+            })
+            .await?;
+        Ok(series
+            .points
+            .into_iter()
+            .map(|p| {
+                let value = p
+                    .dimensions
+                    .get(by)
+                    .cloned()
+                    .flatten()
+                    .unwrap_or_else(|| "(none)".into());
+                (value, p.value)
+            })
+            .collect())
+    }
+
+    async fn breakdown(
+        &self,
+        service: &MetricService<'_>,
+        breakdown: &Breakdown,
+        week: Period,
+        settings: Settings,
+    ) -> BreakdownTable {
+        let mut columns = Vec::new();
+        let mut values: BTreeMap<String, Vec<Option<f64>>> = BTreeMap::new();
+        let mut errors = Vec::new();
+        let count = breakdown.metrics.len();
+        for (index, name) in breakdown.metrics.iter().enumerate() {
+            let Some(metric) = self.registry.metrics.get(name) else {
+                continue;
+            };
+            columns.push(Column {
+                metric: name.clone(),
+                label: metric.label.clone(),
+                unit: metric.unit,
+                attribution: metrics::reads_attribution(self.registry, metric)
+                    .then(|| AttributionUsed::from(settings)),
+            });
+            match self
+                .by_dimension(service, name, &breakdown.by, week, settings)
+                .await
+            {
+                Ok(rows) => {
+                    errors.push(None);
+                    for (value, v) in rows {
+                        values.entry(value).or_insert_with(|| vec![None; count])[index] = v;
+                    }
+                }
+                Err(error) => errors.push(Some(error.message)),
+            }
+        }
+        BreakdownTable {
+            by: breakdown.by.clone(),
+            columns,
+            rows: values.into_iter().collect(),
+            errors,
+        }
+    }
+
+    /// One attributed metric by channel under every model, at the lookback of `settings`.
+    pub async fn model_comparison(
+        &self,
+        service: &MetricService<'_>,
+        metric: &str,
+        week: Period,
+        settings: Settings,
+    ) -> Result<ModelComparison> {
+        let definition = self
+            .registry
+            .metrics
+            .get(metric)
+            .ok_or_else(|| Error::internal("comparison metric missing"))?;
+        let half_life = match settings.model {
+            Model::TimeDecay { half_life } => half_life,
+            _ => self.config.attribution.half_life,
+        };
+        let models = Model::all(half_life);
+        let mut rows: BTreeMap<String, Vec<Option<f64>>> = BTreeMap::new();
+        let mut totals = vec![None; models.len()];
+        for (index, model) in models.iter().enumerate() {
+            let series = service
+                .series(&SeriesRequest {
+                    metric: metric.to_string(),
+                    from: week,
+                    to: week,
+                    by: vec!["channel".into()],
+                    filters: Vec::new(),
+                    compare: Vec::new(),
+                    attribution: Some(settings.with_model(*model)),
+                })
+                .await?;
+            for point in series.points {
+                let channel = point
+                    .dimensions
+                    .get("channel")
+                    .cloned()
+                    .flatten()
+                    .unwrap_or_default();
+                rows.entry(channel)
+                    .or_insert_with(|| vec![None; models.len()])[index] = point.value;
+                if let Some(v) = point.value {
+                    totals[index] = Some(totals[index].unwrap_or(0.0) + v);
+                }
+            }
+        }
+        Ok(ModelComparison {
+            metric: metric.to_string(),
+            label: definition.label.clone(),
+            unit: definition.unit,
+            lookback: crate::attribution::format_duration(settings.lookback),
+            models: models.iter().map(|m| m.name().to_string()).collect(),
+            rows: rows.into_iter().collect(),
+            totals,
+        })
+    }
+
+    /// Where every KPI of the dashboard comes from, in page order.
+    fn footnotes(&self, dashboard: &Dashboard) -> Vec<Footnote> {
+        self.metrics_of(dashboard)
+            .iter()
+            .filter_map(|name| self.registry.metrics.get(*name))
+            .map(|m| Footnote {
+                metric: m.name.clone(),
+                label: m.label.clone(),
+                sources: m.sources.clone(),
+                owner: m.owner.clone(),
+                hash: m.hash.clone(),
+                description: m.description.clone(),
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,221 @@
+//! Chart data: the points of trend, breakdown and funnel charts, from tiles and values the
+//! builder already has. Pure: no queries, no drawing (drawing is `charts.rs`).
+
+use super::model::{ChartData, ChartPoint, FunnelStep, Tile};
+use crate::defs::{Chart, ChartType, Metric, Unit};
+use crate::metrics;
+
+/// One metric over the tile's trend weeks, with the target in force each week.
+pub fn trend(chart: &Chart, tile: &Tile, definition: Option<&Metric>) -> ChartData {
+    ChartData {
+        name: chart.name.clone(),
+        title: chart.title.clone(),
+        kind: ChartType::Trend,
+        unit: tile.unit,
+        by: None,
+        points: tile
+            .sparkline
+            .iter()
+            .map(|(period, value)| ChartPoint {
+                label: period.clone(),
+                value: *value,
+                target: definition.and_then(|m| metrics::target_for(m, period)),
+                metric: tile.metric.clone(),
+                period: period.clone(),
+                unit: tile.unit,
+                note: None,
+                attribution: tile.attribution.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// One metric in the week by a dimension: largest value first, ties by label.
+pub fn breakdown(
+    chart: &Chart,
+    tile: &Tile,
+    by: &str,
+    week: &str,
+    values: Vec<(String, Option<f64>)>,
+) -> ChartData {
+    let mut points: Vec<ChartPoint> = values
+        .into_iter()
+        .map(|(label, value)| ChartPoint {
+            label,
+            value,
+            target: None,
+            metric: tile.metric.clone(),
+            period: week.to_string(),
+            unit: tile.unit,
+            note: None,
+            attribution: tile.attribution.clone(),
+        })
+        .collect();
+    points.sort_by(|a, b| {
+        b.value
+            .unwrap_or(0.0)
+            .total_cmp(&a.value.unwrap_or(0.0))
+            .then(a.label.cmp(&b.label))
+    });
+    ChartData {
+        name: chart.name.clone(),
+        title: chart.title.clone(),
+        kind: ChartType::Breakdown,
+        unit: tile.unit,
+        by: Some(by.to_string()),
+        points,
+    }
+}
+
+/// Metrics in funnel order, each with its ratio to the step before; also the funnel rows.
+pub fn funnel(chart: &Chart, steps: &[&Tile], week: &str) -> (ChartData, Vec<FunnelStep>) {
+    let mut rows = Vec::new();
+    let mut points = Vec::new();
+    let mut previous: Option<&Tile> = None;
+    for tile in steps {
+        let ratio = match (previous.and_then(|p| p.value), tile.value) {
+            (Some(p), Some(v)) if p != 0.0 => Some(v / p),
+            _ => None,
+        };
+        let rate = ratio.map(|r| {
+            step_text(
+                r,
+                previous.map(|p| p.unit),
+                tile.unit,
+                previous.map(|p| p.label.as_str()),
+            )
+        });
+        rows.push(FunnelStep {
+            metric: tile.metric.clone(),
+            label: tile.label.clone(),
+            unit: tile.unit,
+            value: tile.value,
+            ratio_to_previous: ratio,
+            rate: rate.clone(),
+        });
+        points.push(ChartPoint {
+            label: tile.label.clone(),
+            value: tile.value,
+            target: None,
+            metric: tile.metric.clone(),
+            period: week.to_string(),
+            unit: tile.unit,
+            note: rate,
+            attribution: tile.attribution.clone(),
+        });
+        previous = Some(tile);
+    }
+    let data = ChartData {
+        name: chart.name.clone(),
+        title: chart.title.clone(),
+        kind: ChartType::Funnel,
+        unit: Unit::Count,
+        by: None,
+        points,
+    };
+    (data, rows)
+}
+
+/// A funnel step's rate in words: a percentage between counts, else a value per unit of the
+/// step before (clicks per $ of spend, $ of pipeline per SQL).
+pub fn step_text(
+    ratio: f64,
+    previous_unit: Option<Unit>,
+    unit: Unit,
+    previous: Option<&str>,
+) -> String {
+    match previous_unit {
+        Some(Unit::Count) if unit == Unit::Count => format!("{:.1}%", ratio * 100.0),
+        Some(Unit::Currency) => format!("{ratio:.2} per $"),
+        _ => format!(
+            "{} per {}",
+            metrics::format_value(unit, Some(ratio)),
+            previous.unwrap_or("step").trim_end_matches('s')
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::tiles::tests::tile;
+
+    fn chart(kind: crate::defs::ChartKind) -> Chart {
+        Chart {
+            name: "c".into(),
+            title: "C".into(),
+            kind,
+        }
+    }
+
+    #[test]
+    fn funnel_rates_compare_each_step_with_the_one_before() {
+        let spend = tile("spend", Unit::Currency, Some(1000.0));
+        let clicks = tile("clicks", Unit::Count, Some(350.0));
+        let mqls = tile("mqls", Unit::Count, Some(14.0));
+        let pipeline = tile("pipeline", Unit::Currency, Some(70_000.0));
+        let zero = tile("sqls", Unit::Count, Some(0.0));
+        let after_zero = tile("won", Unit::Count, Some(3.0));
+        let (data, rows) = funnel(
+            &chart(crate::defs::ChartKind::Funnel {
+                metrics: Vec::new(),
+            }),
+            &[&spend, &clicks, &mqls, &pipeline, &zero, &after_zero],
+            "2026-W45",
+        );
+        let rates: Vec<Option<&str>> = rows.iter().map(|r| r.rate.as_deref()).collect();
+        assert_eq!(
+            rates,
+            vec![
+                None,
+                Some("0.35 per $"),
+                Some("4.0%"),
+                Some("5,000.00 per mql"),
+                Some("0.00 per $"),
+                None, // the step before is zero: no ratio
+            ]
+        );
+        assert_eq!(rows[2].ratio_to_previous, Some(0.04));
+        assert_eq!(data.points.len(), 6);
+        assert_eq!(data.points[1].note.as_deref(), Some("0.35 per $"));
+        assert!(data.points.iter().all(|p| p.period == "2026-W45"));
+    }
+
+    #[test]
+    fn a_missing_step_value_breaks_the_ratio_on_both_sides() {
+        let a = tile("a", Unit::Count, Some(10.0));
+        let b = tile("b", Unit::Count, None);
+        let c = tile("c", Unit::Count, Some(5.0));
+        let (_, rows) = funnel(
+            &chart(crate::defs::ChartKind::Funnel {
+                metrics: Vec::new(),
+            }),
+            &[&a, &b, &c],
+            "2026-W45",
+        );
+        assert!(rows.iter().all(|r| r.ratio_to_previous.is_none()));
+    }
+
+    #[test]
+    fn breakdown_points_are_largest_first_then_by_label() {
+        let spend = tile("spend", Unit::Currency, Some(10.0));
+        let data = breakdown(
+            &chart(crate::defs::ChartKind::Breakdown {
+                metric: "spend".into(),
+                by: "channel".into(),
+            }),
+            &spend,
+            "channel",
+            "2026-W45",
+            vec![
+                ("b".into(), Some(5.0)),
+                ("a".into(), Some(5.0)),
+                ("c".into(), Some(9.0)),
+                ("d".into(), None),
+            ],
+        );
+        let labels: Vec<&str> = data.points.iter().map(|p| p.label.as_str()).collect();
+        assert_eq!(labels, vec!["c", "a", "b", "d"]);
+        assert_eq!(data.by.as_deref(), Some("channel"));
+    }
+}

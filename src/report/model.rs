@@ -1,0 +1,359 @@
+//! The report model: plain data that every renderer (page, email, JSON, CSV, snapshot) reads.
+//! Built by [`super::Context::build`]; holds no engine handle and renders nothing.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use crate::defs::{ChartType, Good, Unit};
+use crate::metrics::{AttributionUsed, ComparisonValue};
+
+/// One report: everything its page shows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    /// Dashboard name.
+    pub dashboard: String,
+    /// Title.
+    pub title: String,
+    /// Description.
+    pub description: String,
+    /// Audience.
+    pub audience: String,
+    /// Week label (`2026-W47`).
+    pub week: String,
+    /// First day of the week.
+    pub start: NaiveDate,
+    /// Last day of the week.
+    pub end: NaiveDate,
+    /// Reporting time zone.
+    pub time_zone: String,
+    /// Attribution model and lookback of the attributed numbers.
+    pub attribution: AttributionUsed,
+    /// Definitions version (hash of every definition file).
+    pub definitions_version: String,
+    /// Whether every source's data for the week is due (the week is over and each source's
+    /// lag and ready time have passed).
+    pub complete: bool,
+    /// Warnings shown at the top: incomplete week, stale sources.
+    pub banners: Vec<String>,
+    /// Freshness per source.
+    pub freshness: Vec<Freshness>,
+    /// Generated sentences.
+    pub summary: Vec<Sentence>,
+    /// Headline tiles.
+    pub primary: Vec<Tile>,
+    /// Supporting tiles by section.
+    pub sections: Vec<TileSection>,
+    /// Charts.
+    pub charts: Vec<ChartData>,
+    /// The funnel (from the first funnel chart), with step ratios.
+    pub funnel: Vec<FunnelStep>,
+    /// Breakdown table.
+    pub breakdown: Option<BreakdownTable>,
+    /// One metric under every model.
+    pub attribution_comparison: Option<ModelComparison>,
+    /// Data health.
+    pub health: Health,
+    /// Source of truth of every KPI.
+    pub footnotes: Vec<Footnote>,
+}
+
+/// Freshness of one source.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Freshness {
+    /// Source name.
+    pub source: String,
+    /// Owner.
+    pub owner: String,
+    /// Latest day with data (local), over the tables the report reads.
+    pub latest: Option<NaiveDate>,
+    /// Whether the data reaches the last day of the week.
+    pub covers_week: bool,
+    /// When the week's data of this source is due (local time).
+    pub due: String,
+}
+
+/// A generated sentence of the summary.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Sentence {
+    /// Which list of the summary it belongs to.
+    pub kind: SentenceKind,
+    /// The text.
+    pub text: String,
+    /// The KPI it is about (the sentence links to its tile).
+    pub metric: Option<String>,
+}
+
+/// The three lists of a report's summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SentenceKind {
+    /// What a headline KPI did.
+    Changed,
+    /// Good news beyond the thresholds.
+    Improved,
+    /// Something a reader should look into.
+    FollowUp,
+}
+
+/// Where a tile's value stands against its target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetStatus {
+    /// At or beyond the target in the good direction.
+    Ahead,
+    /// Within the behind-target threshold.
+    OnTrack,
+    /// Short of the threshold.
+    Behind,
+}
+
+/// Why a tile has no value. Written as its text in JSON, so stored snapshots keep reading.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum Unavailable {
+    /// The metric computed, but no row falls in the week.
+    NoData,
+    /// The metric could not be computed; the message says why.
+    Failed(String),
+}
+
+impl Unavailable {
+    const NO_DATA: &'static str = "no data for this week";
+}
+
+impl From<String> for Unavailable {
+    fn from(text: String) -> Self {
+        if text == Self::NO_DATA {
+            Self::NoData
+        } else {
+            Self::Failed(text)
+        }
+    }
+}
+
+impl From<Unavailable> for String {
+    fn from(reason: Unavailable) -> Self {
+        reason.to_string()
+    }
+}
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NoData => f.write_str(Self::NO_DATA),
+            Self::Failed(message) => f.write_str(message),
+        }
+    }
+}
+
+/// One KPI tile.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Tile {
+    /// Metric name.
+    pub metric: String,
+    /// Label.
+    pub label: String,
+    /// Unit.
+    pub unit: Unit,
+    /// Good direction.
+    pub good: Good,
+    /// Value in the week.
+    pub value: Option<f64>,
+    /// Comparisons by name.
+    pub comparisons: BTreeMap<String, ComparisonValue>,
+    /// Target in force.
+    pub target: Option<f64>,
+    /// Where the value stands against the target.
+    pub target_status: Option<TargetStatus>,
+    /// Weekly values for the sparkline, oldest first.
+    pub sparkline: Vec<(String, Option<f64>)>,
+    /// Why there is no value, when there is none.
+    pub unavailable: Option<Unavailable>,
+    /// Sources of truth.
+    pub sources: Vec<String>,
+    /// Attribution used, for attributed KPIs.
+    pub attribution: Option<AttributionUsed>,
+    /// Definition versions (of the metric or a part) first served inside the tile's weeks:
+    /// values on either side of such a change were computed by different definitions.
+    #[serde(default)]
+    pub definition_changes: Vec<String>,
+}
+
+/// Tiles under a heading.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TileSection {
+    /// Heading.
+    pub title: String,
+    /// Tiles.
+    pub tiles: Vec<Tile>,
+}
+
+/// A chart's data.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChartData {
+    /// URL-safe name.
+    pub name: String,
+    /// Heading.
+    pub title: String,
+    /// What the chart draws.
+    pub kind: ChartType,
+    /// Unit of the values (funnels: per point).
+    pub unit: Unit,
+    /// Dimension of a breakdown chart.
+    pub by: Option<String>,
+    /// Points in drawing order.
+    pub points: Vec<ChartPoint>,
+}
+
+impl ChartData {
+    /// The legend text of the values.
+    pub fn unit_label(&self) -> String {
+        self.title.clone()
+    }
+}
+
+/// One point of a chart.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChartPoint {
+    /// Axis label (a week, a dimension value, a step).
+    pub label: String,
+    /// Value.
+    pub value: Option<f64>,
+    /// Target (trend charts).
+    pub target: Option<f64>,
+    /// Metric the value is of.
+    pub metric: String,
+    /// Period the value is of.
+    pub period: String,
+    /// Unit of the value.
+    pub unit: Unit,
+    /// Extra text (funnel step ratio).
+    pub note: Option<String>,
+    /// Attribution used, for attributed metrics.
+    pub attribution: Option<AttributionUsed>,
+}
+
+/// One funnel step.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FunnelStep {
+    /// Metric.
+    pub metric: String,
+    /// Label.
+    pub label: String,
+    /// Unit.
+    pub unit: Unit,
+    /// Value in the week.
+    pub value: Option<f64>,
+    /// This step's value divided by the previous step's.
+    pub ratio_to_previous: Option<f64>,
+    /// The ratio in words.
+    pub rate: Option<String>,
+}
+
+/// Metrics side by side by a dimension.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BreakdownTable {
+    /// Dimension.
+    pub by: String,
+    /// Columns.
+    pub columns: Vec<Column>,
+    /// Rows: dimension value and one value per column.
+    pub rows: Vec<(String, Vec<Option<f64>>)>,
+    /// Per-column problem (an unavailable metric).
+    pub errors: Vec<Option<String>>,
+}
+
+/// A column of the breakdown table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Column {
+    /// Metric.
+    pub metric: String,
+    /// Label.
+    pub label: String,
+    /// Unit.
+    pub unit: Unit,
+    /// Attribution used, for attributed metrics.
+    pub attribution: Option<AttributionUsed>,
+}
+
+/// One metric by channel under every model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelComparison {
+    /// Metric.
+    pub metric: String,
+    /// Label.
+    pub label: String,
+    /// Unit.
+    pub unit: Unit,
+    /// Lookback.
+    pub lookback: String,
+    /// Models (columns).
+    pub models: Vec<String>,
+    /// Channel and one value per model.
+    pub rows: Vec<(String, Vec<Option<f64>>)>,
+    /// Column totals.
+    pub totals: Vec<Option<f64>>,
+}
+
+/// The data-health section.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Health {
+    /// Landed rows and exact duplicates (removed by the views) per table.
+    pub duplicates: Vec<DuplicateCount>,
+    /// Reconciliations.
+    pub reconcile: Vec<ReconcileTable>,
+    /// Problems worth a follow-up.
+    pub findings: Vec<String>,
+}
+
+/// Rows of one landed table and how many are exact duplicates.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DuplicateCount {
+    /// Table.
+    pub table: String,
+    /// Landed rows (all time).
+    pub rows: Option<i64>,
+    /// Rows that repeat another row exactly (removed by the reporting views).
+    pub duplicates: Option<i64>,
+    /// Why the count is missing.
+    pub error: Option<String>,
+}
+
+/// Two metrics compared by a dimension.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReconcileTable {
+    /// In words.
+    pub label: String,
+    /// Reference metric.
+    pub left: String,
+    /// Compared metric.
+    pub right: String,
+    /// Dimension.
+    pub by: String,
+    /// One row per dimension value of the reference metric.
+    pub rows: Vec<ReconcileRow>,
+    /// Gap share above which it is a finding.
+    pub tolerance: f64,
+}
+
+/// Dimension value, left, right and the gap share (`right / left - 1`).
+pub type ReconcileRow = (String, Option<f64>, Option<f64>, Option<f64>);
+
+/// Where a KPI comes from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Footnote {
+    /// Metric.
+    pub metric: String,
+    /// Label.
+    pub label: String,
+    /// Sources of truth.
+    pub sources: Vec<String>,
+    /// Owner.
+    pub owner: String,
+    /// Definition hash.
+    pub hash: String,
+    /// Meaning.
+    pub description: String,
+}

@@ -1,0 +1,119 @@
+//! Command-line arguments and the dispatch of each command to the library: one file per
+//! command, each with its arguments and a short `run`. No logic beyond calling the library and
+//! printing what it returns; [`Project`] is the one way commands open the engine and the
+//! definitions.
+
+mod attribution;
+mod check;
+mod demo;
+mod email;
+mod metric;
+mod query;
+mod report;
+mod serve;
+mod snapshot;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use kpi::config::{Config, Overrides};
+use kpi::engine::Engine;
+use kpi::{defs, Result};
+
+/// KPI reporting and metric layer over landed Parquet.
+#[derive(Debug, Parser)]
+#[command(name = "kpi", version, about)]
+pub struct Cli {
+    /// Project folder holding kpi.toml, metrics/, queries/ and dashboards/.
+    #[arg(long, global = true, default_value = ".")]
+    project: PathBuf,
+    /// Data root: a folder, file:///path or s3://bucket/prefix (overrides kpi.toml).
+    #[arg(long, global = true, env = "KPI_DATA")]
+    data: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate the demo data set as Parquet.
+    Demo(demo::DemoArgs),
+    /// Validate configuration and every definition against the data.
+    Check,
+    /// Run one read-only SQL query.
+    Query(query::QueryArgs),
+    /// Compute one metric over a range of periods.
+    Metric(metric::MetricArgs),
+    /// Write one weekly report as a self-contained file: HTML (inline CSS and SVG), JSON or CSV.
+    Report(report::ReportArgs),
+    /// Freeze a weekly report (values, charts, definitions, data versions) in the snapshot store.
+    Snapshot(snapshot::SnapshotArgs),
+    /// Email a weekly report: snapshot, MIME message, SMTP, at most once per recipient list.
+    Email(email::EmailArgs),
+    /// Credit conversions to touches under an attribution model, from CSV or Parquet files.
+    Attribution(attribution::AttributionArgs),
+    /// Start the HTTP server.
+    Serve(serve::ServeArgs),
+}
+
+/// Runs the parsed command; returns the exit code.
+pub async fn run(cli: Cli) -> Result<i32> {
+    let overrides = Overrides {
+        data: cli.data.clone(),
+        addr: match &cli.command {
+            Command::Serve(args) => args.addr.clone(),
+            _ => None,
+        },
+    };
+    let config = Arc::new(Config::load(&cli.project, &overrides)?);
+    match cli.command {
+        Command::Demo(args) => demo::run(&config, args),
+        Command::Check => check::run(&config).await,
+        Command::Query(args) => query::run(&config, args).await,
+        Command::Metric(args) => metric::run(&config, args).await,
+        Command::Report(args) => report::run(&config, args).await,
+        Command::Snapshot(args) => snapshot::run(&config, args).await,
+        Command::Email(args) => email::run(&config, args).await,
+        Command::Attribution(args) => attribution::run(args).await,
+        Command::Serve(args) => serve::run(&config, args).await,
+    }
+}
+
+/// The engine over the landed data with the project's definitions loaded and installed.
+struct Project {
+    config: Arc<Config>,
+    engine: Engine,
+    registry: defs::Registry,
+}
+
+impl Project {
+    /// Opens the engine, lists the data and loads the definitions (all must be valid).
+    async fn open(config: &Arc<Config>) -> Result<Self> {
+        let engine = open_engine(config).await?;
+        let registry = defs::load_and_install(config, &engine).await?;
+        Ok(Self {
+            config: Arc::clone(config),
+            engine,
+            registry,
+        })
+    }
+
+    /// The report context at the current time.
+    fn report_context(&self) -> kpi::report::Context<'_> {
+        kpi::report::Context::new(
+            &self.registry,
+            &self.engine,
+            &self.config,
+            chrono::Utc::now(),
+        )
+    }
+}
+
+/// Opens the engine and lists the data root once.
+async fn open_engine(config: &Arc<Config>) -> Result<Engine> {
+    let engine = Engine::try_new(Arc::clone(config))?;
+    engine.refresh().await?;
+    Ok(engine)
+}

@@ -1,0 +1,63 @@
+//! `kpi report`: writes one weekly report as a self-contained HTML, JSON or CSV file.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use kpi::config::Config;
+use kpi::output;
+use kpi::{Error, Result};
+
+use super::Project;
+
+/// Arguments of `kpi report`.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// Dashboard name (a file stem in dashboards/).
+    pub dashboard: String,
+    /// Week such as 2026-W47 (default: the latest complete week).
+    #[arg(long)]
+    pub week: Option<String>,
+    /// Output file; its extension picks the format: .html, .json or .csv.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Writes one weekly report as a self-contained HTML, JSON or CSV file.
+pub async fn run(config: &Arc<Config>, args: ReportArgs) -> Result<i32> {
+    let ReportArgs {
+        dashboard,
+        week,
+        out,
+    } = args;
+
+    let project = Project::open(config).await?;
+    let context = project.report_context();
+    let (definition, period) = context.dashboard_week(&dashboard, week.as_deref())?;
+    let started = Instant::now();
+    let report = context.build(definition, period).await?;
+    let body = match out.extension().and_then(|e| e.to_str()) {
+        Some("json") => {
+            serde_json::to_string_pretty(&report).map_err(|e| Error::internal(e.to_string()))?
+        }
+        Some("csv") => kpi::report::to_csv(&report),
+        Some("html") | Some("htm") => kpi::report::html::render(&report),
+        _ => {
+            return Err(Error::input(
+                "bad_output",
+                format!("{}: use a .html, .json or .csv file name", out.display()),
+            ))
+        }
+    };
+    output::write_atomically(&out, body.as_bytes())?;
+    eprintln!(
+        "kpi report: {} {} ({} to {}) → {} in {:.1} s",
+        dashboard,
+        report.week,
+        report.start,
+        report.end,
+        out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(0)
+}

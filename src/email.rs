@@ -26,11 +26,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::config::{EmailConfig, SmtpTls};
-use crate::defs::Good;
 use crate::error::{Error, Result};
 use crate::metrics::format_value;
-use crate::report::html::escape;
-use crate::report::{charts, Report, SentenceKind, Tile};
+use crate::render::charts;
+use crate::report::{Report, Tile};
 use crate::snapshot::Snapshot;
 
 /// A built email.
@@ -128,143 +127,6 @@ pub fn text_body(report: &Report, live: &str, snapshot: &str) -> String {
     out
 }
 
-fn html_tile_row(tile: &Tile, week: &str) -> String {
-    let cell = "padding:6px 8px;border-bottom:1px solid #dddddd;font-size:14px;";
-    let change = |name: &str| {
-        tile.comparisons
-            .get(name)
-            .map(|c| {
-                let colour = match c.change_ratio {
-                    Some(r) if tile.good != Good::Neutral && r != 0.0 && ((r > 0.0) == (tile.good == Good::Up)) => "#146c2e",
-                    Some(r) if tile.good != Good::Neutral && r != 0.0 => "#b3261e",
-                    _ => "#5f5f5f",
-                };
-                format!(
-                    "<span style=\"color:{colour}\">{}</span> <span style=\"color:#5f5f5f\" data-metric=\"{}\" data-period=\"{}\" data-value=\"{}\">({})</span>",
-                    c.change_ratio.map(|r| format!("{:+.1}%", r * 100.0)).unwrap_or_else(|| "—".into()),
-                    escape(&tile.metric),
-                    escape(&c.period),
-                    c.value.map(|v| v.to_string()).unwrap_or_default(),
-                    format_value(tile.unit, c.value)
-                )
-            })
-            .unwrap_or_default()
-    };
-    let value = match &tile.unavailable {
-        Some(reason) if tile.value.is_none() => format!(
-            "<span style=\"color:#b3261e\">unavailable: {}</span>",
-            escape(&reason.to_string())
-        ),
-        _ => format!(
-            "<strong data-metric=\"{}\" data-period=\"{}\" data-value=\"{}\">{}</strong>",
-            escape(&tile.metric),
-            escape(week),
-            tile.value.map(|v| v.to_string()).unwrap_or_default(),
-            format_value(tile.unit, tile.value)
-        ),
-    };
-    format!(
-        "<tr><td style=\"{cell}\">{}</td><td style=\"{cell}text-align:right\">{value}</td><td style=\"{cell}text-align:right\">{}</td><td style=\"{cell}text-align:right\">{}</td><td style=\"{cell}text-align:right\">{}</td></tr>",
-        escape(&tile.label),
-        change("previous"),
-        change("year_ago"),
-        tile.target.map(|t| format_value(tile.unit, Some(t))).unwrap_or_default(),
-    )
-}
-
-/// The HTML part: tables and inline styles; charts by `cid:chart-NAME`.
-pub fn html_body(report: &Report, live: &str, snapshot: &str) -> String {
-    let font = "font-family:Arial,Helvetica,sans-serif;color:#1a1a1a;";
-    let mut out = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title} — {week}</title></head>\
-<body style=\"margin:0;padding:0;background:#ffffff\"><table role=\"presentation\" width=\"100%\" cellpadding=\"0\" cellspacing=\"0\" style=\"{font}\"><tr><td align=\"center\">\
-<table role=\"presentation\" width=\"680\" cellpadding=\"0\" cellspacing=\"0\" style=\"{font}max-width:680px\">\
-<tr><td style=\"padding:16px 8px 4px\"><h1 style=\"font-size:22px;margin:0\">{title} — {week}</h1>\
-<p style=\"margin:4px 0;color:#5f5f5f;font-size:13px\">{start} to {end} ({tz}) · Attribution: {attribution} · Definitions {version}</p>\
-<p style=\"margin:8px 0;font-size:14px\"><a href=\"{live}\" style=\"color:#0b57d0\">Open the live report</a> · <a href=\"{snapshot}\" style=\"color:#0b57d0\">This snapshot</a></p></td></tr>",
-        title = escape(&report.title),
-        week = escape(&report.week),
-        start = report.start,
-        end = report.end,
-        tz = escape(&report.time_zone),
-        attribution = escape(&report.attribution.label),
-        version = escape(&report.definitions_version),
-        live = escape(live),
-        snapshot = escape(snapshot),
-    );
-    for banner in &report.banners {
-        out.push_str(&format!(
-            "<tr><td style=\"padding:8px;border:2px solid #b3261e;background:#fdecea;font-weight:bold;font-size:14px\">{}</td></tr>",
-            escape(banner)
-        ));
-    }
-    for (kind, heading) in [
-        (SentenceKind::Changed, "What changed"),
-        (SentenceKind::Improved, "What improved"),
-        (SentenceKind::FollowUp, "Needs follow-up"),
-    ] {
-        let items: String = report
-            .summary
-            .iter()
-            .filter(|s| s.kind == kind)
-            .map(|s| format!("<li style=\"margin:2px 0\">{}</li>", escape(&s.text)))
-            .collect();
-        if !items.is_empty() {
-            out.push_str(&format!(
-                "<tr><td style=\"padding:8px\"><h2 style=\"font-size:16px;margin:8px 0 4px\">{heading}</h2><ul style=\"margin:0;padding-left:20px;font-size:14px\">{items}</ul></td></tr>"
-            ));
-        }
-    }
-    let head = "padding:6px 8px;background:#f1f3f6;font-size:13px;text-align:left;";
-    let table_head = format!(
-        "<tr><th style=\"{head}\">KPI</th><th style=\"{head}text-align:right\">{}</th><th style=\"{head}text-align:right\">vs previous week</th><th style=\"{head}text-align:right\">vs a year ago</th><th style=\"{head}text-align:right\">Target</th></tr>",
-        escape(&report.week)
-    );
-    let mut groups = vec![("Headline KPIs".to_string(), report.primary.clone())];
-    groups.extend(
-        report
-            .sections
-            .iter()
-            .map(|s| (s.title.clone(), s.tiles.clone())),
-    );
-    for (title, tiles) in groups {
-        let rows: String = tiles
-            .iter()
-            .map(|t| html_tile_row(t, &report.week))
-            .collect();
-        out.push_str(&format!(
-            "<tr><td style=\"padding:8px\"><h2 style=\"font-size:16px;margin:12px 0 4px\">{}</h2><table role=\"presentation\" width=\"100%\" cellpadding=\"0\" cellspacing=\"0\">{table_head}{rows}</table></td></tr>",
-            escape(&title)
-        ));
-    }
-    for chart in &report.charts {
-        out.push_str(&format!(
-            "<tr><td style=\"padding:8px\"><img src=\"cid:chart-{name}\" width=\"{w}\" height=\"{h}\" alt=\"{title}\" style=\"display:block;border:0;max-width:100%;height:auto\"></td></tr>",
-            name = escape(&chart.name),
-            w = charts::WIDTH,
-            h = charts::HEIGHT,
-            title = escape(&chart.title),
-        ));
-    }
-    let notes: String = report
-        .footnotes
-        .iter()
-        .map(|f| {
-            format!(
-                "{}: source of truth {}, definition {}",
-                escape(&f.label),
-                escape(&f.sources.join(" + ")),
-                escape(&f.hash)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("<br>");
-    out.push_str(&format!(
-        "<tr><td style=\"padding:12px 8px;font-size:12px;color:#5f5f5f\">{notes}<br><br>Every number is in the attached CSV.</td></tr></table></td></tr></table></body></html>"
-    ));
-    out
-}
-
 /// Builds the email of a snapshot for `recipients`.
 pub fn build(snapshot: &Snapshot, config: &EmailConfig, recipients: &[String]) -> Result<Email> {
     if recipients.is_empty() {
@@ -324,8 +186,9 @@ pub fn build(snapshot: &Snapshot, config: &EmailConfig, recipients: &[String]) -
         builder = builder.to(mailbox);
     }
     let png = ContentType::parse("image/png").map_err(|e| Error::internal(e.to_string()))?;
-    let mut related =
-        MultiPart::related().singlepart(SinglePart::html(html_body(&report, &live, &frozen)));
+    let mut related = MultiPart::related().singlepart(SinglePart::html(
+        crate::render::pages::email_body(&report, &live, &frozen)?,
+    ));
     for chart in &report.charts {
         let bytes = charts::png(chart).map_err(Error::internal)?;
         related = related.singlepart(

@@ -27,7 +27,8 @@ use serde::{Deserialize, Serialize};
 use crate::config::Config;
 use crate::defs::{Dashboard, Registry};
 use crate::error::{Error, Result};
-use crate::report::{charts, html, Context, Report};
+use crate::render::charts;
+use crate::report::{Context, Report};
 use crate::time::Period;
 
 /// One frozen report.
@@ -273,7 +274,7 @@ impl Store {
         .await?;
         self.put_new(
             &self.path(&[&dashboard.name, &label, &id, "page.html"]),
-            html::render(&report).into_bytes(),
+            crate::render::pages::report_page(&report)?.into_bytes(),
         )
         .await?;
         let snapshot = Snapshot {

@@ -41,7 +41,7 @@ pub async fn run(config: &Arc<Config>, args: ReportArgs) -> Result<i32> {
             serde_json::to_string_pretty(&report).map_err(|e| Error::internal(e.to_string()))?
         }
         Some("csv") => kpi::report::to_csv(&report),
-        Some("html") | Some("htm") => kpi::report::html::render(&report),
+        Some("html") | Some("htm") => kpi::render::pages::report_page(&report)?,
         _ => {
             return Err(Error::input(
                 "bad_output",

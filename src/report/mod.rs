@@ -9,15 +9,13 @@
 //! Layout: [`model`] is the report's data; this file is the [`Context`] (which dashboard,
 //! which week, is it complete, its ETag); [`build`] assembles a report from the metric layer;
 //! [`tiles`], [`chart_data`] and [`narrative`] are pure functions of numbers already computed;
-//! [`health`] reads freshness and duplicates; [`export`] writes CSV; [`charts`] and [`html`]
-//! draw. Nothing here speaks HTTP.
+//! [`health`] reads freshness and duplicates; [`export`] writes CSV. Drawing and HTML are
+//! `render/`'s. Nothing here speaks HTTP.
 
 mod build;
 pub mod chart_data;
-pub mod charts;
 pub mod export;
 mod health;
-pub mod html;
 pub mod model;
 pub mod narrative;
 pub mod tiles;

@@ -4,17 +4,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use axum::extract::{RawQuery, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, Duration, Utc};
 
 use super::error::ApiError;
-use super::pages::{escape, page};
 use super::AppState;
 use crate::attribution::{
     self, example, format_duration, markov, path, Conversion, Credit, Model, Settings, Touch,
 };
 use crate::error::Error;
 use crate::metrics::{self, MetricService};
+use crate::render::html::escape;
 use crate::time::Grain;
 
 /// What each model does, in one line each (the page's table).
@@ -287,7 +287,7 @@ attribution or any vendor's model.</p>\
         half_life = escape(&format_duration(config.half_life)),
         example = worked_example(half_life),
     );
-    Ok(page("Attribution", &body).into_response())
+    Ok(Html(crate::render::pages::attribution_page(body)?).into_response())
 }
 
 /// The side-by-side table of one attributed metric by channel under every model.

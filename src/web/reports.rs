@@ -14,10 +14,10 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
 use super::error::ApiError;
-use super::pages::{escape, page};
 use super::AppState;
 use crate::error::Error;
-use crate::report::{self, charts, Report};
+use crate::render::charts;
+use crate::report::{self, Report};
 
 /// Reports computed, by dashboard and week, with the ETag they were computed under.
 #[derive(Default)]
@@ -135,7 +135,7 @@ async fn report_or_not_modified(
         "report {dashboard} {week} computed in {} ms",
         started.elapsed().as_millis()
     );
-    let html = report::html::render(&built);
+    let html = crate::render::pages::report_page(&built).map_err(ApiError)?;
     let cached = Cached {
         etag: etag.clone(),
         report: Arc::new(built),
@@ -234,34 +234,21 @@ pub async fn get_latest(
 }
 
 /// `GET /`: every dashboard with its recent weeks.
-pub async fn get_index(State(state): State<AppState>) -> Response {
+pub async fn get_index(State(state): State<AppState>) -> Result<Response, ApiError> {
     let registry = state.read_definitions().registry;
     let context = state.report_context(&registry);
-    let calendar = state.config.calendar();
-    let mut rows = String::new();
-    for dashboard in registry.dashboards.values() {
-        let mut week = context.latest_complete_week(dashboard);
-        let mut weeks = Vec::new();
-        for _ in 0..8 {
-            let label = calendar.label(week);
-            weeks.push(format!(
-                "<a href=\"/reports/{}/{label}\">{label}</a>",
-                escape(&dashboard.name)
-            ));
-            week = calendar.previous(week);
-        }
-        rows.push_str(&format!(
-            "<tr><td><a href=\"/reports/{name}\"><strong>{title}</strong></a><br><span class=\"muted\">{description}</span></td><td>{audience}</td><td>{weeks}</td></tr>",
-            name = escape(&dashboard.name),
-            title = escape(&dashboard.title),
-            description = escape(&dashboard.description),
-            audience = escape(&dashboard.audience),
-            weeks = weeks.join(" · "),
-        ));
-    }
-    let body = format!(
-        "<h1>Weekly reports</h1><p class=\"muted\">Each link is a stable URL for one dashboard and week; the newest is the latest complete week.</p>\
-<table><thead><tr><th>Dashboard</th><th>Audience</th><th>Recent weeks</th></tr></thead><tbody>{rows}</tbody></table>"
-    );
-    Html(page("Weekly reports", &body).0).into_response()
+    let rows: Vec<_> = registry
+        .dashboards
+        .values()
+        .map(|dashboard| {
+            let mut week = context.latest_complete_week(dashboard);
+            let mut weeks = Vec::new();
+            for _ in 0..8 {
+                weeks.push(context.calendar.label(week));
+                week = context.calendar.previous(week);
+            }
+            (dashboard, weeks)
+        })
+        .collect();
+    Ok(Html(crate::render::pages::index_page(&rows)?).into_response())
 }

@@ -13,8 +13,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::{ChartData, ChartPoint};
 use crate::defs::{ChartType, Unit};
+use crate::report::{ChartData, ChartPoint};
 
 /// Chart size in pixels (SVG user units and PNG pixels).
 pub const WIDTH: u32 = 640;

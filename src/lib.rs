@@ -4,6 +4,7 @@
 //! says what it owns and what it must not touch.
 
 pub mod attribution;
+pub mod cache;
 pub mod config;
 pub mod defs;
 pub mod demo;

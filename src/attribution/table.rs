@@ -88,12 +88,22 @@ type Entry = (u64, Arc<Vec<RecordBatch>>);
 
 /// Computed credits shared by every attribution table of one engine, invalidated by a data
 /// or definitions version the engine bumps.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Cache {
     version: AtomicU64,
-    entries: std::sync::Mutex<HashMap<String, Entry>>,
+    entries: crate::cache::Cache<String, Entry>,
     /// One computation at a time: concurrent identical requests wait and reuse the result.
     computing: tokio::sync::Mutex<()>,
+}
+
+impl Default for Cache {
+    fn default() -> Self {
+        Self {
+            version: AtomicU64::new(0),
+            entries: crate::cache::Cache::new(CACHED_SETTINGS),
+            computing: tokio::sync::Mutex::new(()),
+        }
+    }
 }
 
 impl Cache {
@@ -104,21 +114,15 @@ impl Cache {
 
     fn get(&self, key: &str) -> Option<Arc<Vec<RecordBatch>>> {
         let version = self.version.load(Ordering::SeqCst);
-        let entries = self.entries.lock().ok()?;
-        entries
-            .get(key)
+        self.entries
+            .get(&key.to_string())
             .filter(|(at, _)| *at == version)
-            .map(|(_, batches)| Arc::clone(batches))
+            .map(|(_, batches)| batches)
     }
 
     fn put(&self, key: String, version: u64, batches: Arc<Vec<RecordBatch>>) {
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.retain(|_, (at, _)| *at == version);
-            if entries.len() >= CACHED_SETTINGS {
-                entries.clear();
-            }
-            entries.insert(key, (version, batches));
-        }
+        self.entries.retain(|_, (at, _)| *at == version);
+        self.entries.insert(key, (version, batches));
     }
 }
 

@@ -251,14 +251,6 @@ pub fn sends_page(records: &[SendRecord]) -> Result<String> {
     render("sends.html", context! { title => "Sends", records => rows })
 }
 
-/// The attribution page, around a body made by the attribution handler.
-pub fn attribution_page(body: String) -> Result<String> {
-    render(
-        "attribution.html",
-        context! { title => "Attribution", body => safe(body) },
-    )
-}
-
 fn kind_name(kind: &MetricKind) -> &'static str {
     match kind {
         MetricKind::Simple { .. } => "simple",

@@ -9,6 +9,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use super::model::{DuplicateCount, Freshness, Health, ReconcileTable};
 use super::Context;
 use crate::attribution::Settings;
+use crate::cache::Cache;
 use crate::defs::{Dashboard, Metric};
 use crate::engine::QueryLimits;
 use crate::error::Error;
@@ -168,10 +169,7 @@ impl Context<'_> {
                 table.name.clone(),
                 versions.get(&table.name).cloned().unwrap_or_default(),
             );
-            let known = duplicate_counts()
-                .lock()
-                .ok()
-                .and_then(|counts| counts.get(&key).copied());
+            let known = duplicate_counts().get(&key);
             if let Some((rows, duplicates)) = known {
                 health.duplicates.push(DuplicateCount {
                     table: table.name.clone(),
@@ -201,11 +199,8 @@ impl Context<'_> {
                     .value(0);
                 Ok((landed, landed - distinct))
             });
-            if let (Ok(counted), Ok(mut counts)) = (&counted, duplicate_counts().lock()) {
-                if counts.len() > 1024 {
-                    counts.clear();
-                }
-                counts.insert(key, *counted);
+            if let Ok(counted) = &counted {
+                duplicate_counts().insert(key, *counted);
             }
             health.duplicates.push(match counted {
                 Ok((rows, duplicates)) => DuplicateCount {
@@ -272,10 +267,10 @@ impl Context<'_> {
 }
 
 /// Landed and duplicate rows by (table, data version).
-type DuplicateCounts = std::sync::Mutex<BTreeMap<(String, String), (i64, i64)>>;
+type DuplicateCounts = Cache<(String, String), (i64, i64)>;
 
 /// Landed and duplicate row counts by (table, data version), shared by every report.
 fn duplicate_counts() -> &'static DuplicateCounts {
     static COUNTS: std::sync::OnceLock<DuplicateCounts> = std::sync::OnceLock::new();
-    COUNTS.get_or_init(Default::default)
+    COUNTS.get_or_init(|| Cache::new(1024))
 }

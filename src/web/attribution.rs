@@ -14,7 +14,12 @@ use crate::attribution::{
 };
 use crate::error::Error;
 use crate::metrics::{self, MetricService};
-use crate::render::html::escape;
+use minijinja::context;
+use minijinja::value::Value;
+use serde::Serialize;
+
+use crate::defs::Unit;
+use crate::render::html::{render, safe};
 use crate::time::Grain;
 
 /// What each model does, in one line each (the page's table).
@@ -28,23 +33,28 @@ const MODELS: [(&str, &str); 7] = [
     ("markov", "Channel weights from first-order Markov removal effects (below), then each conversion's credit split over its touches in proportion to their channels' weights."),
 ];
 
-fn fraction_cell(credit: Option<&Credit>, revenue: bool) -> String {
-    match credit {
-        None => "<td class=\"muted\">—</td>".to_string(),
-        Some(credit) => {
-            let money = match (revenue, credit.revenue_cents) {
-                (true, Some(cents)) => format!(
-                    "<br><span class=\"muted\">{}</span>",
-                    metrics::format_value(crate::defs::Unit::Currency, Some(cents as f64 / 100.0))
-                ),
-                _ => String::new(),
-            };
-            format!(
-                "<td data-credit=\"{:.10}\">{:.4}{money}</td>",
-                credit.credit, credit.credit
-            )
-        }
-    }
+/// One cell of the worked example: the fraction (full precision for `data-credit`, four
+/// places shown) and the revenue credit.
+#[derive(Serialize)]
+struct CreditCell {
+    credit: String,
+    shown: String,
+    money: Option<String>,
+}
+
+fn credit_cell(credit: Option<&Credit>, revenue: bool) -> Option<CreditCell> {
+    let credit = credit?;
+    Some(CreditCell {
+        credit: format!("{:.10}", credit.credit),
+        shown: format!("{:.4}", credit.credit),
+        money: match (revenue, credit.revenue_cents) {
+            (true, Some(cents)) => Some(metrics::format_value(
+                Unit::Currency,
+                Some(cents as f64 / 100.0),
+            )),
+            _ => None,
+        },
+    })
 }
 
 fn utc(instant: DateTime<Utc>) -> String {
@@ -62,8 +72,40 @@ fn membership(touch: &Touch, conversion: &Conversion, lookback: Duration) -> &'s
     }
 }
 
+/// One touch row of a worked-example conversion.
+#[derive(Serialize)]
+struct ExampleRow {
+    touch: String,
+    when: String,
+    channel: String,
+    window: &'static str,
+    cells: Vec<Option<CreditCell>>,
+}
+
+/// One conversion of the worked example with its touches' credits under every model.
+#[derive(Serialize)]
+struct ExampleConversion {
+    id: String,
+    entity: String,
+    kind: String,
+    ts: String,
+    revenue: String,
+    rows: Vec<ExampleRow>,
+    unattributed: Option<Vec<Option<CreditCell>>>,
+}
+
 /// The worked example: every conversion of the edge cases under every model.
-fn worked_example(half_life: Duration) -> String {
+#[derive(Serialize)]
+struct WorkedExample {
+    touches: usize,
+    conversions: usize,
+    half_life: String,
+    weights: Vec<String>,
+    models: Vec<&'static str>,
+    items: Vec<ExampleConversion>,
+}
+
+fn worked_example(half_life: Duration) -> WorkedExample {
     let lookback = Duration::days(30);
     let touches = example::touches();
     let conversions = example::conversions();
@@ -90,63 +132,54 @@ fn worked_example(half_life: Duration) -> String {
     let paths = by_entity
         .values()
         .flat_map(|(t, c)| markov::entity_paths(t, c, lookback));
-    let weights = markov::channel_weights(paths);
-    let weights_text: Vec<String> = weights
+    let weights = markov::channel_weights(paths)
         .iter()
-        .map(|(channel, weight)| format!("{} {:.4}", escape(channel), weight))
+        .map(|(channel, weight)| format!("{channel} {weight:.4}"))
         .collect();
+    let items = conversions
+        .iter()
+        .map(|conversion| example_conversion(conversion, &touches, &credits, lookback))
+        .collect();
+    WorkedExample {
+        touches: touches.len(),
+        conversions: conversions.len(),
+        half_life: format_duration(half_life),
+        weights,
+        models: models.iter().map(|m| m.name()).collect(),
+        items,
+    }
+}
 
-    let mut out = String::new();
-    out.push_str(&format!(
-        "<p>The reference edge cases of the test suite ({} touch rows, {} conversions), credited now by \
-the same code that computes the reports, with a 30-day lookback and a {} half-life. Each cell is the \
-fraction of the conversion and, below it, the revenue credit. Markov channel weights from these paths: {}.</p>",
-        touches.len(),
-        conversions.len(),
-        format_duration(half_life),
-        weights_text.join(", ")
-    ));
-    let header: String = models
+/// One conversion's touches (in time order, repeats marked) with their credit under each model.
+fn example_conversion(
+    conversion: &Conversion,
+    touches: &[Touch],
+    credits: &[Vec<Credit>],
+    lookback: Duration,
+) -> ExampleConversion {
+    let revenue = conversion.revenue_cents.is_some();
+    let own: Vec<Touch> = touches
         .iter()
-        .map(|m| format!("<th>{}</th>", m.name()))
+        .filter(|t| t.entity == conversion.entity)
+        .cloned()
         .collect();
-    for conversion in &conversions {
-        let revenue = conversion
-            .revenue_cents
-            .map(|cents| {
-                metrics::format_value(crate::defs::Unit::Currency, Some(cents as f64 / 100.0))
-            })
-            .unwrap_or_else(|| "no revenue (count only)".into());
-        out.push_str(&format!(
-            "<h3 id=\"example-{id}\">{id}: {entity} converts ({kind}) at {ts}, {revenue}</h3>",
-            id = escape(&conversion.id),
-            entity = escape(&conversion.entity),
-            kind = escape(conversion.kind.as_deref().unwrap_or("")),
-            ts = utc(conversion.ts),
-        ));
-        out.push_str(&format!(
-            "<table class=\"example\"><thead><tr><th>Touch</th><th>When</th><th>Channel</th><th>Window</th>{header}</tr></thead><tbody>"
-        ));
-        let own: Vec<Touch> = touches
-            .iter()
-            .filter(|t| t.entity == conversion.entity)
-            .cloned()
-            .collect();
-        let in_path: Vec<String> = path(&own, conversion, lookback)
-            .iter()
-            .map(|t| t.id.clone())
-            .collect();
-        let mut shown = BTreeSet::new();
-        let mut ordered = own.clone();
-        ordered.sort_by(|a, b| (a.ts, &a.id).cmp(&(b.ts, &b.id)));
-        for touch in &ordered {
+    let in_path: Vec<String> = path(&own, conversion, lookback)
+        .iter()
+        .map(|t| t.id.clone())
+        .collect();
+    let mut shown = BTreeSet::new();
+    let mut ordered = own.clone();
+    ordered.sort_by(|a, b| (a.ts, &a.id).cmp(&(b.ts, &b.id)));
+    let rows = ordered
+        .iter()
+        .map(|touch| {
             let duplicate = !shown.insert(touch.id.clone());
             let window = if duplicate {
                 "same id landed again: counts once"
             } else {
                 membership(touch, conversion, lookback)
             };
-            let cells: String = credits
+            let cells = credits
                 .iter()
                 .map(|model_credits| {
                     let credit = (!duplicate && in_path.contains(&touch.id))
@@ -157,35 +190,41 @@ fraction of the conversion and, below it, the revenue credit. Markov channel wei
                             })
                         })
                         .flatten();
-                    fraction_cell(credit, conversion.revenue_cents.is_some())
+                    credit_cell(credit, revenue)
                 })
                 .collect();
-            out.push_str(&format!(
-                "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td>{cells}</tr>",
-                escape(&touch.id),
-                utc(touch.ts),
-                escape(&touch.channel),
-                window
-            ));
-        }
-        if in_path.is_empty() {
-            let cells: String = credits
-                .iter()
-                .map(|model_credits| {
-                    let credit = model_credits
-                        .iter()
-                        .find(|c| c.conversion_id == conversion.id && c.touch_id.is_none());
-                    fraction_cell(credit, conversion.revenue_cents.is_some())
-                })
-                .collect();
-            out.push_str(&format!(
-                "<tr><td colspan=\"4\">{} (no touch in the window)</td>{cells}</tr>",
-                attribution::UNATTRIBUTED
-            ));
-        }
-        out.push_str("</tbody></table>");
+            ExampleRow {
+                touch: touch.id.clone(),
+                when: utc(touch.ts),
+                channel: touch.channel.clone(),
+                window,
+                cells,
+            }
+        })
+        .collect();
+    let unattributed = in_path.is_empty().then(|| {
+        credits
+            .iter()
+            .map(|model_credits| {
+                let credit = model_credits
+                    .iter()
+                    .find(|c| c.conversion_id == conversion.id && c.touch_id.is_none());
+                credit_cell(credit, revenue)
+            })
+            .collect()
+    });
+    ExampleConversion {
+        id: conversion.id.clone(),
+        entity: conversion.entity.clone(),
+        kind: conversion.kind.clone().unwrap_or_default(),
+        ts: utc(conversion.ts),
+        revenue: conversion
+            .revenue_cents
+            .map(|cents| metrics::format_value(Unit::Currency, Some(cents as f64 / 100.0)))
+            .unwrap_or_else(|| "no revenue (count only)".into()),
+        rows,
+        unattributed,
     }
-    out
 }
 
 /// Query parameters of the page.
@@ -225,73 +264,67 @@ pub async fn get_attribution(
         .map_err(|message| Error::input("bad_attribution", message))?;
 
     let demo = comparison(&state, &params, base).await?;
-    let models: String = MODELS
+    let models: Vec<Value> = MODELS
         .iter()
-        .map(|(name, text)| {
-            format!("<tr><th id=\"model-{name}\"><code>{name}</code></th><td>{text}</td></tr>")
-        })
+        .map(|(name, text)| context! { name => name, text => safe((*text).to_string()) })
         .collect();
-    let body = format!(
-        "<h1>Attribution</h1>\
-<p>How kpi credits conversions to the marketing touches before them. Attributed numbers are ordinary \
-metrics that read the table <code>reporting.attribution</code>; every attributed answer names the model \
-and lookback that produced it, and any model can be asked for (<code>model=</code>, <code>lookback=</code> \
-on the metric API, <code>--model</code>/<code>--lookback</code> on <code>kpi metric</code>, \
-<code>attribution('markov', '60d')</code> in SQL).</p>\
-<dl><dt>Project default</dt><dd data-default-model=\"{model}\">{label} (<code>kpi.toml</code> <code>[attribution]</code>)</dd>\
-<dt>Touches</dt><dd><code>{touches}</code>: <code>touch_id, entity_id, touched_at, channel, campaign</code></dd>\
-<dt>Conversions</dt><dd><code>{conversions}</code>: <code>conversion_id, entity_id, converted_at, conversion_type, revenue</code></dd>\
-<dt>Time-decay half-life</dt><dd>{half_life}</dd></dl>\
-<h2 id=\"rules\">Rules</h2>\
-<h3 id=\"window\">Lookback window</h3><p>A touch counts for a conversion of the same entity when \
-<code>conversion_ts − lookback ≤ touch_ts ≤ conversion_ts</code>: exact durations between instants \
-(30 days is 720 hours, whatever the time zones or daylight-saving changes), both ends included. A touch \
-one second older than the lookback, or one second after the conversion, is out. Timestamps with an \
-offset are compared as instants.</p>\
-<h3 id=\"order\">Order and ties</h3><p>A conversion's path is its window's touches ordered by \
-<code>(touch_ts, touch_id)</code>: two touches at the same instant are ordered by their ids, so the \
-first and last touch are always well defined and the same run gives the same answer.</p>\
-<h3 id=\"duplicates\">Duplicate touches</h3><p>A touch id that appears more than once (a re-landed file) \
-counts once.</p>\
-<h3 id=\"repeated\">Repeated conversions</h3><p>Each conversion has its own window. An earlier conversion \
-does not reset the path of a later one: a touch inside both windows is credited in both.</p>\
-<h3 id=\"unattributed\">Conversions with no touch</h3><p>A conversion with no touch in its window gives \
-all its credit to <code>(unattributed)</code>, so credits always add up to exactly 1 per conversion and \
-attributed totals reconcile with the conversion counts and revenue of the CRM.</p>\
-<h3 id=\"money\">Revenue to the cent</h3><p>A conversion's revenue is split by its fractions in whole \
-cents: every part is rounded down, then the cents left over go one by one to the largest remainders; \
-a tie goes to the later touch in path order (9.99 in halves is 4.99, then 5.00). The parts add up to \
-the revenue exactly.</p>\
-<h3 id=\"conversion-types\">Conversion types</h3><p>Conversions carry a type (in the demo: \
-<code>mql</code>, <code>opportunity_created</code>, <code>closed_won</code>). The heuristic models \
-credit each conversion on its own; the Markov chain is built per type.</p>\
-<h2 id=\"models\">Models</h2><table><tbody>{models}</tbody></table>\
-<h3 id=\"markov\">The Markov model, and what it is not</h3><p>Every entity's paths become a chain \
-<code>start → channel → … → conversion</code> or <code>… → null</code>: one converting path per \
-conversion (its window's channels) and one non-converting path (the touches after the entity's last \
-conversion of that type, within one lookback of the last of them; all of them if it never converted). \
-Consecutive repeats of a channel are collapsed. The probability of reaching <em>conversion</em> from \
-<em>start</em> is computed exactly, by solving the absorbing chain's linear equations (no simulation, \
-no sampling). A channel's removal effect is <code>1 − P(conversion without it) / P(conversion)</code>, \
-removing it sending every transition into it to <em>null</em>; the effects, normalised to sum to 1, are \
-the channel weights. The model is first-order and channel-level: it does not see campaigns, time \
-between touches or position, its weights depend on every path in the data (so one week's numbers can \
-move when other weeks' data lands), and it is <strong>not</strong> Google's proprietary data-driven \
-attribution or any vendor's model.</p>\
-<h2 id=\"example\">Worked example</h2>{example}\
-<h2 id=\"demo\">This project's numbers under every model</h2>{demo}",
-        model = default.model.name(),
-        label = escape(&default.label()),
-        touches = escape(&config.touches),
-        conversions = escape(&config.conversions),
-        half_life = escape(&format_duration(config.half_life)),
-        example = worked_example(half_life),
-    );
-    Ok(Html(crate::render::pages::attribution_page(body)?).into_response())
+    let html = render(
+        "attribution.html",
+        context! {
+            title => "Attribution",
+            default_model => default.model.name(),
+            default_label => default.label(),
+            touches => config.touches,
+            conversions => config.conversions,
+            half_life => format_duration(config.half_life),
+            models => models,
+            example => Value::from_serialize(worked_example(half_life)),
+            unattributed_label => attribution::UNATTRIBUTED,
+            demo => Value::from_serialize(&demo),
+        },
+    )?;
+    Ok(Html(html).into_response())
 }
 
-/// The side-by-side table of one attributed metric by channel under every model.
-async fn comparison(state: &AppState, params: &Params, base: Settings) -> Result<String, Error> {
+/// One cell of the side-by-side table.
+#[derive(Serialize)]
+struct ModelCell {
+    model: String,
+    value: Option<f64>,
+}
+
+/// One channel (or the total) of the side-by-side table.
+#[derive(Serialize)]
+struct ModelRow {
+    channel: String,
+    cells: Vec<ModelCell>,
+}
+
+/// One attributed metric by channel under every model, or why there is none to show.
+#[derive(Serialize, Default)]
+struct Comparison {
+    /// `no_metric`, `no_rows`, or empty for a table.
+    message: &'static str,
+    name: String,
+    metric_label: String,
+    unit: &'static str,
+    label: String,
+    previous: String,
+    start: String,
+    end: String,
+    zone: String,
+    lookback: String,
+    models: Vec<String>,
+    rows: Vec<ModelRow>,
+    total: Option<ModelRow>,
+}
+
+/// The side-by-side numbers of one attributed metric by channel under every model.
+async fn comparison(
+    state: &AppState,
+    params: &Params,
+    base: Settings,
+) -> Result<Comparison, Error> {
     let registry = state.read_definitions().registry;
     let attributed: Vec<&String> = registry
         .metrics
@@ -316,8 +349,10 @@ async fn comparison(state: &AppState, params: &Params, base: Settings) -> Result
         {
             Some(name) => (*name).clone(),
             None => {
-                return Ok("<p>No metric reads <code>reporting.attribution</code> with a <code>channel</code> dimension yet; \
-define one as in README \"Attribution\".</p>".into())
+                return Ok(Comparison {
+                    message: "no_metric",
+                    ..Comparison::default()
+                })
             }
         },
     };
@@ -332,62 +367,44 @@ define one as in README \"Attribution\".</p>".into())
             .map_err(|message| Error::input("bad_period", message))?,
         None => calendar.previous(calendar.period_of_instant(Utc::now(), Grain::Week)),
     };
-    let label = calendar.label(week);
     let service = MetricService::new(&registry, &state.engine, calendar);
     let context = state.report_context(&registry);
     let comparison = context
         .model_comparison(&service, &chosen, week, base)
         .await?;
-    let previous = calendar.label(calendar.previous(week));
-    let lookback = format_duration(base.lookback);
-    let header: String = comparison
-        .models
-        .iter()
-        .map(|m| format!("<th><a href=\"#model-{0}\">{0}</a></th>", m))
-        .collect();
-    let cell = |model: &str, channel: &str, value: Option<f64>| {
-        format!(
-            "<td class=\"num\" data-metric=\"{metric}\" data-period=\"{label}\" data-model=\"{model}\" data-lookback=\"{lookback}\" data-channel=\"{channel}\" data-value=\"{raw}\">{shown}</td>",
-            metric = escape(&chosen),
-            channel = escape(channel),
-            raw = value.map(|v| v.to_string()).unwrap_or_default(),
-            shown = metrics::format_value(metric.unit, value),
-        )
-    };
-    let mut rows = String::new();
-    for (channel, values) in &comparison.rows {
-        let cells: String = comparison
+    let row = |channel: &str, values: &[Option<f64>]| ModelRow {
+        channel: channel.to_string(),
+        cells: comparison
             .models
             .iter()
             .zip(values)
-            .map(|(m, v)| cell(m, channel, Some(v.unwrap_or(0.0))))
-            .collect();
-        rows.push_str(&format!("<tr><th>{}</th>{cells}</tr>", escape(channel)));
-    }
-    let total_cells: String = comparison
-        .models
+            .map(|(model, value)| ModelCell {
+                model: model.clone(),
+                value: *value,
+            })
+            .collect(),
+    };
+    let rows = comparison
+        .rows
         .iter()
-        .zip(&comparison.totals)
-        .map(|(m, v)| cell(m, "(all)", *v))
-        .collect();
-    if comparison.rows.is_empty() {
-        return Ok(format!(
-            "<p>No {} in {label}. Pick another week: <a href=\"/attribution?week={previous}#demo\">{previous}</a>.</p>",
-            escape(&metric.label)
-        ));
-    }
-    let (start, end) = (week.start, week.last_day());
-    Ok(format!(
-        "<p><a href=\"/definitions/{name}\">{metric_label}</a> by channel in {label} ({start} – {end}, \
-{zone}), {lookback} lookback, one column per model. Every column adds up to the same total: models move \
-credit between channels, never create or lose it. <a href=\"/attribution?week={previous}&amp;lookback={lookback}#demo\">Previous week</a> · \
-lookback <a href=\"/attribution?week={label}&amp;lookback=7d#demo\">7d</a> \
-<a href=\"/attribution?week={label}&amp;lookback=30d#demo\">30d</a> \
-<a href=\"/attribution?week={label}&amp;lookback=90d#demo\">90d</a></p>\
-<table class=\"models\"><thead><tr><th>Channel</th>{header}</tr></thead><tbody>{rows}</tbody>\
-<tfoot><tr><th>Total</th>{total_cells}</tr></tfoot></table>",
-        name = escape(&chosen),
-        metric_label = escape(&metric.label),
-        zone = escape(&state.config.time_zone.to_string()),
-    ))
+        .map(|(channel, values)| {
+            let zeroed: Vec<Option<f64>> = values.iter().map(|v| Some(v.unwrap_or(0.0))).collect();
+            row(channel, &zeroed)
+        })
+        .collect::<Vec<_>>();
+    Ok(Comparison {
+        message: if rows.is_empty() { "no_rows" } else { "" },
+        name: chosen.clone(),
+        metric_label: metric.label.clone(),
+        unit: metric.unit.name(),
+        label: calendar.label(week),
+        previous: calendar.label(calendar.previous(week)),
+        start: week.start.to_string(),
+        end: week.last_day().to_string(),
+        zone: state.config.time_zone.to_string(),
+        lookback: format_duration(base.lookback),
+        models: comparison.models.clone(),
+        total: Some(row("(all)", &comparison.totals)),
+        rows,
+    })
 }

@@ -6,8 +6,7 @@
 //! runs no query, so `If-None-Match` is answered with 304 cheaply. A computed report is kept
 //! under its ETag and reused until data or definitions change it.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -15,14 +14,22 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 
 use super::error::ApiError;
 use super::AppState;
+use crate::cache::Cache;
 use crate::error::Error;
 use crate::render::charts;
 use crate::report::{self, Report};
 
 /// Reports computed, by dashboard and week, with the ETag they were computed under.
-#[derive(Default)]
 pub struct ReportCache {
-    entries: Mutex<HashMap<(String, String), Cached>>,
+    entries: Cache<(String, String), Cached>,
+}
+
+impl Default for ReportCache {
+    fn default() -> Self {
+        Self {
+            entries: Cache::new(256),
+        }
+    }
 }
 
 /// One computed report and its rendered page.
@@ -35,17 +42,11 @@ struct Cached {
 
 impl ReportCache {
     fn get(&self, key: &(String, String), etag: &str) -> Option<Cached> {
-        let entries = self.entries.lock().ok()?;
-        entries.get(key).filter(|c| c.etag == etag).cloned()
+        self.entries.get(key).filter(|c| c.etag == etag)
     }
 
     fn put(&self, key: (String, String), cached: Cached) {
-        if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() > 256 {
-                entries.clear();
-            }
-            entries.insert(key, cached);
-        }
+        self.entries.insert(key, cached);
     }
 }
 

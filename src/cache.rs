@@ -1,0 +1,121 @@
+//! One in-memory cache type for the whole server: a bounded map that evicts the least
+//! recently used entry when full. Used for rendered reports, attribution credits and
+//! duplicate counts; each caller keys entries by everything the value depends on (an ETag, a
+//! data version), so a stale entry is never returned, only left to age out.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::Mutex;
+
+/// A map of at most `capacity` entries, least recently used out first.
+#[derive(Debug)]
+pub struct Cache<K, V> {
+    capacity: usize,
+    inner: Mutex<Inner<K, V>>,
+}
+
+#[derive(Debug)]
+struct Inner<K, V> {
+    entries: HashMap<K, (u64, V)>,
+    clock: u64,
+}
+
+impl<K: Eq + Hash + Clone, V: Clone> Cache<K, V> {
+    /// An empty cache holding at most `capacity` entries (at least one).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            inner: Mutex::new(Inner {
+                entries: HashMap::new(),
+                clock: 0,
+            }),
+        }
+    }
+
+    /// Returns a copy of the value under `key`, marking it recently used.
+    pub fn get(&self, key: &K) -> Option<V> {
+        let mut inner = self.inner.lock().ok()?;
+        inner.clock += 1;
+        let now = inner.clock;
+        let (used, value) = inner.entries.get_mut(key)?;
+        *used = now;
+        Some(value.clone())
+    }
+
+    /// Stores `value` under `key`, evicting the least recently used entry when full.
+    pub fn insert(&self, key: K, value: V) {
+        let Ok(mut inner) = self.inner.lock() else {
+            return;
+        };
+        inner.clock += 1;
+        let now = inner.clock;
+        if !inner.entries.contains_key(&key) && inner.entries.len() >= self.capacity {
+            let oldest = inner
+                .entries
+                .iter()
+                .min_by_key(|(_, (used, _))| *used)
+                .map(|(key, _)| key.clone());
+            if let Some(oldest) = oldest {
+                inner.entries.remove(&oldest);
+            }
+        }
+        inner.entries.insert(key, (now, value));
+    }
+
+    /// Keeps only the entries for which `keep` is true.
+    pub fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.entries.retain(|key, (_, value)| keep(key, value));
+        }
+    }
+
+    /// Returns how many entries are stored.
+    pub fn len(&self) -> usize {
+        self.inner.lock().map(|i| i.entries.len()).unwrap_or(0)
+    }
+
+    /// Returns whether nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_least_recently_used_entry_leaves_first() {
+        let cache = Cache::new(2);
+        cache.insert("a", 1);
+        cache.insert("b", 2);
+        assert_eq!(cache.get(&"a"), Some(1)); // a is now more recent than b
+        cache.insert("c", 3);
+        assert_eq!(cache.get(&"b"), None);
+        assert_eq!(cache.get(&"a"), Some(1));
+        assert_eq!(cache.get(&"c"), Some(3));
+        assert_eq!(cache.len(), 2);
+    }
+
+    #[test]
+    fn replacing_a_key_does_not_evict_another() {
+        let cache = Cache::new(2);
+        cache.insert("a", 1);
+        cache.insert("b", 2);
+        cache.insert("a", 10);
+        assert_eq!(cache.get(&"a"), Some(10));
+        assert_eq!(cache.get(&"b"), Some(2));
+    }
+
+    #[test]
+    fn retain_drops_what_the_predicate_rejects() {
+        let cache = Cache::new(8);
+        for i in 0..5 {
+            cache.insert(i, i * 10);
+        }
+        cache.retain(|k, _| k % 2 == 0);
+        assert_eq!(cache.len(), 3);
+        assert!(!cache.is_empty());
+        assert_eq!(cache.get(&1), None);
+    }
+}

@@ -15,29 +15,25 @@ pub mod aggregate;
 pub mod cancel;
 pub mod discovery;
 pub mod safety;
+mod sandbox;
+mod schema;
+mod store;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
-use async_trait::async_trait;
-use datafusion::catalog::{
-    CatalogProvider, MemorySchemaProvider, SchemaProvider, Session, TableProvider,
-};
+use datafusion::catalog::{CatalogProvider, MemorySchemaProvider, SchemaProvider, TableProvider};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
-use datafusion::datasource::ViewTable;
-use datafusion::error::DataFusionError;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::memory_pool::GreedyMemoryPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
-use datafusion::logical_expr::{Expr, LogicalPlan, TableType};
-use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
@@ -46,6 +42,10 @@ use object_store::{ObjectMeta, ObjectStore};
 use crate::config::{Config, DataRoot};
 use crate::error::{Error, Result};
 use discovery::{group_tables, DiscoveredTable, Stray};
+pub use sandbox::Sandbox;
+use schema::{consensus_schema, read_file_schema, UnavailableTable};
+pub use store::open_store_at;
+use store::{list_all, open_store};
 
 /// Name of the SQL schema that holds the views of `queries/*.sql`.
 pub const REPORTING_SCHEMA: &str = "reporting";
@@ -257,7 +257,45 @@ impl Engine {
         let (tables, strays) = group_tables(inner.root.as_ref(), &objects);
         state.strays = strays;
 
-        // Read the footer of every file not seen before (a few at a time).
+        self.read_new_footers(&mut state, &tables).await;
+        let versions: BTreeMap<String, String> = tables
+            .iter()
+            .map(|table| (table.qualified_name(), files_version(&table.files)))
+            .collect();
+        if versions != state.data_versions {
+            self.inner.attribution.invalidate();
+            state.data_versions = versions;
+        }
+
+        let mut changed = false;
+        let mut seen = Vec::new();
+        for table in tables {
+            seen.push(table.qualified_name());
+            changed |= self.sync_table(&mut state, table)?;
+        }
+        let gone: Vec<String> = state
+            .tables
+            .keys()
+            .filter(|name| !seen.contains(name))
+            .cloned()
+            .collect();
+        for name in gone {
+            if let Some(loaded) = state.tables.remove(&name) {
+                self.schema_provider(&loaded.discovered.source)?
+                    .deregister_table(&loaded.discovered.name)?;
+                changed = true;
+            }
+        }
+        if changed && !state.views.is_empty() {
+            let views = state.views.clone();
+            self.register_views(&mut state, views).await;
+        }
+        Ok(changed)
+    }
+
+    /// Reads the Parquet footer of every file not seen before (a few at a time).
+    async fn read_new_footers(&self, state: &mut CatalogState, tables: &[DiscoveredTable]) {
+        let inner = &self.inner;
         let unseen: Vec<ObjectMeta> = tables
             .iter()
             .flat_map(|table| table.files.iter())
@@ -281,78 +319,45 @@ impl Engine {
                 .collect()
                 .await;
         state.file_schemas.extend(fetched);
+    }
 
-        let versions: BTreeMap<String, String> = tables
-            .iter()
-            .map(|table| (table.qualified_name(), files_version(&table.files)))
-            .collect();
-        if versions != state.data_versions {
-            self.inner.attribution.invalidate();
-            state.data_versions = versions;
-        }
-
-        let mut changed = false;
-        let mut seen = Vec::new();
-        for table in tables {
-            let name = table.qualified_name();
-            seen.push(name.clone());
-            let (schema, error) =
-                consensus_schema(&table, &state.file_schemas, inner.root.as_ref());
-            let structure = format!(
-                "{:?}|{:?}|{:?}",
-                schema.fields(),
-                table.partition_cols,
-                error
-            );
-            let unchanged = state
-                .tables
-                .get(&name)
-                .is_some_and(|loaded| loaded.structure == structure);
-            if unchanged {
-                if let Some(loaded) = state.tables.get_mut(&name) {
-                    loaded.discovered = table;
-                }
-                continue;
-            }
-            let provider: Arc<dyn TableProvider> = match &error {
-                Some(message) => {
-                    Arc::new(UnavailableTable::new(Arc::clone(&schema), message.clone()))
-                }
-                None => self.listing_table(&table, Arc::clone(&schema))?,
-            };
-            // A memory schema refuses to overwrite a table: replace it explicitly.
-            let schema_provider = self.schema_provider(&table.source)?;
-            schema_provider.deregister_table(&table.name)?;
-            schema_provider.register_table(table.name.clone(), provider)?;
-            state.tables.insert(
-                name,
-                LoadedTable {
-                    discovered: table,
-                    schema,
-                    error,
-                    structure,
-                },
-            );
-            changed = true;
-        }
-        let gone: Vec<String> = state
-            .tables
-            .keys()
-            .filter(|name| !seen.contains(name))
-            .cloned()
-            .collect();
-        for name in gone {
-            if let Some(loaded) = state.tables.remove(&name) {
-                self.schema_provider(&loaded.discovered.source)?
-                    .deregister_table(&loaded.discovered.name)?;
-                changed = true;
+    /// Registers a discovered table again when its schema, partitions or problem changed
+    /// (an unreadable table becomes an [`UnavailableTable`] that says why); returns whether it
+    /// did.
+    fn sync_table(&self, state: &mut CatalogState, table: DiscoveredTable) -> Result<bool> {
+        let name = table.qualified_name();
+        let (schema, error) =
+            consensus_schema(&table, &state.file_schemas, self.inner.root.as_ref());
+        let structure = format!(
+            "{:?}|{:?}|{:?}",
+            schema.fields(),
+            table.partition_cols,
+            error
+        );
+        if let Some(loaded) = state.tables.get_mut(&name) {
+            if loaded.structure == structure {
+                loaded.discovered = table;
+                return Ok(false);
             }
         }
-        if changed && !state.views.is_empty() {
-            let views = state.views.clone();
-            self.register_views(&mut state, views).await;
-        }
-        Ok(changed)
+        let provider: Arc<dyn TableProvider> = match &error {
+            Some(message) => Arc::new(UnavailableTable::new(Arc::clone(&schema), message.clone())),
+            None => self.listing_table(&table, Arc::clone(&schema))?,
+        };
+        // A memory schema refuses to overwrite a table: replace it explicitly.
+        let schema_provider = self.schema_provider(&table.source)?;
+        schema_provider.deregister_table(&table.name)?;
+        schema_provider.register_table(table.name.clone(), provider)?;
+        state.tables.insert(
+            name,
+            LoadedTable {
+                discovered: table,
+                schema,
+                error,
+                structure,
+            },
+        );
+        Ok(true)
     }
 
     /// Describes every discovered table (call [`Engine::refresh`] first for current data).
@@ -614,52 +619,6 @@ impl Engine {
     }
 }
 
-/// A scratch session for planning definitions (see [`Engine::sandbox`]).
-pub struct Sandbox {
-    ctx: SessionContext,
-    reporting: Arc<MemorySchemaProvider>,
-}
-
-impl Sandbox {
-    /// Plans `sql` and registers it as the view `reporting.<name>`; returns its schema.
-    pub async fn add_view(&self, name: &str, sql: &str) -> Result<SchemaRef> {
-        let plan = self.plan(sql).await?;
-        let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
-        let view = ViewTable::new(plan, Some(sql.to_string()));
-        self.reporting
-            .register_table(name.to_string(), Arc::new(view))?;
-        Ok(schema)
-    }
-
-    /// Registers a table (not a view) in the sandbox's `reporting` schema.
-    pub fn add_table(&self, name: &str, table: Arc<dyn TableProvider>) -> Result<()> {
-        self.reporting.register_table(name.to_string(), table)?;
-        Ok(())
-    }
-
-    /// Plans one read-only query against landed tables and the views added so far.
-    pub async fn plan(&self, sql: &str) -> Result<LogicalPlan> {
-        let statement = safety::check_read_only(sql)?;
-        let plan = self.ctx.state().statement_to_plan(statement).await?;
-        safety::verify_plan(&plan)?;
-        Ok(plan)
-    }
-
-    /// Returns the tables `sql` reads, as written (`ads.campaign_daily`, `reporting.x`).
-    pub fn table_references(&self, sql: &str) -> Result<Vec<String>> {
-        let statement = safety::check_read_only(sql)?;
-        let (references, _ctes) = self
-            .ctx
-            .state()
-            .resolve_table_references(&statement)
-            .map(|refs| (refs, ()))?;
-        Ok(references
-            .iter()
-            .map(|reference| reference.to_string())
-            .collect())
-    }
-}
-
 /// A short hash of a table's files (path, size, modification time): changes when a file lands,
 /// is replaced or disappears.
 fn files_version(files: &[ObjectMeta]) -> String {
@@ -681,216 +640,4 @@ fn table_prefix(root: &ObjectPath) -> String {
 
 fn table_path(table: &DiscoveredTable) -> String {
     format!("{}/{}", table.source, table.name)
-}
-
-/// Opens the object store for the data root; returns it, the key prefix and the URL base.
-fn open_store(config: &Config) -> Result<(Arc<dyn ObjectStore>, ObjectPath, String)> {
-    open_store_at(&config.data_root, &config.s3)
-}
-
-/// Opens the object store of a root (a local folder or an S3 prefix): the store, the root path
-/// inside it, and the URL scheme prefix. Used for the data root and the snapshot store.
-pub fn open_store_at(
-    root: &DataRoot,
-    s3: &crate::config::S3Options,
-) -> Result<(Arc<dyn ObjectStore>, ObjectPath, String)> {
-    match root {
-        DataRoot::Local(path) => {
-            let root = ObjectPath::from_absolute_path(path).map_err(|error| {
-                Error::input("config", format!("data root {}: {error}", path.display()))
-            })?;
-            let store: Arc<dyn ObjectStore> = Arc::new(object_store::local::LocalFileSystem::new());
-            // `file://` + "/" + absolute path without its leading slash.
-            Ok((store, root, "file://".to_string()))
-        }
-        DataRoot::S3 { bucket, prefix } => {
-            let mut builder = object_store::aws::AmazonS3Builder::from_env()
-                .with_bucket_name(bucket)
-                .with_region(s3.region.clone().unwrap_or_else(|| "us-east-1".to_string()))
-                .with_allow_http(s3.allow_http);
-            if let Some(endpoint) = &s3.endpoint {
-                builder = builder.with_endpoint(endpoint);
-            }
-            if let Some(key) = &s3.access_key_id {
-                builder = builder.with_access_key_id(key);
-            }
-            if let Some(secret) = &s3.secret_access_key {
-                builder = builder.with_secret_access_key(secret);
-            }
-            let store = builder.build().map_err(|error| {
-                Error::input(
-                    "config",
-                    format!("cannot configure S3 for bucket `{bucket}`: {error}"),
-                )
-            })?;
-            Ok((
-                Arc::new(store),
-                ObjectPath::from(prefix.as_str()),
-                format!("s3:/{}", format_args!("/{bucket}")),
-            ))
-        }
-    }
-}
-
-/// Lists every object under the root; `None` when a local root folder does not exist.
-async fn list_all(
-    store: &Arc<dyn ObjectStore>,
-    root: &ObjectPath,
-    data_root: &DataRoot,
-) -> Result<Option<Vec<ObjectMeta>>> {
-    if let DataRoot::Local(path) = data_root {
-        if !path.is_dir() {
-            return Ok(None);
-        }
-    }
-    let prefix = if root.as_ref().is_empty() {
-        None
-    } else {
-        Some(root)
-    };
-    let objects: Vec<ObjectMeta> = store.list(prefix).try_collect().await?;
-    Ok(Some(objects))
-}
-
-/// Reads one file's Parquet footer and returns its Arrow schema.
-async fn read_file_schema(
-    state: &datafusion::execution::SessionState,
-    store: Arc<dyn ObjectStore>,
-    meta: &ObjectMeta,
-) -> std::result::Result<SchemaRef, String> {
-    use datafusion::datasource::file_format::FileFormat;
-    let format = ParquetFormat::default();
-    match format
-        .infer_schema(state, &store, std::slice::from_ref(meta))
-        .await
-    {
-        Ok(schema) => Ok(schema),
-        Err(error) => Err(format!(
-            "not readable as Parquet ({})",
-            error.strip_backtrace()
-        )),
-    }
-}
-
-/// Picks the schema most files share; describes every file that disagrees or cannot be read.
-fn consensus_schema(
-    table: &DiscoveredTable,
-    file_schemas: &HashMap<FileKey, std::result::Result<SchemaRef, String>>,
-    root: &str,
-) -> (SchemaRef, Option<String>) {
-    let relative = |meta: &ObjectMeta| {
-        let path = meta.location.as_ref();
-        path.strip_prefix(root)
-            .unwrap_or(path)
-            .trim_start_matches('/')
-            .to_string()
-    };
-    let mut groups: Vec<(String, SchemaRef, Vec<String>)> = Vec::new();
-    let mut unreadable = Vec::new();
-    for meta in &table.files {
-        match file_schemas.get(&FileKey::of(meta)) {
-            Some(Ok(schema)) => {
-                let schema = normalize_schema(schema);
-                let signature = schema_signature(&schema);
-                match groups.iter_mut().find(|(sig, _, _)| *sig == signature) {
-                    Some((_, _, files)) => files.push(relative(meta)),
-                    None => groups.push((signature, schema, vec![relative(meta)])),
-                }
-            }
-            Some(Err(error)) => unreadable.push(format!("`{}` is {error}", relative(meta))),
-            None => unreadable.push(format!("`{}` was not inspected", relative(meta))),
-        }
-    }
-    groups.sort_by_key(|group| std::cmp::Reverse(group.2.len()));
-    let schema = groups
-        .first()
-        .map(|(_, schema, _)| Arc::clone(schema))
-        .unwrap_or_else(|| Arc::new(Schema::empty()));
-    let mut problems = table.problems.clone();
-    problems.extend(unreadable);
-    if groups.len() > 1 {
-        let describe = |(_, schema, files): &(String, SchemaRef, Vec<String>)| {
-            let shown: Vec<&str> = files.iter().take(3).map(String::as_str).collect();
-            let more = if files.len() > 3 {
-                format!(" and {} more", files.len() - 3)
-            } else {
-                String::new()
-            };
-            format!(
-                "[{}]{more} have ({})",
-                shown.join(", "),
-                schema_signature(schema)
-            )
-        };
-        let others: Vec<String> = groups[1..].iter().map(describe).collect();
-        problems.push(format!(
-            "files disagree on schema: {} but {}; every file of a table needs the same columns and types, so rewrite or remove the odd files",
-            describe(&groups[0]),
-            others.join("; ")
-        ));
-    }
-    let error = if problems.is_empty() {
-        None
-    } else {
-        Some(format!(
-            "table {} is unavailable: {}",
-            table.qualified_name(),
-            problems.join("; ")
-        ))
-    };
-    (schema, error)
-}
-
-/// Drops metadata and makes every column nullable, so writers that differ only there agree.
-fn normalize_schema(schema: &Schema) -> SchemaRef {
-    let fields: Vec<Field> = schema
-        .fields()
-        .iter()
-        .map(|field| Field::new(field.name(), field.data_type().clone(), true))
-        .collect();
-    Arc::new(Schema::new(fields))
-}
-
-fn schema_signature(schema: &Schema) -> String {
-    let parts: Vec<String> = schema
-        .fields()
-        .iter()
-        .map(|field| format!("{} {}", field.name(), field.data_type()))
-        .collect();
-    parts.join(", ")
-}
-
-/// A table that cannot be read; planning works (its last known schema) and scanning fails with
-/// the reason, so one broken table degrades only the queries that read it.
-#[derive(Debug)]
-struct UnavailableTable {
-    schema: SchemaRef,
-    reason: String,
-}
-
-impl UnavailableTable {
-    fn new(schema: SchemaRef, reason: String) -> Self {
-        Self { schema, reason }
-    }
-}
-
-#[async_trait]
-impl TableProvider for UnavailableTable {
-    fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.schema)
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::Base
-    }
-
-    async fn scan(
-        &self,
-        _state: &dyn Session,
-        _projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
-        _limit: Option<usize>,
-    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
-        Err(DataFusionError::Execution(self.reason.clone()))
-    }
 }

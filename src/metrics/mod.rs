@@ -406,7 +406,12 @@ mod tests {
         assert_eq!(previous.value, Some(100.0));
         assert_eq!(previous.change, Some(20.0));
         assert_eq!(previous.change_ratio, Some(0.2));
-        let trailing = compare(Comparison::Trailing4, Some(90.0), &[80.0, 100.0], "W".into());
+        let trailing = compare(
+            Comparison::Trailing4,
+            Some(90.0),
+            &[80.0, 100.0],
+            "W".into(),
+        );
         assert_eq!(trailing.value, Some(90.0));
         assert_eq!(trailing.change_ratio, Some(0.0));
     }
@@ -420,6 +425,10 @@ mod tests {
         assert_eq!(missing.value, None);
         assert_eq!(missing.change, None);
         let negative = compare(Comparison::Previous, Some(-50.0), &[-100.0], "W".into());
-        assert_eq!(negative.change_ratio, Some(0.5), "relative to the base's magnitude");
+        assert_eq!(
+            negative.change_ratio,
+            Some(0.5),
+            "relative to the base's magnitude"
+        );
     }
 }

@@ -1,0 +1,59 @@
+//! A scratch session that plans definitions against the landed schemas without touching
+//! what the engine serves.
+
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use datafusion::catalog::{MemorySchemaProvider, SchemaProvider, TableProvider};
+use datafusion::datasource::ViewTable;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::SessionContext;
+
+use super::safety;
+use crate::error::Result;
+
+/// A scratch session for planning definitions (see [`Engine::sandbox`]).
+pub struct Sandbox {
+    pub(super) ctx: SessionContext,
+    pub(super) reporting: Arc<MemorySchemaProvider>,
+}
+
+impl Sandbox {
+    /// Plans `sql` and registers it as the view `reporting.<name>`; returns its schema.
+    pub async fn add_view(&self, name: &str, sql: &str) -> Result<SchemaRef> {
+        let plan = self.plan(sql).await?;
+        let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
+        let view = ViewTable::new(plan, Some(sql.to_string()));
+        self.reporting
+            .register_table(name.to_string(), Arc::new(view))?;
+        Ok(schema)
+    }
+
+    /// Registers a table (not a view) in the sandbox's `reporting` schema.
+    pub fn add_table(&self, name: &str, table: Arc<dyn TableProvider>) -> Result<()> {
+        self.reporting.register_table(name.to_string(), table)?;
+        Ok(())
+    }
+
+    /// Plans one read-only query against landed tables and the views added so far.
+    pub async fn plan(&self, sql: &str) -> Result<LogicalPlan> {
+        let statement = safety::check_read_only(sql)?;
+        let plan = self.ctx.state().statement_to_plan(statement).await?;
+        safety::verify_plan(&plan)?;
+        Ok(plan)
+    }
+
+    /// Returns the tables `sql` reads, as written (`ads.campaign_daily`, `reporting.x`).
+    pub fn table_references(&self, sql: &str) -> Result<Vec<String>> {
+        let statement = safety::check_read_only(sql)?;
+        let (references, _ctes) = self
+            .ctx
+            .state()
+            .resolve_table_references(&statement)
+            .map(|refs| (refs, ()))?;
+        Ok(references
+            .iter()
+            .map(|reference| reference.to_string())
+            .collect())
+    }
+}

@@ -10,7 +10,7 @@ use super::model::{DuplicateCount, Freshness, Health, ReconcileTable};
 use super::Context;
 use crate::attribution::Settings;
 use crate::cache::Cache;
-use crate::defs::{Dashboard, Metric};
+use crate::defs::{Dashboard, Metric, Reconcile};
 use crate::engine::QueryLimits;
 use crate::error::Error;
 use crate::metrics::{self, MetricService};
@@ -154,55 +154,14 @@ impl Context<'_> {
     ) -> Health {
         let sources = self.sources_of(dashboard);
         let mut health = Health::default();
-        let limits = QueryLimits {
-            timeout: std::time::Duration::from_secs(120),
-            max_rows: 1,
-        };
         let versions = self.engine.data_versions().await;
         for table in self.engine.tables().await {
             let source = table.name.split('.').next().unwrap_or_default();
             if !sources.contains(source) {
                 continue;
             }
-            // Counting duplicates reads the whole table: once per data version of it.
-            let key = (
-                table.name.clone(),
-                versions.get(&table.name).cloned().unwrap_or_default(),
-            );
-            let known = duplicate_counts().get(&key);
-            if let Some((rows, duplicates)) = known {
-                health.duplicates.push(DuplicateCount {
-                    table: table.name.clone(),
-                    rows: Some(rows),
-                    duplicates: Some(duplicates),
-                    error: None,
-                });
-                continue;
-            }
-            let sql = format!(
-                "SELECT (SELECT count(*) FROM {0}) AS landed, (SELECT count(*) FROM (SELECT DISTINCT * FROM {0})) AS distinct_rows",
-                table.name
-            );
-            let counted = self.engine.run_sql(&sql, limits).await.and_then(|output| {
-                use arrow::array::AsArray;
-                let batch = output
-                    .batches
-                    .first()
-                    .ok_or_else(|| Error::internal("no row"))?;
-                let landed = batch
-                    .column(0)
-                    .as_primitive::<arrow::datatypes::Int64Type>()
-                    .value(0);
-                let distinct = batch
-                    .column(1)
-                    .as_primitive::<arrow::datatypes::Int64Type>()
-                    .value(0);
-                Ok((landed, landed - distinct))
-            });
-            if let Ok(counted) = &counted {
-                duplicate_counts().insert(key, *counted);
-            }
-            health.duplicates.push(match counted {
+            let version = versions.get(&table.name).cloned().unwrap_or_default();
+            let count = match self.duplicates(&table.name, version).await {
                 Ok((rows, duplicates)) => DuplicateCount {
                     table: table.name.clone(),
                     rows: Some(rows),
@@ -221,49 +180,96 @@ impl Context<'_> {
                         error: Some(error.message),
                     }
                 }
-            });
+            };
+            health.duplicates.push(count);
         }
         for reconcile in &dashboard.reconcile {
             let left = self
                 .by_dimension(service, &reconcile.left, &reconcile.by, week, settings)
                 .await
                 .unwrap_or_default();
-            let right: BTreeMap<String, Option<f64>> = self
+            let right = self
                 .by_dimension(service, &reconcile.right, &reconcile.by, week, settings)
                 .await
-                .unwrap_or_default()
-                .into_iter()
-                .collect();
-            let mut rows = Vec::new();
-            for (value, l) in left {
-                let r = right.get(&value).copied().flatten();
-                let gap = match (l, r) {
-                    (Some(l), Some(r)) if l != 0.0 => Some(r / l - 1.0),
-                    _ => None,
-                };
-                if let Some(g) = gap.filter(|g| g.abs() > reconcile.tolerance) {
-                    health.findings.push(format!(
-                        "{}: {value} has {:+.0}% {} against {} (tolerance {:.0}%).",
-                        reconcile.label,
-                        g * 100.0,
-                        reconcile.right,
-                        reconcile.left,
-                        reconcile.tolerance * 100.0
-                    ));
-                }
-                rows.push((value, l, r, gap));
-            }
-            health.reconcile.push(ReconcileTable {
-                label: reconcile.label.clone(),
-                left: reconcile.left.clone(),
-                right: reconcile.right.clone(),
-                by: reconcile.by.clone(),
-                rows,
-                tolerance: reconcile.tolerance,
-            });
+                .unwrap_or_default();
+            let (table, findings) = reconciliation(reconcile, left, right);
+            health.findings.extend(findings);
+            health.reconcile.push(table);
         }
         health
     }
+
+    /// A table's landed rows and how many repeat another row exactly. Counting reads the
+    /// whole table, so it runs once per data version of it.
+    async fn duplicates(&self, table: &str, version: String) -> crate::Result<(i64, i64)> {
+        let key = (table.to_string(), version);
+        if let Some(known) = duplicate_counts().get(&key) {
+            return Ok(known);
+        }
+        let sql = format!(
+            "SELECT (SELECT count(*) FROM {table}) AS landed, (SELECT count(*) FROM (SELECT DISTINCT * FROM {table})) AS distinct_rows"
+        );
+        let limits = QueryLimits {
+            timeout: std::time::Duration::from_secs(120),
+            max_rows: 1,
+        };
+        let output = self.engine.run_sql(&sql, limits).await?;
+        use arrow::array::AsArray;
+        let batch = output
+            .batches
+            .first()
+            .ok_or_else(|| Error::internal("no row"))?;
+        let landed = batch
+            .column(0)
+            .as_primitive::<arrow::datatypes::Int64Type>()
+            .value(0);
+        let distinct = batch
+            .column(1)
+            .as_primitive::<arrow::datatypes::Int64Type>()
+            .value(0);
+        let counted = (landed, landed - distinct);
+        duplicate_counts().insert(key, counted);
+        Ok(counted)
+    }
+}
+
+/// Two metrics side by side by a dimension: one row per value of the reference metric with
+/// the gap share (`right / left - 1`), and a finding for every gap beyond the tolerance.
+pub fn reconciliation(
+    reconcile: &Reconcile,
+    left: Vec<(String, Option<f64>)>,
+    right: Vec<(String, Option<f64>)>,
+) -> (ReconcileTable, Vec<String>) {
+    let right: BTreeMap<String, Option<f64>> = right.into_iter().collect();
+    let mut rows = Vec::new();
+    let mut findings = Vec::new();
+    for (value, l) in left {
+        let r = right.get(&value).copied().flatten();
+        let gap = match (l, r) {
+            (Some(l), Some(r)) if l != 0.0 => Some(r / l - 1.0),
+            _ => None,
+        };
+        if let Some(g) = gap.filter(|g| g.abs() > reconcile.tolerance) {
+            findings.push(format!(
+                "{}: {value} has {:+.0}% {} against {} (tolerance {:.0}%).",
+                reconcile.label,
+                g * 100.0,
+                reconcile.right,
+                reconcile.left,
+                reconcile.tolerance * 100.0
+            ));
+        }
+        rows.push((value, l, r, gap));
+    }
+    let table = ReconcileTable {
+        label: reconcile.label.clone(),
+        left: reconcile.left.clone(),
+        right: reconcile.right.clone(),
+        by: reconcile.by.clone(),
+        rows,
+        tolerance: reconcile.tolerance,
+    };
+    (table, findings)
 }
 
 /// Landed and duplicate rows by (table, data version).
@@ -273,4 +279,37 @@ type DuplicateCounts = Cache<(String, String), (i64, i64)>;
 fn duplicate_counts() -> &'static DuplicateCounts {
     static COUNTS: std::sync::OnceLock<DuplicateCounts> = std::sync::OnceLock::new();
     COUNTS.get_or_init(|| Cache::new(1024))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gaps_beyond_the_tolerance_are_findings() {
+        let reconcile = Reconcile {
+            label: "Clicks against sessions".into(),
+            left: "clicks".into(),
+            right: "sessions".into(),
+            by: "platform".into(),
+            tolerance: 0.2,
+        };
+        let left = vec![
+            ("google".into(), Some(100.0)),
+            ("meta".into(), Some(100.0)),
+            ("linkedin".into(), Some(0.0)),
+            ("bing".into(), Some(10.0)),
+        ];
+        let right = vec![("google".into(), Some(85.0)), ("meta".into(), Some(70.0))];
+        let (table, findings) = reconciliation(&reconcile, left, right);
+        assert_eq!(
+            findings,
+            vec!["Clicks against sessions: meta has -30% sessions against clicks (tolerance 20%)."]
+        );
+        let gaps: Vec<Option<f64>> = table.rows.iter().map(|r| r.3).collect();
+        assert_eq!(gaps.len(), 4);
+        assert!((gaps[0].expect("google") + 0.15).abs() < 1e-12);
+        assert_eq!(gaps[2], None, "no gap against zero");
+        assert_eq!(gaps[3], None, "no gap against a missing value");
+    }
 }

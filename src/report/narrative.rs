@@ -17,128 +17,144 @@ use crate::metrics;
 /// follow-up across all tiles (changes beyond the threshold in the good or bad direction,
 /// target status, unavailable KPIs, data-health findings).
 pub fn summarise(report: &Report, thresholds: &Thresholds) -> Vec<Sentence> {
-    let mut out = Vec::new();
-    let format = |t: &Tile, v: Option<f64>| metrics::format_value(t.unit, v);
-    let percent = |r: f64| format!("{:+.1}%", r * 100.0);
-    for tile in &report.primary {
-        let Some(value) = tile.value else { continue };
-        let mut parts = vec![format!("{} was {}", tile.label, format(tile, Some(value)))];
-        if let Some(c) = tile
-            .comparisons
-            .get("previous")
-            .and_then(|c| c.change_ratio)
-        {
-            parts.push(format!("{} against the week before", percent(c)));
-        }
-        if let Some(c) = tile
-            .comparisons
-            .get("year_ago")
-            .and_then(|c| c.change_ratio)
-        {
-            parts.push(format!("{} against a year ago", percent(c)));
-        }
-        out.push(Sentence {
-            kind: SentenceKind::Changed,
-            text: format!("{}.", parts.join(", ")),
-            metric: Some(tile.metric.clone()),
-        });
-    }
+    let mut out: Vec<Sentence> = report.primary.iter().filter_map(what_changed).collect();
     let all = report
         .primary
         .iter()
         .chain(report.sections.iter().flat_map(|s| s.tiles.iter()));
     for tile in all {
-        for change in &tile.definition_changes {
-            out.push(Sentence {
-                kind: SentenceKind::FollowUp,
-                text: format!(
-                    "{}: {change}; weeks before and after are computed differently.",
-                    tile.label
-                ),
-                metric: Some(tile.metric.clone()),
-            });
-        }
-        if let Some(reason) = &tile.unavailable {
-            if tile.comparisons.is_empty() || *reason != Unavailable::NoData {
-                out.push(Sentence {
-                    kind: SentenceKind::FollowUp,
-                    text: format!("{} is unavailable: {reason}.", tile.label),
-                    metric: Some(tile.metric.clone()),
-                });
-            }
-            continue;
-        }
-        if let Some(change) = tile
-            .comparisons
-            .get("previous")
-            .and_then(|c| c.change_ratio)
-        {
-            if change.abs() >= thresholds.change && tile.good != Good::Neutral {
-                let better = (change > 0.0) == (tile.good == Good::Up);
-                out.push(Sentence {
-                    kind: if better {
-                        SentenceKind::Improved
-                    } else {
-                        SentenceKind::FollowUp
-                    },
-                    text: format!(
-                        "{} {} {:.1}% week over week, to {}.",
-                        tile.label,
-                        if change > 0.0 { "rose" } else { "fell" },
-                        change.abs() * 100.0,
-                        format(tile, tile.value)
-                    ),
-                    metric: Some(tile.metric.clone()),
-                });
-            }
-        }
-        match tile.target_status {
-            Some(TargetStatus::Behind) => out.push(Sentence {
-                kind: SentenceKind::FollowUp,
-                text: format!(
-                    "{} is {} its target of {} ({:.0}% of it).",
-                    tile.label,
-                    if tile.good == Good::Down {
-                        "above"
-                    } else {
-                        "behind"
-                    },
-                    format(tile, tile.target),
-                    tile.value
-                        .zip(tile.target)
-                        .map(|(v, t)| v / t * 100.0)
-                        .unwrap_or(0.0)
-                ),
-                metric: Some(tile.metric.clone()),
-            }),
-            Some(TargetStatus::Ahead) => out.push(Sentence {
-                kind: SentenceKind::Improved,
-                text: format!(
-                    "{} is ahead of its target of {}.",
-                    tile.label,
-                    format(tile, tile.target)
-                ),
-                metric: Some(tile.metric.clone()),
-            }),
-            _ => {}
-        }
+        out.extend(tile_sentences(tile, thresholds));
     }
-    for banner in &report.banners {
+    for text in report.banners.iter().chain(&report.health.findings) {
         out.push(Sentence {
             kind: SentenceKind::FollowUp,
-            text: banner.clone(),
-            metric: None,
-        });
-    }
-    for finding in &report.health.findings {
-        out.push(Sentence {
-            kind: SentenceKind::FollowUp,
-            text: finding.clone(),
+            text: text.clone(),
             metric: None,
         });
     }
     out
 }
+
+/// A headline KPI's value with its week-over-week and year-ago changes.
+fn what_changed(tile: &Tile) -> Option<Sentence> {
+    let value = tile.value?;
+    let percent = |r: f64| format!("{:+.1}%", r * 100.0);
+    let mut parts = vec![format!(
+        "{} was {}",
+        tile.label,
+        metrics::format_value(tile.unit, Some(value))
+    )];
+    let change = |name: &str| tile.comparisons.get(name).and_then(|c| c.change_ratio);
+    if let Some(c) = change("previous") {
+        parts.push(format!("{} against the week before", percent(c)));
+    }
+    if let Some(c) = change("year_ago") {
+        parts.push(format!("{} against a year ago", percent(c)));
+    }
+    Some(sentence(
+        SentenceKind::Changed,
+        format!("{}.", parts.join(", ")),
+        tile,
+    ))
+}
+
+/// What one tile adds to the improved and follow-up lists.
+fn tile_sentences(tile: &Tile, thresholds: &Thresholds) -> Vec<Sentence> {
+    let mut out: Vec<Sentence> = tile
+        .definition_changes
+        .iter()
+        .map(|change| {
+            sentence(
+                SentenceKind::FollowUp,
+                format!(
+                    "{}: {change}; weeks before and after are computed differently.",
+                    tile.label
+                ),
+                tile,
+            )
+        })
+        .collect();
+    if let Some(reason) = &tile.unavailable {
+        if tile.comparisons.is_empty() || *reason != Unavailable::NoData {
+            out.push(sentence(
+                SentenceKind::FollowUp,
+                format!("{} is unavailable: {reason}.", tile.label),
+                tile,
+            ));
+        }
+        return out;
+    }
+    out.extend(weekly_change(tile, thresholds.change));
+    out.extend(target_sentence(tile));
+    out
+}
+
+/// A week-over-week change of at least `threshold`, judged by the KPI's good direction.
+fn weekly_change(tile: &Tile, threshold: f64) -> Option<Sentence> {
+    let change = tile
+        .comparisons
+        .get("previous")
+        .and_then(|c| c.change_ratio)?;
+    if change.abs() < threshold || tile.good == Good::Neutral {
+        return None;
+    }
+    let better = (change > 0.0) == (tile.good == Good::Up);
+    let kind = if better {
+        SentenceKind::Improved
+    } else {
+        SentenceKind::FollowUp
+    };
+    let text = format!(
+        "{} {} {:.1}% week over week, to {}.",
+        tile.label,
+        if change > 0.0 { "rose" } else { "fell" },
+        change.abs() * 100.0,
+        metrics::format_value(tile.unit, tile.value)
+    );
+    Some(sentence(kind, text, tile))
+}
+
+/// Behind target is a follow-up; ahead of it, an improvement.
+fn target_sentence(tile: &Tile) -> Option<Sentence> {
+    let target = metrics::format_value(tile.unit, tile.target);
+    match tile.target_status? {
+        TargetStatus::Behind => {
+            let side = if tile.good == Good::Down {
+                "above"
+            } else {
+                "behind"
+            };
+            let share = tile
+                .value
+                .zip(tile.target)
+                .map(|(v, t)| v / t * 100.0)
+                .unwrap_or(0.0);
+            Some(sentence(
+                SentenceKind::FollowUp,
+                format!(
+                    "{} is {side} its target of {target} ({share:.0}% of it).",
+                    tile.label
+                ),
+                tile,
+            ))
+        }
+        TargetStatus::Ahead => Some(sentence(
+            SentenceKind::Improved,
+            format!("{} is ahead of its target of {target}.", tile.label),
+            tile,
+        )),
+        TargetStatus::OnTrack => None,
+    }
+}
+
+fn sentence(kind: SentenceKind, text: String, tile: &Tile) -> Sentence {
+    Sentence {
+        kind,
+        text,
+        metric: Some(tile.metric.clone()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,9 +8,10 @@ use chrono::Utc;
 
 use super::error::ApiError;
 use super::AppState;
+use crate::defs::Registry;
 use crate::error::Error;
 use crate::metrics::{self, MetricService, SeriesRequest};
-use crate::time::Grain;
+use crate::time::{Calendar, Grain, Period};
 
 /// `GET /api/v1/metrics`: every metric with its definition.
 pub async fn get_metrics(State(state): State<AppState>) -> Response {
@@ -52,59 +53,9 @@ pub async fn get_metric_series(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let mut params = SeriesParams::default();
-    for (key, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-        let value = value.to_string();
-        match key.as_ref() {
-            "from" => params.from = Some(value),
-            "to" => params.to = Some(value),
-            "grain" => params.grain = Some(value),
-            "by" => params.by.extend(
-                value
-                    .split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string),
-            ),
-            "filter" => params.filter.extend(
-                value
-                    .split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string),
-            ),
-            "compare" => params.compare.push(value),
-            "format" => params.format = Some(value),
-            "model" => params.model = Some(value),
-            "lookback" => params.lookback = Some(value),
-            other => {
-                return Err(Error::input(
-                    "bad_parameter",
-                    format!(
-                    "unknown parameter `{other}`; use from, to, grain, by, filter, compare, format, model, lookback"
-                ),
-                )
-                .into())
-            }
-        }
-    }
+    let params = SeriesParams::parse(query.as_deref().unwrap_or_default())?;
     let calendar = state.config.calendar();
-    let grain: Grain = match &params.grain {
-        Some(text) => text
-            .parse()
-            .map_err(|message: String| Error::input("bad_grain", message))?,
-        None => Grain::Week,
-    };
-    // Without a range: the 13 periods up to the last complete one.
-    let current = calendar.period_of_instant(Utc::now(), grain);
-    let last_complete = calendar.previous(current);
-    let to = params.to.unwrap_or_else(|| calendar.label(last_complete));
-    let from = params.from.unwrap_or_else(|| {
-        let mut first = calendar.parse_as(&to, grain, true).unwrap_or(last_complete);
-        for _ in 0..12 {
-            first = calendar.previous(first);
-        }
-        calendar.label(first)
-    });
-    let (from, to) = metrics::parse_range(&calendar, &from, &to, grain)?;
+    let (from, to) = params.range(&calendar)?;
     let compare = metrics::parse_comparisons(&params.compare.join(","))?;
     let registry = state.read_definitions().registry;
     let request = SeriesRequest {
@@ -137,36 +88,44 @@ pub async fn get_metric_series(
         )
             .into_response());
     }
-    // Mark a series whose range spans a change of definition (of the metric or a part): the
-    // versions first served inside the range, other than the first version ever recorded.
     let (range_start, _) = calendar.instants(from);
     let (_, range_end) = calendar.instants(to);
-    let mut names = vec![series.metric.clone()];
-    names.extend(
-        registry
-            .metrics
-            .get(&series.metric)
-            .map(metrics::parts)
-            .unwrap_or_default(),
-    );
-    let changes: Vec<serde_json::Value> = {
-        let history = match state.history.lock() {
-            Ok(history) => history,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        names
-            .iter()
-            .flat_map(|name| history.for_metric(name).into_iter().skip(1))
-            .filter(|version| version.first_seen >= range_start && version.first_seen < range_end)
-            .map(|version| {
-                serde_json::json!({"metric": version.metric, "hash": version.hash,
-                "first_seen": version.first_seen, "commit": version.commit})
-            })
-            .collect()
-    };
+    let changes = definition_changes(&state, &registry, &series.metric, range_start, range_end);
     let mut body = serde_json::to_value(&series).map_err(|e| Error::internal(e.to_string()))?;
     body["definition_changes"] = serde_json::Value::Array(changes);
     Ok(Json(body).into_response())
+}
+
+/// The definition versions (of the metric or a part) first served inside the range, other
+/// than the first version ever recorded: values on either side were computed differently.
+fn definition_changes(
+    state: &AppState,
+    registry: &Registry,
+    metric: &str,
+    range_start: chrono::DateTime<Utc>,
+    range_end: chrono::DateTime<Utc>,
+) -> Vec<serde_json::Value> {
+    let mut names = vec![metric.to_string()];
+    names.extend(
+        registry
+            .metrics
+            .get(metric)
+            .map(metrics::parts)
+            .unwrap_or_default(),
+    );
+    let history = match state.history.lock() {
+        Ok(history) => history,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    names
+        .iter()
+        .flat_map(|name| history.for_metric(name).into_iter().skip(1))
+        .filter(|version| version.first_seen >= range_start && version.first_seen < range_end)
+        .map(|version| {
+            serde_json::json!({"metric": version.metric, "hash": version.hash,
+            "first_seen": version.first_seen, "commit": version.commit})
+        })
+        .collect()
 }
 
 #[derive(Default)]
@@ -180,6 +139,67 @@ struct SeriesParams {
     format: Option<String>,
     model: Option<String>,
     lookback: Option<String>,
+}
+
+impl SeriesParams {
+    /// Reads the query string; an unknown parameter is an error that lists the known ones.
+    fn parse(query: &str) -> Result<Self, Error> {
+        let mut params = Self::default();
+        let list = |value: &str| -> Vec<String> {
+            value
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        };
+        for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+            let value = value.to_string();
+            match key.as_ref() {
+                "from" => params.from = Some(value),
+                "to" => params.to = Some(value),
+                "grain" => params.grain = Some(value),
+                "by" => params.by.extend(list(&value)),
+                "filter" => params.filter.extend(list(&value)),
+                "compare" => params.compare.push(value),
+                "format" => params.format = Some(value),
+                "model" => params.model = Some(value),
+                "lookback" => params.lookback = Some(value),
+                other => {
+                    return Err(Error::input(
+                        "bad_parameter",
+                        format!(
+                            "unknown parameter `{other}`; use from, to, grain, by, filter, compare, format, model, lookback"
+                        ),
+                    ))
+                }
+            }
+        }
+        Ok(params)
+    }
+
+    /// The periods asked for; without a range, the 13 periods up to the last complete one.
+    fn range(&self, calendar: &Calendar) -> Result<(Period, Period), Error> {
+        let grain: Grain = match &self.grain {
+            Some(text) => text
+                .parse()
+                .map_err(|message: String| Error::input("bad_grain", message))?,
+            None => Grain::Week,
+        };
+        let current = calendar.period_of_instant(Utc::now(), grain);
+        let last_complete = calendar.previous(current);
+        let to = self
+            .to
+            .clone()
+            .unwrap_or_else(|| calendar.label(last_complete));
+        let from = self.from.clone().unwrap_or_else(|| {
+            let mut first = calendar.parse_as(&to, grain, true).unwrap_or(last_complete);
+            for _ in 0..12 {
+                first = calendar.previous(first);
+            }
+            calendar.label(first)
+        });
+        metrics::parse_range(calendar, &from, &to, grain)
+    }
 }
 
 /// `GET /api/openapi.json`.

@@ -576,94 +576,15 @@ impl Resolver<'_> {
         metric: &Metric,
         pieces: &SimplePieces<'_>,
     ) -> bool {
+        let table_name = pieces.table.get_ref().to_ascii_lowercase();
+        let table_line = line_of(&file.text, pieces.table.span().start);
+        if !self.check_simple_table(file, metric, &table_name, table_line) {
+            return false;
+        }
         let (path, text) = (file.path.as_path(), file.text.as_str());
-        let SimplePieces {
-            measure,
-            table,
-            time_column,
-            filter,
-            dimensions,
-        } = *pieces;
-        let table_name = table.get_ref().to_ascii_lowercase();
-        let table_line = line_of(text, table.span().start);
-        let known = match table_name.split_once('.') {
-            Some((REPORTING_SCHEMA, view)) => self.view_sources.contains_key(view),
-            Some(_) => self.tables.contains(&table_name),
-            None => false,
-        };
-        if !known {
-            let attribution = format!(
-                "{REPORTING_SCHEMA}.{}",
-                crate::attribution::table::TABLE_NAME
-            );
-            let hint = if table_name == attribution {
-                format!(
-                    "{attribution} exists when {} and {} (named under [attribution] in kpi.toml) are defined; see README \"Attribution\"",
-                    self.config.attribution.touches, self.config.attribution.conversions
-                )
-            } else if table_name.starts_with("reporting.") {
-                "views are the files in queries/ (reporting.<file stem>)".to_string()
-            } else {
-                self.table_hint(&table_name)
-            };
-            self.report(
-                path,
-                table_line,
-                format!(
-                    "metric `{}` reads unknown table `{table_name}`",
-                    metric.name
-                ),
-                Some(hint),
-            );
-            return false;
-        }
-        let sources = self.sources_of(&format!("SELECT * FROM {table_name}"));
-        let foreign: Vec<&String> = sources
-            .iter()
-            .filter(|source| **source != metric.source)
-            .collect();
-        // An unknown source was reported already; do not report it again as a mismatch.
-        if !foreign.is_empty() && self.config.sources.contains_key(&metric.source) {
-            let list: Vec<&str> = foreign.iter().map(|s| s.as_str()).collect();
-            self.report(path, table_line, format!(
-                "metric `{}` has source of truth `{}` but `{table_name}` reads source(s) {}",
-                metric.name, metric.source, list.join(", ")),
-                Some("a metric may only read tables of its own source; use a derived metric to combine sources".into()));
-            return false;
-        }
+        let time_column = pieces.time_column;
         let mut ok = true;
-        let checks: Vec<(String, usize, String)> = {
-            let mut checks = vec![
-                (
-                    format!("SELECT {} FROM {table_name}", measure.get_ref()),
-                    line_of(text, measure.span().start),
-                    "measure".to_string(),
-                ),
-                (
-                    format!("SELECT {} FROM {table_name}", time_column.get_ref()),
-                    line_of(text, time_column.span().start),
-                    "time_column".to_string(),
-                ),
-            ];
-            if let Some(filter) = filter {
-                checks.push((
-                    format!("SELECT 1 FROM {table_name} WHERE {}", filter.get_ref()),
-                    line_of(text, filter.span().start),
-                    "filter".to_string(),
-                ));
-            }
-            for dimension in dimensions {
-                checks.push((
-                    format!(
-                        "SELECT {} FROM {table_name} GROUP BY 1",
-                        dimension.get_ref()
-                    ),
-                    line_of(text, dimension.span().start),
-                    format!("dimension `{}`", dimension.get_ref()),
-                ));
-            }
-            checks
-        };
+        let checks = piece_queries(text, &table_name, pieces);
         for (sql, line, what) in checks {
             match self.sandbox.plan(&sql).await {
                 Ok(plan) => {
@@ -697,4 +618,101 @@ impl Resolver<'_> {
         }
         ok
     }
+
+    /// The table of a simple metric must exist and read only the metric's source of truth.
+    fn check_simple_table(
+        &mut self,
+        file: &SourceFile,
+        metric: &Metric,
+        table_name: &str,
+        table_line: usize,
+    ) -> bool {
+        let path = file.path.as_path();
+        let known = match table_name.split_once('.') {
+            Some((REPORTING_SCHEMA, view)) => self.view_sources.contains_key(view),
+            Some(_) => self.tables.contains(table_name),
+            None => false,
+        };
+        if !known {
+            let attribution = format!(
+                "{REPORTING_SCHEMA}.{}",
+                crate::attribution::table::TABLE_NAME
+            );
+            let hint = if table_name == attribution {
+                format!(
+                    "{attribution} exists when {} and {} (named under [attribution] in kpi.toml) are defined; see README \"Attribution\"",
+                    self.config.attribution.touches, self.config.attribution.conversions
+                )
+            } else if table_name.starts_with("reporting.") {
+                "views are the files in queries/ (reporting.<file stem>)".to_string()
+            } else {
+                self.table_hint(table_name)
+            };
+            self.report(
+                path,
+                table_line,
+                format!(
+                    "metric `{}` reads unknown table `{table_name}`",
+                    metric.name
+                ),
+                Some(hint),
+            );
+            return false;
+        }
+        let sources = self.sources_of(&format!("SELECT * FROM {table_name}"));
+        let foreign: Vec<&str> = sources
+            .iter()
+            .filter(|source| **source != metric.source)
+            .map(String::as_str)
+            .collect();
+        // An unknown source was reported already; do not report it again as a mismatch.
+        if !foreign.is_empty() && self.config.sources.contains_key(&metric.source) {
+            self.report(path, table_line, format!(
+                "metric `{}` has source of truth `{}` but `{table_name}` reads source(s) {}",
+                metric.name, metric.source, foreign.join(", ")),
+                Some("a metric may only read tables of its own source; use a derived metric to combine sources".into()));
+            return false;
+        }
+        true
+    }
+}
+
+/// One query per SQL piece of a simple metric (measure, time column, filter, each dimension),
+/// with the line of the piece and what to call it in an error.
+fn piece_queries(
+    text: &str,
+    table_name: &str,
+    pieces: &SimplePieces<'_>,
+) -> Vec<(String, usize, String)> {
+    let at = |piece: &Spanned<String>| line_of(text, piece.span().start);
+    let mut checks = vec![
+        (
+            format!("SELECT {} FROM {table_name}", pieces.measure.get_ref()),
+            at(pieces.measure),
+            "measure".to_string(),
+        ),
+        (
+            format!("SELECT {} FROM {table_name}", pieces.time_column.get_ref()),
+            at(pieces.time_column),
+            "time_column".to_string(),
+        ),
+    ];
+    if let Some(filter) = pieces.filter {
+        checks.push((
+            format!("SELECT 1 FROM {table_name} WHERE {}", filter.get_ref()),
+            at(filter),
+            "filter".to_string(),
+        ));
+    }
+    for dimension in pieces.dimensions {
+        checks.push((
+            format!(
+                "SELECT {} FROM {table_name} GROUP BY 1",
+                dimension.get_ref()
+            ),
+            at(dimension),
+            format!("dimension `{}`", dimension.get_ref()),
+        ));
+    }
+    checks
 }

@@ -10,58 +10,66 @@ use crate::config::is_identifier;
 use crate::defs::{SourceFile, QUERIES_DIR};
 use crate::engine::{ViewDef, REPORTING_SCHEMA};
 
+/// A view file with a valid name and the `reporting.` views it reads.
+struct Pending<'f> {
+    file: &'f SourceFile,
+    name: String,
+    deps: Vec<String>,
+}
+
 impl Resolver<'_> {
+    /// Checks a view file's name and parses the views it reads; `None` after a problem.
+    fn pending_view<'f>(&mut self, file: &'f SourceFile) -> Option<Pending<'f>> {
+        let stem = file
+            .path
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
+        if !is_identifier(&stem) {
+            self.report(&file.path, 1, format!("`{stem}` is not a valid view name"),
+                Some("name the file with lowercase letters, digits and `_`, such as clean_sessions.sql".into()));
+            return None;
+        }
+        let references = match self.sandbox.table_references(&file.text) {
+            Ok(references) => references,
+            Err(error) => {
+                let line = sql_error_line(&file.text, &error.message);
+                self.report(
+                    &file.path,
+                    line,
+                    error.message,
+                    Some("a view is one SELECT statement".into()),
+                );
+                return None;
+            }
+        };
+        let deps = references
+            .iter()
+            .filter_map(|reference| {
+                reference
+                    .to_ascii_lowercase()
+                    .strip_prefix("reporting.")
+                    .map(str::to_string)
+            })
+            .collect();
+        Some(Pending {
+            file,
+            name: stem,
+            deps,
+        })
+    }
+
     /// Orders `queries/*.sql` by their references to each other and plans them in that order.
     pub(super) async fn resolve_views<'f>(
         &mut self,
         files: impl Iterator<Item = &'f SourceFile>,
     ) -> Vec<ViewDef> {
-        struct Pending<'f> {
-            file: &'f SourceFile,
-            name: String,
-            deps: Vec<String>,
-        }
         let mut pending: BTreeMap<String, Pending<'f>> = BTreeMap::new();
         for file in files {
-            let stem = file
-                .path
-                .file_stem()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .to_string();
-            if !is_identifier(&stem) {
-                self.report(&file.path, 1, format!("`{stem}` is not a valid view name"),
-                    Some("name the file with lowercase letters, digits and `_`, such as clean_sessions.sql".into()));
-                continue;
+            if let Some(item) = self.pending_view(file) {
+                pending.insert(item.name.clone(), item);
             }
-            let references = match self.sandbox.table_references(&file.text) {
-                Ok(references) => references,
-                Err(error) => {
-                    let line = sql_error_line(&file.text, &error.message);
-                    self.report(
-                        &file.path,
-                        line,
-                        error.message,
-                        Some("a view is one SELECT statement".into()),
-                    );
-                    continue;
-                }
-            };
-            let mut deps = Vec::new();
-            for reference in references {
-                let reference = reference.to_ascii_lowercase();
-                if let Some(view) = reference.strip_prefix("reporting.") {
-                    deps.push(view.to_string());
-                }
-            }
-            pending.insert(
-                stem.clone(),
-                Pending {
-                    file,
-                    name: stem,
-                    deps,
-                },
-            );
         }
 
         // Depth-first topological order; a back edge is a cycle.

@@ -50,16 +50,8 @@ impl Resolver<'_> {
                 .unwrap_or_default()
                 .to_string_lossy()
                 .to_string();
-            let parsed: raw::RawDashboard = match toml::from_str(&file.text) {
-                Ok(parsed) => parsed,
-                Err(error) => {
-                    let line = error
-                        .span()
-                        .map(|span| line_of(&file.text, span.start))
-                        .unwrap_or(1);
-                    self.report(&file.path, line, error.message().to_string(), None);
-                    continue;
-                }
+            let Some(parsed) = self.parse_toml::<raw::RawDashboard>(file) else {
+                continue;
             };
             if !name
                 .chars()

@@ -39,16 +39,8 @@ impl Resolver<'_> {
         let mut metrics: BTreeMap<String, Metric> = BTreeMap::new();
         let mut composites: Vec<Composite> = Vec::new();
         for file in files {
-            let parsed: raw::MetricFile = match toml::from_str(&file.text) {
-                Ok(parsed) => parsed,
-                Err(error) => {
-                    let line = error
-                        .span()
-                        .map(|span| line_of(&file.text, span.start))
-                        .unwrap_or(1);
-                    self.report(&file.path, line, error.message().to_string(), None);
-                    continue;
-                }
+            let Some(parsed) = self.parse_toml::<raw::MetricFile>(file) else {
+                continue;
             };
             for raw_metric in parsed.metric {
                 if let Some(resolved) = self

@@ -132,6 +132,21 @@ impl<'a> Resolver<'a> {
         sources
     }
 
+    /// Parses a TOML definition file into its raw shape, or reports where it does not parse.
+    fn parse_toml<T: serde::de::DeserializeOwned>(&mut self, file: &SourceFile) -> Option<T> {
+        match toml::from_str(&file.text) {
+            Ok(parsed) => Some(parsed),
+            Err(error) => {
+                let line = error
+                    .span()
+                    .map(|span| line_of(&file.text, span.start))
+                    .unwrap_or(1);
+                self.report(&file.path, line, error.message().to_string(), None);
+                None
+            }
+        }
+    }
+
     /// Reads one of a closed set of names (`tier`, `unit`, ...): the first of the set when
     /// absent; a problem (and the default, so resolution goes on) when unknown.
     fn choice<T: Choice>(

@@ -127,8 +127,15 @@ pub fn text_body(report: &Report, live: &str, snapshot: &str) -> String {
     out
 }
 
-/// Builds the email of a snapshot for `recipients`.
-pub fn build(snapshot: &Snapshot, config: &EmailConfig, recipients: &[String]) -> Result<Email> {
+/// Builds the email of a snapshot for `recipients`. With a `signer`, the links to the live
+/// report and the snapshot are signed, valid for `email.link_lifetime` from the snapshot's time
+/// (so the same snapshot always gives the same message).
+pub fn build(
+    snapshot: &Snapshot,
+    config: &EmailConfig,
+    signer: Option<&crate::links::Signer>,
+    recipients: &[String],
+) -> Result<Email> {
     if recipients.is_empty() {
         return Err(Error::input(
             "no_recipients",
@@ -136,14 +143,21 @@ pub fn build(snapshot: &Snapshot, config: &EmailConfig, recipients: &[String]) -
         ));
     }
     let report = snapshot.report()?;
-    let live = format!(
-        "{}/reports/{}/{}",
-        config.public_url, report.dashboard, report.week
-    );
-    let frozen = format!(
-        "{}/snapshots/{}/{}/{}",
-        config.public_url, report.dashboard, report.week, snapshot.id
-    );
+    let live_scope = crate::links::Scope::Report {
+        dashboard: report.dashboard.clone(),
+        week: report.week.clone(),
+    };
+    let frozen_scope = crate::links::Scope::Snapshot {
+        dashboard: report.dashboard.clone(),
+        week: report.week.clone(),
+        id: snapshot.id.clone(),
+    };
+    let expires = snapshot.taken_at + config.link_lifetime;
+    let link = |scope: &crate::links::Scope| match signer {
+        Some(signer) => signer.link(&config.public_url, scope, expires),
+        None => format!("{}{}", config.public_url, scope.path()),
+    };
+    let (live, frozen) = (link(&live_scope), link(&frozen_scope));
     let subject = format!(
         "{} — {} ({})",
         report.title,
@@ -381,7 +395,10 @@ fn transport(config: &EmailConfig) -> Result<AsyncSmtpTransport<Tokio1Executor>>
         .port(config.smtp_port)
         .timeout(Some(Duration::from_secs(30)));
     if let (Some(user), Some(password)) = (&config.username, &config.password) {
-        builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
+        builder = builder.credentials(Credentials::new(
+            user.clone(),
+            password.expose().to_string(),
+        ));
     }
     Ok(builder.build())
 }
@@ -515,7 +532,13 @@ pub async fn run(context: &crate::report::Context<'_>, request: Request<'_>) -> 
     } else {
         request.to.clone()
     };
-    let email = build(&taken.snapshot, &context.config.email, &recipients)?;
+    let signer = context.config.signer();
+    let email = build(
+        &taken.snapshot,
+        &context.config.email,
+        signer.as_ref(),
+        &recipients,
+    )?;
     if let Some(path) = request.eml {
         crate::output::write_atomically(path, &email.message.formatted())?;
     }

@@ -12,6 +12,7 @@ pub mod digest;
 pub mod email;
 pub mod engine;
 pub mod error;
+pub mod links;
 pub mod metrics;
 pub mod output;
 pub mod render;

@@ -27,3 +27,6 @@ mod reports;
 
 #[path = "suite/email.rs"]
 mod email;
+
+#[path = "suite/access.rs"]
+mod access;

@@ -11,6 +11,7 @@ mod metric;
 mod query;
 mod report;
 mod serve;
+mod share;
 mod snapshot;
 
 use std::path::PathBuf;
@@ -54,6 +55,8 @@ enum Command {
     Email(email::EmailArgs),
     /// Credit conversions to touches under an attribution model, from CSV or Parquet files.
     Attribution(attribution::AttributionArgs),
+    /// Print a signed link to a report or snapshot that opens without a token until it expires.
+    Share(share::ShareArgs),
     /// Start the HTTP server.
     Serve(serve::ServeArgs),
 }
@@ -77,6 +80,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Snapshot(args) => snapshot::run(&config, args).await,
         Command::Email(args) => email::run(&config, args).await,
         Command::Attribution(args) => attribution::run(args).await,
+        Command::Share(args) => share::run(&config, args).await,
         Command::Serve(args) => serve::run(&config, args).await,
     }
 }

@@ -21,7 +21,10 @@
 //! | `server.sql_row_limit` | `KPI_SQL_ROW_LIMIT` | `10000` |
 //! | `server.reload_interval_ms` | `KPI_RELOAD_INTERVAL_MS` | `1000` |
 //! | `server.schedule_interval_ms` | `KPI_SCHEDULE_INTERVAL_MS` | `30000` (scheduled emails) |
-//! | `server.api_token` | `KPI_API_TOKEN` | none: the SQL endpoint is open (bind to loopback) |
+//! | `server.api_token` | `KPI_API_TOKEN` | none: writes, SQL and `/metrics` are open (loopback only; `kpi serve` refuses other addresses without one) |
+//! | `server.page_access` | `KPI_PAGE_ACCESS` | `open` on a loopback address, `signed` otherwise |
+//! | `server.signing_key` | `KPI_SIGNING_KEY` | none (needed by `signed` pages, `kpi share` and signed email links) |
+//! | `server.signing_keys_previous` | | none (rotated keys whose links stay valid) |
 //! | `engine.memory_limit_mb` | `KPI_MEMORY_LIMIT_MB` | `2048` |
 //! | `engine.target_partitions` | `KPI_TARGET_PARTITIONS` | number of cores |
 //! | `attribution.touches` | | `reporting.touches` (a view: `touch_id, entity_id, touched_at, channel, campaign`) |
@@ -36,6 +39,7 @@
 //! | `email.username`, `password` | `KPI_SMTP_USERNAME`, `KPI_SMTP_PASSWORD` | none (no authentication) |
 //! | `email.public_url` | `KPI_PUBLIC_URL` | `http://127.0.0.1:8080` (links in emails) |
 //! | `email.retries` | | `3` (backoff 1 s, 2 s, 4 s) |
+//! | `email.link_lifetime` | | `30d` (signed links in emails, from the snapshot's time) |
 //! | `email.send_log` | `KPI_SEND_LOG` | `./.kpi/sends` |
 //! | `sources.<name>.kind` | | the source's name |
 //! | `sources.<name>.owner` | | `unassigned` |
@@ -56,6 +60,37 @@ use crate::error::{Error, Result};
 
 /// Name of the configuration file at the project root.
 pub const CONFIG_FILE: &str = "kpi.toml";
+
+/// A secret setting (token, key, password): never printed by `Debug`, in logs or errors.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// Returns the value, for the one place that uses it (a compare, a signature, a login).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(redacted)")
+    }
+}
+
+/// Who may open report, chart, export and snapshot pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageAccess {
+    /// Anyone who reaches the port (the default on a loopback address).
+    Open,
+    /// A signed, unexpired link or the API token (the default on any other address).
+    Signed,
+}
 
 /// Where the landed Parquet lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,7 +127,7 @@ pub struct S3Options {
     /// Access key id.
     pub access_key_id: Option<String>,
     /// Secret access key.
-    pub secret_access_key: Option<String>,
+    pub secret_access_key: Option<Secret>,
     /// Whether plain `http://` endpoints are allowed (local test servers).
     pub allow_http: bool,
 }
@@ -127,8 +162,15 @@ pub struct ServerConfig {
     pub reload_interval_ms: u64,
     /// How often scheduled emails are checked, in milliseconds.
     pub schedule_interval_ms: u64,
-    /// Bearer token the SQL endpoint requires, when set.
-    pub api_token: Option<String>,
+    /// Bearer token every write, the SQL endpoint and `/metrics` require, when set (required
+    /// by `kpi serve` off loopback).
+    pub api_token: Option<Secret>,
+    /// Who may open report, chart, export and snapshot pages.
+    pub page_access: PageAccess,
+    /// Key of signed links (`kpi share`, links in emails).
+    pub signing_key: Option<Secret>,
+    /// Keys replaced by `signing_key` whose links stay valid until they expire.
+    pub signing_keys_previous: Vec<Secret>,
 }
 
 /// Query engine settings.
@@ -165,7 +207,9 @@ pub struct EmailConfig {
     /// SMTP user, when the server needs authentication.
     pub username: Option<String>,
     /// SMTP password (prefer `KPI_SMTP_PASSWORD`).
-    pub password: Option<String>,
+    pub password: Option<Secret>,
+    /// How long the signed links in an email stay valid, from the snapshot's time.
+    pub link_lifetime: chrono::Duration,
     /// Base URL of the server as readers reach it, for links in emails.
     pub public_url: String,
     /// SMTP attempts after the first, with exponential backoff from 1 s.
@@ -248,6 +292,14 @@ pub struct ConfigProblem {
 }
 
 impl Config {
+    /// The signer of shared links, when a signing key is set.
+    pub fn signer(&self) -> Option<crate::links::Signer> {
+        self.server
+            .signing_key
+            .clone()
+            .map(|key| crate::links::Signer::new(key, self.server.signing_keys_previous.clone()))
+    }
+
     /// Returns the reporting calendar (time zone and week start).
     pub fn calendar(&self) -> crate::time::Calendar {
         crate::time::Calendar::new(self.time_zone, self.week_start)

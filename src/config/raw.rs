@@ -45,6 +45,7 @@ pub(super) struct RawEmail {
     pub(super) public_url: Option<String>,
     pub(super) retries: Option<u32>,
     pub(super) send_log: Option<String>,
+    pub(super) link_lifetime: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -91,6 +92,10 @@ pub(super) struct RawServer {
     pub(super) reload_interval_ms: Option<u64>,
     pub(super) schedule_interval_ms: Option<u64>,
     pub(super) api_token: Option<String>,
+    pub(super) page_access: Option<String>,
+    pub(super) signing_key: Option<String>,
+    #[serde(default)]
+    pub(super) signing_keys_previous: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

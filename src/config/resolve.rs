@@ -12,8 +12,8 @@ use chrono_tz::Tz;
 use super::raw::{RawAttribution, RawConfig, RawData, RawEmail, RawServer, RawSource, RawTime};
 use super::{
     is_identifier, key_line, line_of, parse_bool, parse_data_root, AttributionConfig, Config,
-    ConfigProblem, DataRoot, EmailConfig, EngineConfig, Overrides, S3Options, ServerConfig,
-    SmtpTls, Source, CONFIG_FILE,
+    ConfigProblem, DataRoot, EmailConfig, EngineConfig, Overrides, PageAccess, S3Options, Secret,
+    ServerConfig, SmtpTls, Source, CONFIG_FILE,
 };
 use crate::attribution::{self, Model, Settings};
 
@@ -202,7 +202,8 @@ impl Layers<'_> {
                     &["AWS_SECRET_ACCESS_KEY"],
                     raw.s3.secret_access_key.as_ref(),
                 )
-                .0,
+                .0
+                .map(Secret::new),
             allow_http,
         };
         if let Some(endpoint) = &s3.endpoint {
@@ -290,7 +291,39 @@ impl Layers<'_> {
             ),
             api_token: self
                 .pick(None, &["KPI_API_TOKEN"], raw.api_token.as_ref())
-                .0,
+                .0
+                .map(Secret::new),
+            page_access: self.page_access(raw, addr),
+            signing_key: self
+                .pick(None, &["KPI_SIGNING_KEY"], raw.signing_key.as_ref())
+                .0
+                .map(Secret::new),
+            signing_keys_previous: raw
+                .signing_keys_previous
+                .iter()
+                .cloned()
+                .map(Secret::new)
+                .collect(),
+        }
+    }
+
+    /// `open` or `signed`; by default open on a loopback address only.
+    fn page_access(&mut self, raw: &RawServer, addr: SocketAddr) -> PageAccess {
+        let (text, origin) = self.pick(None, &["KPI_PAGE_ACCESS"], raw.page_access.as_ref());
+        match text.as_deref() {
+            None if addr.ip().is_loopback() => PageAccess::Open,
+            None => PageAccess::Signed,
+            Some("open") => PageAccess::Open,
+            Some("signed") => PageAccess::Signed,
+            Some(other) => {
+                self.problem(
+                    "server",
+                    "page_access",
+                    origin,
+                    format!("`{other}` is not a page access mode; use open or signed"),
+                );
+                PageAccess::Signed
+            }
         }
     }
 
@@ -382,6 +415,7 @@ impl Layers<'_> {
                 default_port
             }
         };
+        let link_lifetime = self.link_lifetime(raw);
         let value = |name: &'static str, file: Option<&String>| self.pick(None, &[name], file).0;
         EmailConfig {
             from: value("KPI_EMAIL_FROM", raw.from.as_ref())
@@ -391,7 +425,8 @@ impl Layers<'_> {
             smtp_port,
             tls,
             username: value("KPI_SMTP_USERNAME", raw.username.as_ref()),
-            password: value("KPI_SMTP_PASSWORD", raw.password.as_ref()),
+            password: value("KPI_SMTP_PASSWORD", raw.password.as_ref()).map(Secret::new),
+            link_lifetime,
             public_url: value("KPI_PUBLIC_URL", raw.public_url.as_ref())
                 .unwrap_or_else(|| "http://127.0.0.1:8080".to_string())
                 .trim_end_matches('/')
@@ -401,6 +436,26 @@ impl Layers<'_> {
                 value("KPI_SEND_LOG", raw.send_log.as_ref())
                     .unwrap_or_else(|| ".kpi/sends".to_string()),
             ),
+        }
+    }
+
+    fn link_lifetime(&mut self, raw: &RawEmail) -> chrono::Duration {
+        let text = raw.link_lifetime.as_deref().unwrap_or("30d");
+        match attribution::parse_duration(text) {
+            Ok(lifetime) if lifetime > chrono::Duration::zero() => lifetime,
+            Ok(_) => {
+                self.problem(
+                    "email",
+                    "link_lifetime",
+                    None,
+                    "must be longer than zero".into(),
+                );
+                chrono::Duration::days(30)
+            }
+            Err(message) => {
+                self.problem("email", "link_lifetime", None, message);
+                chrono::Duration::days(30)
+            }
         }
     }
 

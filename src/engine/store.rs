@@ -41,7 +41,7 @@ pub fn open_store_at(
                 builder = builder.with_access_key_id(key);
             }
             if let Some(secret) = &s3.secret_access_key {
-                builder = builder.with_secret_access_key(secret);
+                builder = builder.with_secret_access_key(secret.expose());
             }
             let store = builder.build().map_err(|error| {
                 Error::input(

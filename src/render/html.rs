@@ -32,6 +32,7 @@ const TEMPLATES: &[(&str, &str)] = &[
         "attribution.html",
         include_str!("templates/attribution.html"),
     ),
+    ("refused.html", include_str!("templates/refused.html")),
 ];
 
 /// Escapes text for HTML (also for attribute values).

@@ -25,7 +25,16 @@ use crate::Result;
 /// `data-dimension` and `data-dimension-value`. Changes carry `data-change` instead (they are
 /// not metric values).
 pub fn report_page(report: &Report) -> Result<String> {
-    render("report.html", report_context(report, Value::from(())))
+    report_page_linked(report, "")
+}
+
+/// The report page whose links to its charts and exports carry `link_query` (the `?exp=&sig=`
+/// of the signed link it was opened with), so they open too.
+pub fn report_page_linked(report: &Report, link_query: &str) -> Result<String> {
+    render(
+        "report.html",
+        report_context(report, context! { link_query => link_query }),
+    )
 }
 
 /// What the live report says of a snapshot's numbers, for its banner.

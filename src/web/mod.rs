@@ -4,6 +4,7 @@
 //! [`Application::run`], so an integration test starts the real server in three lines. Handlers
 //! are short adapters: extract, call one library function, render. No SQL is built here.
 
+pub mod access;
 pub mod api;
 pub mod attribution;
 pub mod error;
@@ -204,6 +205,11 @@ impl AppState {
         }
     }
 
+    /// The link signer, when a signing key is configured.
+    pub fn signer(&self) -> Option<crate::links::Signer> {
+        self.config.signer()
+    }
+
     /// Returns a snapshot of the definitions status.
     pub fn read_definitions(&self) -> DefinitionsStatus {
         match self.definitions.read() {
@@ -245,7 +251,33 @@ pub fn router(state: AppState) -> Router {
             post(snapshots::post_snapshot),
         )
         .route("/sends", get(snapshots::get_sends))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            access::guard,
+        ))
         .with_state(state)
+}
+
+/// Refuses settings that would expose the server: no API token off loopback, or signed pages
+/// without a signing key.
+fn check_access(config: &Config) -> Result<()> {
+    let server = &config.server;
+    if !server.addr.ip().is_loopback() && server.api_token.is_none() {
+        return Err(Error::input(
+            "insecure_server",
+            format!(
+                "refusing to listen on {} without an API token: anyone who reaches the port could write snapshots and run SQL. Set server.api_token in kpi.toml or KPI_API_TOKEN (a long random string, e.g. `openssl rand -hex 32`), or listen on 127.0.0.1",
+                server.addr
+            ),
+        ));
+    }
+    if server.page_access == crate::config::PageAccess::Signed && server.signing_key.is_none() {
+        return Err(Error::input(
+            "no_signing_key",
+            "server.page_access is `signed` (the default off loopback) but no signing key is set: set server.signing_key or KPI_SIGNING_KEY (e.g. `openssl rand -hex 32`), or set page_access = \"open\" to serve report pages to anyone who reaches the port",
+        ));
+    }
+    Ok(())
 }
 
 /// A built, bound server, not yet serving.
@@ -257,6 +289,7 @@ pub struct Application {
 impl Application {
     /// Loads data and definitions and binds the configured address (port 0 picks a free one).
     pub async fn build(config: Arc<Config>) -> Result<Self> {
+        check_access(&config)?;
         let engine = Engine::try_new(Arc::clone(&config))?;
         let state = AppState::try_new(Arc::clone(&config), engine).await?;
         let listener = tokio::net::TcpListener::bind(config.server.addr)
@@ -351,26 +384,6 @@ async fn post_sql(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> std::result::Result<Response, ApiError> {
-    if let Some(token) = &state.config.server.api_token {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .unwrap_or_default();
-        // Compare every byte so the time taken does not reveal how much of the token matched.
-        let matches = given.len() == token.len()
-            && given
-                .bytes()
-                .zip(token.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
-        if !matches {
-            return Err(Error::unauthorized(
-                "this server requires a token for SQL: send `Authorization: Bearer <server.api_token>`",
-            )
-            .into());
-        }
-    }
     let request: SqlRequest = serde_json::from_slice(&body).map_err(|error| {
         Error::input(
             "bad_request",

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
@@ -150,6 +150,7 @@ async fn report_or_not_modified(
 pub async fn get_report(
     State(state): State<AppState>,
     Path((dashboard, week)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (week, format) = split_format(&week);
@@ -158,7 +159,15 @@ pub async fn get_report(
         Err(not_modified) => return Ok(not_modified),
     };
     let (content_type, body) = match format {
-        Format::Html => ("text/html; charset=utf-8", cached.html.as_ref().clone()),
+        Format::Html => match super::access::link_params(query.as_deref()) {
+            // Opened with a signed link: its charts and exports need the same signature.
+            (Some(exp), Some(sig)) => {
+                let link_query = format!("?{}", signed_query(&exp, &sig));
+                let html = crate::render::pages::report_page_linked(&cached.report, &link_query)?;
+                ("text/html; charset=utf-8", html)
+            }
+            _ => ("text/html; charset=utf-8", cached.html.as_ref().clone()),
+        },
         Format::Json => (
             "application/json",
             serde_json::to_string_pretty(cached.report.as_ref())
@@ -225,13 +234,41 @@ pub async fn get_chart(
 pub async fn get_latest(
     State(state): State<AppState>,
     Path(dashboard): Path<String>,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let registry = state.read_definitions().registry;
     let context = state.report_context(&registry);
     let definition = context.dashboard(&dashboard)?;
-    let week = context.latest_complete_week(definition);
-    let calendar = state.config.calendar();
-    Ok(Redirect::to(&format!("/reports/{dashboard}/{}", calendar.label(week))).into_response())
+    let week = context
+        .calendar
+        .label(context.latest_complete_week(definition));
+    let target = format!("/reports/{dashboard}/{week}");
+    // A signed link to the dashboard leads to a link to the week, valid as long.
+    let (exp, sig) = super::access::link_params(query.as_deref());
+    let signed = exp
+        .zip(sig)
+        .and_then(|(exp, _)| exp.parse::<i64>().ok())
+        .and_then(|exp| chrono::DateTime::from_timestamp(exp, 0))
+        .zip(state.signer());
+    Ok(match signed {
+        Some((expires, signer)) => {
+            let scope = crate::links::Scope::Report {
+                dashboard: dashboard.clone(),
+                week,
+            };
+            Redirect::to(&format!("{target}?{}", signer.query(&scope, expires)))
+        }
+        None => Redirect::to(&target),
+    }
+    .into_response())
+}
+
+/// `exp=...&sig=...`, with both values as they came (URL-encoded again).
+fn signed_query(exp: &str, sig: &str) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("exp", exp)
+        .append_pair("sig", sig)
+        .finish()
 }
 
 /// `GET /`: every dashboard with its recent weeks.

@@ -6,13 +6,17 @@ use clap::Parser;
 
 fn main() {
     let args = cli::Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("KPI_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("kpi=info,warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KPI_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("kpi=info,tower_http=info,warn"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // KPI_LOG_FORMAT=json: one JSON object per line, for log collectors.
+    if std::env::var("KPI_LOG_FORMAT").is_ok_and(|format| format == "json") {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -49,7 +49,7 @@ fn to_csv(batches: &[RecordBatch], output: &QueryOutput) -> Result<String> {
             writer.write(&RecordBatch::new_empty(output.schema.clone()))?;
         }
         for batch in batches {
-            writer.write(batch)?;
+            writer.write(&crate::render::csv::neutralise_batch(batch))?;
         }
     }
     String::from_utf8(buffer).map_err(|error| Error::internal(error.to_string()))

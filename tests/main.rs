@@ -30,3 +30,6 @@ mod email;
 
 #[path = "suite/access.rs"]
 mod access;
+
+#[path = "suite/hostile.rs"]
+mod hostile;

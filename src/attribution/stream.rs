@@ -601,7 +601,9 @@ impl Output {
         let batch = RecordBatch::try_new(Arc::clone(&self.schema), arrays)?;
         self.rows += batch.num_rows();
         match &mut self.writer {
-            Some(Writer::Csv(writer)) => writer.write(&batch)?,
+            Some(Writer::Csv(writer)) => {
+                writer.write(&crate::render::csv::neutralise_batch(&batch))?
+            }
             Some(Writer::Parquet(writer)) => writer.write(&batch)?,
             None => return Err(Error::internal("output already closed")),
         }

@@ -20,6 +20,7 @@
 //! | `server.sql_timeout_ms` | `KPI_SQL_TIMEOUT_MS` | `30000` |
 //! | `server.sql_row_limit` | `KPI_SQL_ROW_LIMIT` | `10000` |
 //! | `server.reload_interval_ms` | `KPI_RELOAD_INTERVAL_MS` | `1000` |
+//! | `server.request_timeout_ms` | `KPI_REQUEST_TIMEOUT_MS` | `300000` (heavy routes; cheap pages 15 s) |
 //! | `server.schedule_interval_ms` | `KPI_SCHEDULE_INTERVAL_MS` | `30000` (scheduled emails) |
 //! | `server.api_token` | `KPI_API_TOKEN` | none: writes, SQL and `/metrics` are open (loopback only; `kpi serve` refuses other addresses without one) |
 //! | `server.page_access` | `KPI_PAGE_ACCESS` | `open` on a loopback address, `signed` otherwise |
@@ -160,6 +161,8 @@ pub struct ServerConfig {
     pub sql_row_limit: usize,
     /// How often definition files are checked for changes.
     pub reload_interval_ms: u64,
+    /// Time limit of one heavy request (a report, a series, SQL), in milliseconds.
+    pub request_timeout_ms: u64,
     /// How often scheduled emails are checked, in milliseconds.
     pub schedule_interval_ms: u64,
     /// Bearer token every write, the SQL endpoint and `/metrics` require, when set (required

@@ -91,6 +91,7 @@ pub(super) struct RawServer {
     pub(super) sql_row_limit: Option<usize>,
     pub(super) reload_interval_ms: Option<u64>,
     pub(super) schedule_interval_ms: Option<u64>,
+    pub(super) request_timeout_ms: Option<u64>,
     pub(super) api_token: Option<String>,
     pub(super) page_access: Option<String>,
     pub(super) signing_key: Option<String>,

@@ -283,6 +283,12 @@ impl Layers<'_> {
                 1_000,
                 50,
             ),
+            request_timeout_ms: self.number(
+                ("server", "request_timeout_ms", "KPI_REQUEST_TIMEOUT_MS"),
+                raw.request_timeout_ms,
+                300_000,
+                100,
+            ),
             schedule_interval_ms: self.number(
                 ("server", "schedule_interval_ms", "KPI_SCHEDULE_INTERVAL_MS"),
                 raw.schedule_interval_ms,

@@ -22,6 +22,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::config::Config;
 use crate::defs::history::{git_commit, History};
@@ -219,18 +226,25 @@ impl AppState {
     }
 }
 
-/// Builds the router for `state`.
+/// Builds the router for `state`: the routes, each group with its time limit, then access
+/// control, body limits, compression, request ids and logging, and a panic catcher outermost.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let light = Router::new()
         .route("/healthz", get(get_health))
-        .route("/api/v1/sql", post(post_sql))
         .route("/api/v1/metrics", get(api::get_metrics))
-        .route("/api/v1/metrics/{name}", get(api::get_metric_series))
         .route("/api/openapi.json", get(api::get_openapi))
         .route("/definitions", get(pages::get_catalog))
         .route("/definitions/{name}", get(pages::get_definition))
-        .route("/attribution", get(attribution::get_attribution))
         .route("/", get(reports::get_index))
+        .route("/sends", get(snapshots::get_sends))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            LIGHT_TIMEOUT,
+        ));
+    let heavy = Router::new()
+        .route("/api/v1/sql", post(post_sql))
+        .route("/api/v1/metrics/{name}", get(api::get_metric_series))
+        .route("/attribution", get(attribution::get_attribution))
         .route("/reports/{dashboard}", get(reports::get_latest))
         .route("/reports/{dashboard}/{week}", get(reports::get_report))
         .route(
@@ -250,12 +264,62 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/snapshots/{dashboard}/{week}",
             post(snapshots::post_snapshot),
         )
-        .route("/sends", get(snapshots::get_sends))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_millis(state.config.server.request_timeout_ms),
+        ));
+    light
+        .merge(heavy)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             access::guard,
         ))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(CompressionLayer::new())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+        ]))
+        .layer(CatchPanicLayer::custom(panic_response))
         .with_state(state)
+}
+
+/// Time limit of cheap pages (health, catalog, index): they never wait behind heavy work.
+const LIGHT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The largest request body (SQL text, JSON): 1 MiB.
+const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// The log span of a request: its id, method and path. Never the query string, which can hold
+/// a link signature, and never the `Authorization` header.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!(
+        "request",
+        id = %id,
+        method = %request.method(),
+        path = %request.uri().path()
+    )
+}
+
+/// A handler that panicked: a JSON 500 like every other internal error, and one log line.
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    ApiError(Error::internal(format!("handler panicked: {message}"))).into_response()
 }
 
 /// Refuses settings that would expose the server: no API token off loopback, or signed pages
@@ -330,11 +394,32 @@ impl Application {
             }
         });
         axum::serve(self.listener, router(self.state))
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
+            .with_graceful_shutdown(shutdown_signal())
             .await?;
+        tracing::info!("stopped: every in-flight request answered");
         Ok(())
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT; the server then stops accepting and drains in-flight requests.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!("SIGINT: draining in-flight requests"),
+        () = terminate => tracing::info!("SIGTERM: draining in-flight requests"),
     }
 }
 

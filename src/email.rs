@@ -453,6 +453,11 @@ pub async fn deliver(
                     // Test hook: die in the window between acceptance and the log update.
                     std::process::exit(9);
                 }
+                crate::telemetry::count(
+                    "kpi_smtp_sends_total",
+                    "Emails by outcome: sent, failed (after every retry).",
+                    &[("outcome", "sent")],
+                );
                 record.status = "sent".into();
                 record.error = None;
                 record.smtp_reply = Some(response.message().collect::<Vec<_>>().join(" "));
@@ -478,6 +483,19 @@ pub async fn deliver(
                     record.attempts,
                     record.dashboard,
                     record.week
+                );
+                crate::telemetry::count(
+                    if last {
+                        "kpi_smtp_sends_total"
+                    } else {
+                        "kpi_smtp_retries_total"
+                    },
+                    if last {
+                        "Emails by outcome: sent, failed (after every retry)."
+                    } else {
+                        "SMTP attempts that failed and were retried."
+                    },
+                    if last { &[("outcome", "failed")] } else { &[] },
                 );
                 if last {
                     return Err(Error::unavailable(

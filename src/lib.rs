@@ -18,6 +18,7 @@ pub mod output;
 pub mod render;
 pub mod report;
 pub mod snapshot;
+pub mod telemetry;
 pub mod time;
 pub mod web;
 

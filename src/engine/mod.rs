@@ -505,6 +505,20 @@ impl Engine {
         )
     }
 
+    /// When a file last landed (its modification time) in each source, as of the last refresh.
+    pub async fn latest_landed(&self) -> BTreeMap<String, chrono::DateTime<chrono::Utc>> {
+        let state = self.inner.catalog.lock().await;
+        let mut latest: BTreeMap<String, chrono::DateTime<chrono::Utc>> = BTreeMap::new();
+        for loaded in state.tables.values() {
+            let table = &loaded.discovered;
+            if let Some(newest) = table.files.iter().map(|f| f.last_modified).max() {
+                let entry = latest.entry(table.source.clone()).or_insert(newest);
+                *entry = (*entry).max(newest);
+            }
+        }
+        latest
+    }
+
     /// Returns each table's data version (a hash of its files), as of the last refresh.
     pub async fn data_versions(&self) -> BTreeMap<String, String> {
         self.inner.catalog.lock().await.data_versions.clone()

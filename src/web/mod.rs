@@ -123,6 +123,11 @@ impl AppState {
                 Some(registry.views.clone())
             }
             Err(problems) => {
+                crate::telemetry::count(
+                    "kpi_definition_reload_errors_total",
+                    "Definition edits not served because they are invalid.",
+                    &[],
+                );
                 for problem in problems {
                     tracing::warn!("definitions not reloaded: {problem}");
                 }
@@ -237,6 +242,7 @@ pub fn router(state: AppState) -> Router {
         .route("/definitions/{name}", get(pages::get_definition))
         .route("/", get(reports::get_index))
         .route("/sends", get(snapshots::get_sends))
+        .route("/metrics", get(get_metrics_text))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             LIGHT_TIMEOUT,
@@ -274,6 +280,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             access::guard,
         ))
+        .layer(axum::middleware::from_fn(record_request))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(CompressionLayer::new())
         .layer(
@@ -288,6 +295,52 @@ pub fn router(state: AppState) -> Router {
         ]))
         .layer(CatchPanicLayer::custom(panic_response))
         .with_state(state)
+}
+
+/// Counts every answer by route template and status, with its latency.
+async fn record_request(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|path| path.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    crate::telemetry::count(
+        "kpi_http_requests_total",
+        "HTTP answers by route template and status.",
+        &[("route", &route), ("status", &status)],
+    );
+    crate::telemetry::observe(
+        "kpi_http_request_duration_seconds",
+        "Time to answer, by route template.",
+        &[("route", &route)],
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+/// `GET /metrics`: every counter in the Prometheus text format, with the time since a file
+/// last landed in each source.
+async fn get_metrics_text(State(state): State<AppState>) -> Response {
+    let now = chrono::Utc::now();
+    for (source, at) in state.engine.latest_landed().await {
+        crate::telemetry::gauge(
+            "kpi_source_seconds_since_landed",
+            "Seconds since a file last landed in the source (newest modification time).",
+            &[("source", &source)],
+            (now - at).num_milliseconds() as f64 / 1000.0,
+        );
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::telemetry::render(),
+    )
+        .into_response()
 }
 
 /// Time limit of cheap pages (health, catalog, index): they never wait behind heavy work.
@@ -486,7 +539,19 @@ async fn post_sql(
         timeout: Duration::from_millis(state.config.server.sql_timeout_ms),
         max_rows: state.config.server.sql_row_limit,
     };
-    let output = state.engine.run_sql(&request.sql, limits).await?;
+    let output = state.engine.run_sql(&request.sql, limits).await;
+    let outcome = match &output {
+        Ok(_) => "ok",
+        Err(error) if error.code == "query_timeout" => "timeout",
+        Err(error) if error.class == crate::error::ErrorClass::Input => "rejected",
+        Err(_) => "failed",
+    };
+    crate::telemetry::count(
+        "kpi_sql_queries_total",
+        "Analyst SQL queries by outcome (ok, rejected, timeout, failed).",
+        &[("outcome", outcome)],
+    );
+    let output = output?;
     match format {
         Format::Csv => {
             let text = output::render(&output, Format::Csv)?;

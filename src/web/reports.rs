@@ -128,10 +128,26 @@ async fn report_or_not_modified(
     }
     let key = (dashboard.to_string(), week.to_string());
     if let Some(cached) = state.reports.get(&key, &etag) {
+        crate::telemetry::count(
+            "kpi_report_cache_total",
+            "Report requests answered from the cache (hit) or computed (miss).",
+            &[("result", "hit")],
+        );
         return Ok(Ok((etag, cached)));
     }
+    crate::telemetry::count(
+        "kpi_report_cache_total",
+        "Report requests answered from the cache (hit) or computed (miss).",
+        &[("result", "miss")],
+    );
     let started = std::time::Instant::now();
     let built = context.build(definition, period).await?;
+    crate::telemetry::observe(
+        "kpi_report_build_duration_seconds",
+        "Time to compute one report, by dashboard.",
+        &[("dashboard", dashboard)],
+        started.elapsed().as_secs_f64(),
+    );
     tracing::info!(
         "report {dashboard} {week} computed in {} ms",
         started.elapsed().as_millis()

@@ -104,6 +104,8 @@ async fn the_access_matrix_holds() {
         ("GET", "/attribution".into(), None, 401),
         ("GET", "/sends".into(), None, 401),
         ("GET", "/sends".into(), Some(TOKEN), 200),
+        ("GET", "/metrics".into(), None, 401),
+        ("GET", "/metrics".into(), Some(TOKEN), 200),
         ("POST", "/api/v1/sql".into(), None, 401),
         ("POST", "/api/v1/sql".into(), Some(TOKEN), 200),
         ("POST", snapshot.clone(), None, 401),
@@ -278,4 +280,75 @@ fn secrets_never_show_in_debug_output() {
         assert!(!debug.contains(secret), "{secret} in {debug}");
     }
     assert!(debug.contains("redacted"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_http_ids_compression_and_prometheus() {
+    let server = signed_server().await;
+    let client = reqwest::Client::new();
+    // A request id is generated, or the caller's is kept.
+    let generated = client
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .await
+        .expect("request");
+    let id = generated.headers()["x-request-id"].to_str().expect("id");
+    assert_eq!(id.len(), 36, "a UUID: {id}");
+    let propagated = client
+        .get(format!("{}/healthz", server.base))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(propagated.headers()["x-request-id"], "abc-123");
+    // Pages are compressed for clients that ask.
+    for encoding in ["br", "gzip"] {
+        let page = client
+            .get(format!("{}/reports/{DASHBOARD}/{WEEK}", server.base))
+            .bearer_auth(TOKEN)
+            .header("accept-encoding", encoding)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(page.status().as_u16(), 200);
+        assert_eq!(page.headers()["content-encoding"], encoding);
+    }
+    // A body over the limit is refused before any work.
+    let big = client
+        .post(format!("{}/api/v1/sql", server.base))
+        .bearer_auth(TOKEN)
+        .body(vec![b' '; 2 << 20])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(big.status().as_u16(), 413);
+    // SQL, then the counters.
+    let sql = client
+        .post(format!("{}/api/v1/sql", server.base))
+        .bearer_auth(TOKEN)
+        .body("{\"sql\": \"SELECT 1\"}")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(sql.status().as_u16(), 200);
+    let text = client
+        .get(format!("{}/metrics", server.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("body");
+    for expected in [
+        "# TYPE kpi_http_requests_total counter",
+        "kpi_http_requests_total{route=\"/healthz\",status=\"200\"}",
+        "kpi_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"+Inf\"}",
+        "kpi_sql_queries_total{outcome=\"ok\"}",
+        "kpi_report_cache_total{result=",
+        "kpi_source_seconds_since_landed{source=\"crm\"}",
+    ] {
+        assert!(text.contains(expected), "{expected} missing from:\n{text}");
+    }
+    assert!(!text.contains(TOKEN), "no secret in /metrics");
 }

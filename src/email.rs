@@ -9,13 +9,20 @@
 //! has the same Message-ID and receivers that deduplicate drop it.
 //!
 //! At most once: before connecting, a send claims `{send_log}/{key}.json` with create-only
-//! semantics (one winner across processes and restarts). After the SMTP server accepts the
+//! semantics (one winner across processes, restarts and hosts: the log may be an S3 prefix). After the SMTP server accepts the
 //! message the record becomes `sent`. The remaining window is between the server's acceptance
 //! and that write: if the process dies there, the record stays `sending`, and no later run
 //! sends again on its own; `kpi email --resend` sends again under the same Message-ID.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use futures::TryStreamExt;
+use object_store::path::Path as ObjectPath;
+use object_store::{
+    ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion,
+};
 
 use chrono::{DateTime, Utc};
 use lettre::message::header::ContentType;
@@ -25,7 +32,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::config::{EmailConfig, SmtpTls};
+use crate::config::{Config, EmailConfig, SmtpTls};
 use crate::error::{Error, Result};
 use crate::metrics::format_value;
 use crate::render::charts;
@@ -262,9 +269,13 @@ pub struct SendRecord {
     pub smtp_reply: Option<String>,
 }
 
-/// The send log: one JSON file per (dashboard, week, recipients).
+/// The send log: one JSON object per (dashboard, week, recipients), in a folder or under an S3
+/// prefix (`email.send_log`), so servers on several hosts share the at-most-once guarantee.
 pub struct SendLog {
-    dir: PathBuf,
+    store: Arc<dyn ObjectStore>,
+    root: ObjectPath,
+    /// Where it is, for messages.
+    location: String,
 }
 
 /// What claiming a send found.
@@ -278,105 +289,131 @@ pub enum Claim {
 }
 
 impl SendLog {
-    /// The log in `dir`.
-    pub fn new(dir: &Path) -> Self {
-        Self {
-            dir: dir.to_path_buf(),
+    /// The log of `config` (`email.send_log`, with the `[data.s3]` settings for `s3://`).
+    pub fn open(config: &Config) -> Result<Self> {
+        let root = &config.email.send_log;
+        let (store, prefix, _) = crate::engine::open_store_at(root, &config.s3)?;
+        Ok(Self {
+            store,
+            root: prefix,
+            location: root.url(),
+        })
+    }
+
+    fn path(&self, key: &str) -> ObjectPath {
+        self.root.clone().join(format!("{key}.json").as_str())
+    }
+
+    fn unavailable(&self, error: impl std::fmt::Display) -> Error {
+        Error::unavailable(
+            "send_log",
+            format!("the send log at {} cannot be used: {error}", self.location),
+        )
+    }
+
+    async fn put(&self, record: &SendRecord, mode: PutMode) -> object_store::Result<()> {
+        let json = serde_json::to_vec_pretty(record).unwrap_or_default();
+        let options = PutOptions {
+            mode,
+            ..Default::default()
+        };
+        self.store
+            .put_opts(&self.path(&record.key), PutPayload::from(json), options)
+            .await
+            .map(|_| ())
+    }
+
+    /// The record under `key` and the version to update it from, when there is one.
+    async fn read(&self, key: &str) -> Result<Option<(SendRecord, UpdateVersion)>> {
+        match self.store.get(&self.path(key)).await {
+            Ok(result) => {
+                let version = UpdateVersion {
+                    e_tag: result.meta.e_tag.clone(),
+                    version: result.meta.version.clone(),
+                };
+                let bytes = result.bytes().await.map_err(|e| self.unavailable(e))?;
+                let record = serde_json::from_slice(&bytes)
+                    .map_err(|e| Error::internal(format!("send log {key}: {e}")))?;
+                Ok(Some((record, version)))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(error) => Err(self.unavailable(error)),
         }
     }
 
-    fn file(&self, key: &str) -> PathBuf {
-        self.dir.join(format!("{key}.json"))
-    }
-
-    fn write(&self, record: &SendRecord) -> Result<()> {
-        let temporary = self
-            .dir
-            .join(format!(".{}.tmp-{}", record.key, std::process::id()));
-        let json = serde_json::to_vec_pretty(record).map_err(|e| Error::internal(e.to_string()))?;
-        std::fs::write(&temporary, json)
-            .and_then(|()| std::fs::rename(&temporary, self.file(&record.key)))
-            .map_err(|e| {
-                Error::unavailable(
-                    "send_log",
-                    format!("cannot write the send log in {}: {e}", self.dir.display()),
-                )
-            })
-    }
-
-    fn read(&self, key: &str) -> Result<Option<SendRecord>> {
-        match std::fs::read(self.file(key)) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| Error::internal(format!("send log {key}: {e}"))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::unavailable("send_log", e.to_string())),
+    /// Claims a send: create-only, so one process wins on any number of hosts. A failed earlier
+    /// send may be claimed again, and with `resend` an interrupted or completed one: by a
+    /// conditional update, so of several hosts re-claiming at once exactly one wins (on a local
+    /// folder, which has no conditional update, one host is assumed).
+    pub async fn claim(&self, record: SendRecord, resend: bool) -> Result<Claim> {
+        match self.put(&record, PutMode::Create).await {
+            Ok(()) => return Ok(Claim::Claimed(record)),
+            Err(object_store::Error::AlreadyExists { .. }) => {}
+            Err(error) => return Err(self.unavailable(error)),
         }
-    }
-
-    /// Claims a send: create-only, so one process wins. A failed earlier send may be claimed
-    /// again; with `resend`, so may an interrupted or completed one.
-    pub fn claim(&self, record: SendRecord, resend: bool) -> Result<Claim> {
-        std::fs::create_dir_all(&self.dir).map_err(|e| {
-            Error::unavailable(
-                "send_log",
-                format!("cannot create {}: {e}", self.dir.display()),
-            )
-        })?;
-        let json =
-            serde_json::to_vec_pretty(&record).map_err(|e| Error::internal(e.to_string()))?;
-        let created = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(self.file(&record.key));
-        match created {
-            Ok(mut file) => {
-                use std::io::Write;
-                file.write_all(&json)
-                    .and_then(|()| file.sync_all())
-                    .map_err(|e| Error::unavailable("send_log", e.to_string()))?;
-                Ok(Claim::Claimed(record))
+        let (existing, version) = self
+            .read(&record.key)
+            .await?
+            .ok_or_else(|| Error::internal("send log entry vanished"))?;
+        let failed = existing.status == "failed";
+        if !failed && !resend {
+            return Ok(if existing.status == "sent" {
+                Claim::AlreadySent(existing)
+            } else {
+                Claim::InProgress(existing)
+            });
+        }
+        let mut retry = record;
+        if failed && !resend {
+            retry.attempts = existing.attempts;
+        }
+        match self.put(&retry, PutMode::Update(version)).await {
+            Ok(()) => Ok(Claim::Claimed(retry)),
+            Err(object_store::Error::Precondition { .. }) => {
+                // Another host re-claimed it between our read and our write.
+                let latest = self
+                    .read(&retry.key)
+                    .await?
+                    .map(|(r, _)| r)
+                    .unwrap_or(existing);
+                Ok(Claim::InProgress(latest))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let existing = self
-                    .read(&record.key)?
-                    .ok_or_else(|| Error::internal("send log entry vanished"))?;
-                match existing.status.as_str() {
-                    "failed" => {
-                        let mut retry = record;
-                        retry.attempts = existing.attempts;
-                        self.write(&retry)?;
-                        Ok(Claim::Claimed(retry))
-                    }
-                    _ if resend => {
-                        self.write(&record)?;
-                        Ok(Claim::Claimed(record))
-                    }
-                    "sent" => Ok(Claim::AlreadySent(existing)),
-                    _ => Ok(Claim::InProgress(existing)),
-                }
+            Err(object_store::Error::NotImplemented { .. }) => {
+                self.put(&retry, PutMode::Overwrite)
+                    .await
+                    .map_err(|e| self.unavailable(e))?;
+                Ok(Claim::Claimed(retry))
             }
-            Err(e) => Err(Error::unavailable("send_log", e.to_string())),
+            Err(error) => Err(self.unavailable(error)),
         }
     }
 
     /// Records the outcome of a claimed send.
-    pub fn update(&self, record: &SendRecord) -> Result<()> {
-        self.write(record)
+    pub async fn update(&self, record: &SendRecord) -> Result<()> {
+        self.put(record, PutMode::Overwrite)
+            .await
+            .map_err(|e| self.unavailable(e))
     }
 
     /// Every record, newest first.
-    pub fn list(&self) -> Vec<SendRecord> {
-        let mut records: Vec<SendRecord> = std::fs::read_dir(&self.dir)
-            .map(|entries| {
-                entries
-                    .filter_map(|e| e.ok())
-                    .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-                    .filter_map(|e| std::fs::read(e.path()).ok())
-                    .filter_map(|bytes| serde_json::from_slice(&bytes).ok())
-                    .collect()
-            })
-            .unwrap_or_default();
+    pub async fn list(&self) -> Vec<SendRecord> {
+        let metas: Vec<ObjectMeta> = match self.store.list(Some(&self.root)).try_collect().await {
+            Ok(metas) => metas,
+            Err(_) => return Vec::new(),
+        };
+        let mut records = Vec::new();
+        for meta in metas
+            .iter()
+            .filter(|m| m.location.extension() == Some("json"))
+        {
+            if let Ok(result) = self.store.get(&meta.location).await {
+                if let Ok(bytes) = result.bytes().await {
+                    if let Ok(record) = serde_json::from_slice::<SendRecord>(&bytes) {
+                        records.push(record);
+                    }
+                }
+            }
+        }
         records.sort_by_key(|r: &SendRecord| std::cmp::Reverse(r.updated_at));
         records
     }
@@ -418,9 +455,9 @@ pub async fn deliver(
     email: &Email,
     snapshot: &Snapshot,
     config: &EmailConfig,
+    log: &SendLog,
     resend: bool,
 ) -> Result<Outcome> {
-    let log = SendLog::new(&config.send_log);
     let now = Utc::now();
     let record = SendRecord {
         key: send_key(&snapshot.dashboard, &snapshot.week, &email.recipients),
@@ -436,7 +473,7 @@ pub async fn deliver(
         updated_at: now,
         smtp_reply: None,
     };
-    let mut record = match log.claim(record, resend)? {
+    let mut record = match log.claim(record, resend).await? {
         Claim::Claimed(record) => record,
         Claim::AlreadySent(record) => return Ok(Outcome::AlreadySent(record)),
         Claim::InProgress(record) => return Ok(Outcome::InProgress(record)),
@@ -462,7 +499,7 @@ pub async fn deliver(
                 record.error = None;
                 record.smtp_reply = Some(response.message().collect::<Vec<_>>().join(" "));
                 record.updated_at = Utc::now();
-                log.update(&record)?;
+                log.update(&record).await?;
                 tracing::info!(
                     "sent {} {} to {} ({})",
                     record.dashboard,
@@ -477,7 +514,7 @@ pub async fn deliver(
                 record.updated_at = Utc::now();
                 let last = record.attempts > config.retries;
                 record.status = if last { "failed" } else { "sending" }.into();
-                log.update(&record)?;
+                log.update(&record).await?;
                 tracing::warn!(
                     "SMTP attempt {} for {} {} failed: {error}",
                     record.attempts,
@@ -568,6 +605,7 @@ pub async fn run(context: &crate::report::Context<'_>, request: Request<'_>) -> 
                 &email,
                 &taken.snapshot,
                 &context.config.email,
+                &SendLog::open(context.config)?,
                 request.resend,
             )
             .await?,

@@ -41,7 +41,7 @@
 //! | `email.public_url` | `KPI_PUBLIC_URL` | `http://127.0.0.1:8080` (links in emails) |
 //! | `email.retries` | | `3` (backoff 1 s, 2 s, 4 s) |
 //! | `email.link_lifetime` | | `30d` (signed links in emails, from the snapshot's time) |
-//! | `email.send_log` | `KPI_SEND_LOG` | `./.kpi/sends` |
+//! | `email.send_log` | `KPI_SEND_LOG` | `./.kpi/sends` (or `s3://bucket/prefix`, shared by every host) |
 //! | `sources.<name>.kind` | | the source's name |
 //! | `sources.<name>.owner` | | `unassigned` |
 //! | `sources.<name>.lag_days` | | `1` (complete up to yesterday) |
@@ -217,8 +217,8 @@ pub struct EmailConfig {
     pub public_url: String,
     /// SMTP attempts after the first, with exponential backoff from 1 s.
     pub retries: u32,
-    /// Folder of the send log.
-    pub send_log: PathBuf,
+    /// Where the send log lives (a folder or an S3 prefix).
+    pub send_log: DataRoot,
 }
 
 /// The attribution table's inputs and the project's default model and lookback.

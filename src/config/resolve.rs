@@ -422,6 +422,12 @@ impl Layers<'_> {
             }
         };
         let link_lifetime = self.link_lifetime(raw);
+        let (log_text, log_origin) = self.pick(None, &["KPI_SEND_LOG"], raw.send_log.as_ref());
+        let send_log = parse_data_root(project_dir, log_text.as_deref().unwrap_or("./.kpi/sends"))
+            .unwrap_or_else(|message| {
+                self.problem("email", "send_log", log_origin, message);
+                DataRoot::Local(project_dir.join(".kpi/sends"))
+            });
         let value = |name: &'static str, file: Option<&String>| self.pick(None, &[name], file).0;
         EmailConfig {
             from: value("KPI_EMAIL_FROM", raw.from.as_ref())
@@ -438,10 +444,7 @@ impl Layers<'_> {
                 .trim_end_matches('/')
                 .to_string(),
             retries: raw.retries.unwrap_or(3),
-            send_log: project_dir.join(
-                value("KPI_SEND_LOG", raw.send_log.as_ref())
-                    .unwrap_or_else(|| ".kpi/sends".to_string()),
-            ),
+            send_log,
         }
     }
 

@@ -192,9 +192,16 @@ impl AppState {
                 &self.config.calendar().label(week),
                 &dashboard.email_to,
             );
-            let log = crate::email::SendLog::new(&self.config.email.send_log);
+            let log = match crate::email::SendLog::open(&self.config) {
+                Ok(log) => log,
+                Err(error) => {
+                    tracing::warn!("scheduled emails: {error}");
+                    return;
+                }
+            };
             if log
                 .list()
+                .await
                 .iter()
                 .any(|r| r.key == key && r.status != "failed")
             {

@@ -148,6 +148,6 @@ pub async fn post_snapshot(
 
 /// `GET /sends`: the send log.
 pub async fn get_sends(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let records = SendLog::new(&state.config.email.send_log).list();
+    let records = SendLog::open(&state.config)?.list().await;
     Ok(Html(pages::sends_page(&records)?).into_response())
 }

@@ -230,3 +230,87 @@ async fn the_same_queries_pass_against_s3() {
     );
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
+
+/// A send-log record as a send would claim it.
+fn send_record(key: &str) -> kpi::email::SendRecord {
+    let now = chrono::Utc::now();
+    kpi::email::SendRecord {
+        key: key.into(),
+        dashboard: "weekly-marketing".into(),
+        week: "2026-W44".into(),
+        recipients: vec!["cmo@acme.example".into()],
+        snapshot: "abc".into(),
+        message_id: "<m@kpi>".into(),
+        status: "sending".into(),
+        attempts: 0,
+        error: None,
+        started_at: now,
+        updated_at: now,
+        smtp_reply: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hosts_sharing_an_s3_send_log_send_once() {
+    use kpi::email::{Claim, SendLog};
+    let moto = start_moto().await;
+    let env = s3_env(&moto.endpoint);
+    let lookup = move |name: &str| {
+        env.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+            .or_else(|| (name == "KPI_SEND_LOG").then(|| format!("s3://{BUCKET}/sends")))
+    };
+    let config =
+        kpi::config::Config::from_parts(&repo(), "", &lookup, &kpi::config::Overrides::default())
+            .expect("config");
+    // Two hosts: two stores, two clients, one bucket.
+    let (first, second) = (
+        SendLog::open(&config).expect("log"),
+        SendLog::open(&config).expect("log"),
+    );
+    let claimed = |claim: &Claim| matches!(claim, Claim::Claimed(_));
+    for round in 0..5 {
+        let key = format!("race-{round}");
+        let (a, b) = tokio::join!(
+            first.claim(send_record(&key), false),
+            second.claim(send_record(&key), false)
+        );
+        let (a, b) = (a.expect("claim"), b.expect("claim"));
+        assert_eq!(
+            [claimed(&a), claimed(&b)].iter().filter(|c| **c).count(),
+            1,
+            "round {round}: exactly one host claims the send"
+        );
+        // A failed send is claimed again, by exactly one of the hosts.
+        let mut failed = send_record(&key);
+        failed.status = "failed".into();
+        failed.attempts = 4;
+        first.update(&failed).await.expect("update");
+        let (a, b) = tokio::join!(
+            first.claim(send_record(&key), false),
+            second.claim(send_record(&key), false)
+        );
+        let (a, b) = (a.expect("claim"), b.expect("claim"));
+        assert_eq!(
+            [claimed(&a), claimed(&b)].iter().filter(|c| **c).count(),
+            1,
+            "round {round}: exactly one host re-claims a failed send"
+        );
+        let winner = if let Claim::Claimed(record) = if claimed(&a) { a } else { b } {
+            record
+        } else {
+            unreachable!()
+        };
+        assert_eq!(winner.attempts, 4, "the attempts carry over");
+        // Sent: neither claims it again.
+        let mut sent = winner;
+        sent.status = "sent".into();
+        second.update(&sent).await.expect("update");
+        assert!(matches!(
+            first.claim(send_record(&key), false).await.expect("claim"),
+            Claim::AlreadySent(_)
+        ));
+    }
+    assert_eq!(second.list().await.len(), 5);
+}

@@ -420,15 +420,39 @@ impl SendLog {
 }
 
 fn transport(config: &EmailConfig) -> Result<AsyncSmtpTransport<Tokio1Executor>> {
+    use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
     let host = config.smtp_host.as_str();
-    let builder = match config.tls {
-        SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
-        SmtpTls::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)
-            .map_err(|e| Error::input("smtp", format!("SMTP host `{host}`: {e}")))?,
-        SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host)
-            .map_err(|e| Error::input("smtp", format!("SMTP host `{host}`: {e}")))?,
+    let parameters = || -> Result<TlsParameters> {
+        let mut builder = TlsParameters::builder(host.to_string());
+        if let Some(path) = &config.ca_file {
+            let pem = std::fs::read(path).map_err(|e| {
+                Error::input(
+                    "smtp_ca_file",
+                    format!("email.ca_file {}: {e}", path.display()),
+                )
+            })?;
+            let certificate = Certificate::from_pem(&pem).map_err(|e| {
+                Error::input(
+                    "smtp_ca_file",
+                    format!(
+                        "email.ca_file {} is not a PEM certificate: {e}",
+                        path.display()
+                    ),
+                )
+            })?;
+            builder = builder.add_root_certificate(certificate);
+        }
+        builder
+            .build_rustls()
+            .map_err(|e| Error::input("smtp", format!("TLS settings for `{host}`: {e}")))
     };
-    let mut builder = builder
+    let tls = match config.tls {
+        SmtpTls::None => Tls::None,
+        SmtpTls::StartTls => Tls::Required(parameters()?),
+        SmtpTls::Tls => Tls::Wrapper(parameters()?),
+    };
+    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+        .tls(tls)
         .port(config.smtp_port)
         .timeout(Some(Duration::from_secs(30)));
     if let (Some(user), Some(password)) = (&config.username, &config.password) {
@@ -438,6 +462,24 @@ fn transport(config: &EmailConfig) -> Result<AsyncSmtpTransport<Tokio1Executor>>
         ));
     }
     Ok(builder.build())
+}
+
+/// An SMTP failure in words: which server, and for certificate problems why and what to set.
+fn smtp_error_text(config: &EmailConfig, error: &lettre::transport::smtp::Error) -> String {
+    let server = format!("{}:{}", config.smtp_host, config.smtp_port);
+    // lettre's message already carries its causes (rustls' reason, such as UnknownIssuer).
+    let text = error.to_string();
+    let certificate = text.contains("certificate") || text.contains("TLS") || error.is_tls();
+    if certificate {
+        let hint = if config.ca_file.is_some() {
+            "check that email.ca_file holds the CA that signed the server's certificate and that the certificate names this host"
+        } else {
+            "if the relay's certificate is signed by a private CA, set email.ca_file (KPI_SMTP_CA_FILE) to that CA's PEM file"
+        };
+        format!("TLS with {server} failed: {text}; {hint}")
+    } else {
+        format!("{server}: {text}")
+    }
 }
 
 /// What a delivery did.
@@ -510,7 +552,8 @@ pub async fn deliver(
                 return Ok(Outcome::Sent(record, elapsed));
             }
             Err(error) => {
-                record.error = Some(error.to_string());
+                let error = smtp_error_text(config, &error);
+                record.error = Some(error.clone());
                 record.updated_at = Utc::now();
                 let last = record.attempts > config.retries;
                 record.status = if last { "failed" } else { "sending" }.into();

@@ -37,6 +37,7 @@
 //! | `email.from` | `KPI_EMAIL_FROM` | `kpi reports <kpi@localhost>` |
 //! | `email.smtp_host`, `smtp_port` | `KPI_SMTP_HOST`, `KPI_SMTP_PORT` | `127.0.0.1`, by `tls`: 25 / 587 / 465 |
 //! | `email.tls` | `KPI_SMTP_TLS` | `starttls` (`none` for a local relay, `tls` for SMTPS) |
+//! | `email.ca_file` | `KPI_SMTP_CA_FILE` | none (a private CA's PEM, added to the bundled roots) |
 //! | `email.username`, `password` | `KPI_SMTP_USERNAME`, `KPI_SMTP_PASSWORD` | none (no authentication) |
 //! | `email.public_url` | `KPI_PUBLIC_URL` | `http://127.0.0.1:8080` (links in emails) |
 //! | `email.retries` | | `3` (backoff 1 s, 2 s, 4 s) |
@@ -207,6 +208,8 @@ pub struct EmailConfig {
     pub smtp_port: u16,
     /// Connection security.
     pub tls: SmtpTls,
+    /// A private CA (PEM) trusted for the relay's certificate, besides the bundled roots.
+    pub ca_file: Option<PathBuf>,
     /// SMTP user, when the server needs authentication.
     pub username: Option<String>,
     /// SMTP password (prefer `KPI_SMTP_PASSWORD`).

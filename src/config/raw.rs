@@ -40,6 +40,7 @@ pub(super) struct RawEmail {
     pub(super) smtp_host: Option<String>,
     pub(super) smtp_port: Option<u16>,
     pub(super) tls: Option<String>,
+    pub(super) ca_file: Option<String>,
     pub(super) username: Option<String>,
     pub(super) password: Option<String>,
     pub(super) public_url: Option<String>,

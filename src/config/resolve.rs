@@ -436,6 +436,7 @@ impl Layers<'_> {
                 .unwrap_or_else(|| "127.0.0.1".to_string()),
             smtp_port,
             tls,
+            ca_file: value("KPI_SMTP_CA_FILE", raw.ca_file.as_ref()).map(|p| project_dir.join(p)),
             username: value("KPI_SMTP_USERNAME", raw.username.as_ref()),
             password: value("KPI_SMTP_PASSWORD", raw.password.as_ref()).map(Secret::new),
             link_lifetime,

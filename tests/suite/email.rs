@@ -25,6 +25,11 @@ impl Drop for Smtp {
 
 impl Smtp {
     fn start() -> Self {
+        Self::start_with("none")
+    }
+
+    /// Starts the server in `mode`: `none`, `starttls` or `tls` (a CA made now, in `ca.pem`).
+    fn start_with(mode: &str) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
@@ -34,6 +39,7 @@ impl Smtp {
             .arg(repo().join("tests/smtp_server.py"))
             .arg(inbox.path())
             .arg(port.to_string())
+            .arg(mode)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -620,4 +626,60 @@ async fn two_servers_with_a_due_schedule_send_the_week_once() {
         .expect("html");
     assert!(sends.contains("data-status=\"sent\""), "{sends}");
     assert!(sends.contains("sales-leads@acme.example"));
+}
+
+/// STARTTLS and implicit TLS against a real TLS SMTP server whose certificate is signed by a
+/// CA made for the test: refused without `email.ca_file` (the error names the host and the
+/// setting), delivered with it.
+#[test]
+fn tls_relays_with_a_private_ca() {
+    let data = demo_data();
+    for mode in ["starttls", "tls"] {
+        let smtp = Smtp::start_with(mode);
+        let state = tempfile::TempDir::new().expect("temp");
+        let mut environment = env(&smtp, state.path());
+        for (key, value) in environment.iter_mut() {
+            match key.as_str() {
+                "KPI_SMTP_TLS" => *value = mode.into(),
+                "KPI_SMTP_HOST" => *value = "localhost".into(),
+                _ => {}
+            }
+        }
+        let args = [
+            "email",
+            "sales-pipeline",
+            "--week",
+            WEEK,
+            "--to",
+            "cfo@acme.example",
+        ];
+        let refused = run(&args, data, &environment);
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            !refused.status.success(),
+            "{mode}: sent without trusting the CA"
+        );
+        assert!(
+            stderr.contains(&format!("TLS with localhost:{}", smtp.port)),
+            "{mode}: {stderr}"
+        );
+        assert!(stderr.contains("email.ca_file"), "{mode}: {stderr}");
+        assert!(smtp.messages().is_empty(), "{mode}: nothing delivered");
+
+        let ca = smtp.inbox.path().join("ca.pem");
+        environment.push(("KPI_SMTP_CA_FILE".into(), ca.display().to_string()));
+        // The refused send is recorded as failed, so this run claims it again and sends.
+        let sent = run(&args, data, &environment);
+        assert!(
+            sent.status.success(),
+            "{mode}: {}",
+            String::from_utf8_lossy(&sent.stderr)
+        );
+        assert_eq!(smtp.messages().len(), 1, "{mode}: one message");
+        let mail = parse(&smtp.messages()[0]);
+        assert!(
+            mail["subject"].as_str().unwrap_or_default().contains(WEEK),
+            "{mode}: {mail}"
+        );
+    }
 }

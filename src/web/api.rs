@@ -168,7 +168,8 @@ impl SeriesParams {
                     return Err(Error::input(
                         "bad_parameter",
                         format!(
-                            "unknown parameter `{other}`; use from, to, grain, by, filter, compare, format, model, lookback"
+                            "unknown parameter `{other}`; use {}",
+                            SERIES_KEYS.join(", ")
                         ),
                     ))
                 }
@@ -204,6 +205,16 @@ impl SeriesParams {
 
 /// `GET /api/openapi.json`.
 pub async fn get_openapi() -> Response {
+    Json(openapi_document()).into_response()
+}
+
+/// The query parameters of `GET /api/v1/metrics/{name}` (the parser and the document use both).
+const SERIES_KEYS: [&str; 9] = [
+    "from", "to", "grain", "by", "filter", "compare", "format", "model", "lookback",
+];
+
+/// The OpenAPI document of the JSON API.
+fn openapi_document() -> serde_json::Value {
     let error = serde_json::json!({"type": "object", "properties": {"error": {"type": "object", "properties": {
         "code": {"type": "string"}, "message": {"type": "string"}}, "required": ["code", "message"]}}});
     let comparison = serde_json::json!({"type": "object", "properties": {
@@ -280,16 +291,83 @@ pub async fn get_openapi() -> Response {
                     query("by", "dimensions to slice by, comma-separated"),
                     query("filter", "DIMENSION=VALUE, repeatable or comma-separated"),
                     query("compare", "previous, year_ago, trailing_4, comma-separated"),
-                    query("format", "csv for CSV (or send Accept: text/csv)")],
+                    query("format", "csv for CSV (or send Accept: text/csv)"),
+                    query("model", "attribution model, for metrics that read reporting.attribution: first_touch, last_touch, last_non_direct, linear, position_based, time_decay, markov (default: kpi.toml)"),
+                    query("lookback", "attribution lookback such as 30d, for attributed metrics (default: kpi.toml)")],
                 "responses": series_responses}},
             "/api/v1/sql": {"post": {"summary": "Run one read-only SQL query",
                 "requestBody": {"content": {"application/json": {"schema": {"type": "object",
                     "properties": {"sql": {"type": "string"}, "format": {"type": "string", "enum": ["json", "csv"]}},
                     "required": ["sql"]}}}},
                 "responses": sql_responses}},
-            "/healthz": {"get": {"summary": "Definitions status, tables and data root", "responses": {"200": {"description": "status"}}}}
+            "/healthz": {"get": {"summary": "Definitions status, tables and data root", "security": [], "responses": {"200": {"description": "status"}}}},
+            "/metrics": {"get": {"summary": "Counters in the Prometheus text format (needs the token)",
+                "responses": {"200": {"description": "text/plain; version=0.0.4", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                              "401": {"description": "no or wrong token", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
+            "/reports/{dashboard}/{week}": {"get": {
+                "summary": "A weekly report: the page, or every number with the .json or .csv suffix on the week (2026-W45.json)",
+                "parameters": [
+                    {"name": "dashboard", "in": "path", "required": true, "schema": {"type": "string"}},
+                    {"name": "week", "in": "path", "required": true, "schema": {"type": "string", "example": "2026-W45"}},
+                    query("exp", "expiry of a signed link (Unix seconds)"),
+                    query("sig", "signature of a signed link (kpi share)")],
+                "responses": {"200": {"description": "text/html, application/json or text/csv; ETag, 304 on If-None-Match"},
+                              "403": {"description": "signed pages: no link, or a changed or moved one"},
+                              "410": {"description": "signed pages: the link expired"},
+                              "404": {"description": "unknown dashboard", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
+            "/api/v1/snapshots/{dashboard}/{week}": {"post": {
+                "summary": "Take a snapshot of a weekly report (a no-op for unchanged inputs)",
+                "parameters": [
+                    {"name": "dashboard", "in": "path", "required": true, "schema": {"type": "string"}},
+                    {"name": "week", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {"201": {"description": "a new snapshot", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SnapshotTaken"}}}},
+                              "200": {"description": "the existing snapshot of the same inputs", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SnapshotTaken"}}}},
+                              "401": {"description": "no or wrong token", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}}
         },
-        "components": {"schemas": {"Error": error, "Series": series, "Point": point}}
+        "security": [{"bearer": []}],
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                "description": "server.api_token: needed for writes, SQL and /metrics when set; with page_access = signed also for series"}},
+            "schemas": {"Error": error, "Series": series, "Point": point,
+                "SnapshotTaken": {"type": "object", "properties": {
+                    "id": {"type": "string"}, "dashboard": {"type": "string"}, "week": {"type": "string"},
+                    "taken_at": {"type": "string", "format": "date-time"}, "previous": {"type": ["string", "null"]},
+                    "created": {"type": "boolean"}, "url": {"type": "string"}},
+                    "required": ["id", "dashboard", "week", "taken_at", "created", "url"]}}}
     });
-    Json(document).into_response()
+    document
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_lists_every_series_parameter_the_parser_accepts() {
+        let document = openapi_document();
+        let parameters = document["paths"]["/api/v1/metrics/{name}"]["get"]["parameters"]
+            .as_array()
+            .expect("parameters");
+        let documented: Vec<&str> = parameters
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        for key in SERIES_KEYS {
+            assert!(documented.contains(&key), "`{key}` is not documented");
+            let query = format!("{key}=x");
+            assert!(SeriesParams::parse(&query).is_ok(), "`{key}` is not parsed");
+        }
+        assert!(SeriesParams::parse("nope=1").is_err());
+        for path in [
+            "/api/v1/sql",
+            "/api/v1/snapshots/{dashboard}/{week}",
+            "/metrics",
+            "/reports/{dashboard}/{week}",
+        ] {
+            assert!(
+                document["paths"][path].is_object(),
+                "{path} is not documented"
+            );
+        }
+    }
 }

@@ -56,7 +56,7 @@ pub struct SeriesRequest {
 }
 
 /// One comparison of one value.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct ComparisonValue {
     /// Label of the period compared with (`2026-W43..2026-W46` for trailing means).
     pub period: String,
@@ -69,7 +69,7 @@ pub struct ComparisonValue {
 }
 
 /// One value of the series.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct Point {
     /// Period label (`2026-W47`).
     pub period: String,
@@ -88,7 +88,7 @@ pub struct Point {
 }
 
 /// A computed series.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct Series {
     /// Metric name.
     pub metric: String,
@@ -116,7 +116,7 @@ pub struct Series {
 }
 
 /// The attribution settings an attributed series was computed with.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct AttributionUsed {
     /// Model name (`linear`).
     pub model: String,

@@ -4,13 +4,14 @@
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::defs::{ChartType, Good, Unit};
 use crate::metrics::{AttributionUsed, ComparisonValue};
 
 /// One report: everything its page shows.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Report {
     /// Dashboard name.
     pub dashboard: String,
@@ -60,7 +61,7 @@ pub struct Report {
 }
 
 /// Freshness of one source.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Freshness {
     /// Source name.
     pub source: String,
@@ -75,7 +76,7 @@ pub struct Freshness {
 }
 
 /// A generated sentence of the summary.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Sentence {
     /// Which list of the summary it belongs to.
     pub kind: SentenceKind,
@@ -86,7 +87,7 @@ pub struct Sentence {
 }
 
 /// The three lists of a report's summary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SentenceKind {
     /// What a headline KPI did.
@@ -98,7 +99,7 @@ pub enum SentenceKind {
 }
 
 /// Where a tile's value stands against its target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TargetStatus {
     /// At or beyond the target in the good direction.
@@ -139,6 +140,20 @@ impl From<Unavailable> for String {
     }
 }
 
+/// Written as its text, so the schema is a string.
+impl JsonSchema for Unavailable {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Unavailable".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "why a tile has no value: `no data for this week`, or why it failed"
+        })
+    }
+}
+
 impl std::fmt::Display for Unavailable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -149,7 +164,7 @@ impl std::fmt::Display for Unavailable {
 }
 
 /// One KPI tile.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Tile {
     /// Metric name.
     pub metric: String,
@@ -182,7 +197,7 @@ pub struct Tile {
 }
 
 /// Tiles under a heading.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct TileSection {
     /// Heading.
     pub title: String,
@@ -191,7 +206,7 @@ pub struct TileSection {
 }
 
 /// A chart's data.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ChartData {
     /// URL-safe name.
     pub name: String,
@@ -215,7 +230,7 @@ impl ChartData {
 }
 
 /// One point of a chart.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ChartPoint {
     /// Axis label (a week, a dimension value, a step).
     pub label: String,
@@ -236,7 +251,7 @@ pub struct ChartPoint {
 }
 
 /// One funnel step.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct FunnelStep {
     /// Metric.
     pub metric: String,
@@ -253,7 +268,7 @@ pub struct FunnelStep {
 }
 
 /// Metrics side by side by a dimension.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct BreakdownTable {
     /// Dimension.
     pub by: String,
@@ -266,7 +281,7 @@ pub struct BreakdownTable {
 }
 
 /// A column of the breakdown table.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Column {
     /// Metric.
     pub metric: String,
@@ -279,7 +294,7 @@ pub struct Column {
 }
 
 /// One metric by channel under every model.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ModelComparison {
     /// Metric.
     pub metric: String,
@@ -298,7 +313,7 @@ pub struct ModelComparison {
 }
 
 /// The data-health section.
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default, JsonSchema)]
 pub struct Health {
     /// Landed rows and exact duplicates (removed by the views) per table.
     pub duplicates: Vec<DuplicateCount>,
@@ -309,7 +324,7 @@ pub struct Health {
 }
 
 /// Rows of one landed table and how many are exact duplicates.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct DuplicateCount {
     /// Table.
     pub table: String,
@@ -322,7 +337,7 @@ pub struct DuplicateCount {
 }
 
 /// Two metrics compared by a dimension.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ReconcileTable {
     /// In words.
     pub label: String,
@@ -342,7 +357,7 @@ pub struct ReconcileTable {
 pub type ReconcileRow = (String, Option<f64>, Option<f64>, Option<f64>);
 
 /// Where a KPI comes from.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Footnote {
     /// Metric.
     pub metric: String,

@@ -227,6 +227,22 @@ fn example_conversion(
     }
 }
 
+/// The query parameters of `/attribution`, read by the handler and listed in the document.
+pub const PARAMS: [(&str, &str); 3] = [
+    (
+        "week",
+        "the week of the model comparison, such as 2026-W44 (default: the last complete week)",
+    ),
+    (
+        "lookback",
+        "lookback of the comparison, such as 30d (default: kpi.toml)",
+    ),
+    (
+        "metric",
+        "an attributed metric with a channel dimension (default: attributed_pipeline)",
+    ),
+];
+
 /// Query parameters of the page.
 #[derive(Default)]
 struct Params {
@@ -250,7 +266,10 @@ pub async fn get_attribution(
             other => {
                 return Err(Error::input(
                     "bad_parameter",
-                    format!("unknown parameter `{other}`; use week, lookback, metric"),
+                    format!(
+                        "unknown parameter `{other}`; use {}",
+                        PARAMS.map(|(name, _)| name).join(", ")
+                    ),
                 )
                 .into())
             }

@@ -8,6 +8,22 @@ use axum::Json;
 
 use crate::error::{Error, ErrorClass};
 
+/// The JSON body of every error answer.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong: a stable code and a message that says what to do.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct ErrorDetail {
+    /// Stable code, such as `bad_range` or `unauthorized`.
+    pub code: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
 /// An error on its way to an HTTP client.
 #[derive(Debug)]
 pub struct ApiError(pub Error);
@@ -35,7 +51,12 @@ impl IntoResponse for ApiError {
             tracing::debug!(code = error.code, "{}", error.message);
             error.message
         };
-        let body = serde_json::json!({ "error": { "code": error.code, "message": message } });
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: error.code.to_string(),
+                message,
+            },
+        };
         (status, Json(body)).into_response()
     }
 }

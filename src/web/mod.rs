@@ -10,6 +10,7 @@ pub mod attribution;
 pub mod error;
 pub mod pages;
 pub mod reports;
+mod routes;
 pub mod snapshots;
 
 use std::net::SocketAddr;
@@ -19,7 +20,6 @@ use std::time::{Duration, SystemTime};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -241,46 +241,23 @@ impl AppState {
 /// Builds the router for `state`: the routes, each group with its time limit, then access
 /// control, body limits, compression, request ids and logging, and a panic catcher outermost.
 pub fn router(state: AppState) -> Router {
-    let light = Router::new()
-        .route("/healthz", get(get_health))
-        .route("/api/v1/metrics", get(api::get_metrics))
-        .route("/api/openapi.json", get(api::get_openapi))
-        .route("/definitions", get(pages::get_catalog))
-        .route("/definitions/{name}", get(pages::get_definition))
-        .route("/", get(reports::get_index))
-        .route("/sends", get(snapshots::get_sends))
-        .route("/metrics", get(get_metrics_text))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            LIGHT_TIMEOUT,
-        ));
-    let heavy = Router::new()
-        .route("/api/v1/sql", post(post_sql))
-        .route("/api/v1/metrics/{name}", get(api::get_metric_series))
-        .route("/attribution", get(attribution::get_attribution))
-        .route("/reports/{dashboard}", get(reports::get_latest))
-        .route("/reports/{dashboard}/{week}", get(reports::get_report))
-        .route(
-            "/charts/{dashboard}/{week}/{chart}",
-            get(reports::get_chart),
-        )
-        .route("/snapshots/{dashboard}/{week}", get(snapshots::get_latest))
-        .route(
-            "/snapshots/{dashboard}/{week}/{id}",
-            get(snapshots::get_snapshot),
-        )
-        .route(
-            "/snapshots/{dashboard}/{week}/{id}/charts/{file}",
-            get(snapshots::get_snapshot_chart),
-        )
-        .route(
-            "/api/v1/snapshots/{dashboard}/{week}",
-            post(snapshots::post_snapshot),
-        )
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Duration::from_millis(state.config.server.request_timeout_ms),
-        ));
+    let heavy_timeout = Duration::from_millis(state.config.server.request_timeout_ms);
+    let (mut light, mut heavy) = (Router::new(), Router::new());
+    for (route, handler) in routes::table() {
+        if route.light {
+            light = light.route(route.path, handler);
+        } else {
+            heavy = heavy.route(route.path, handler);
+        }
+    }
+    let light = light.layer(TimeoutLayer::with_status_code(
+        StatusCode::SERVICE_UNAVAILABLE,
+        LIGHT_TIMEOUT,
+    ));
+    let heavy = heavy.layer(TimeoutLayer::with_status_code(
+        StatusCode::SERVICE_UNAVAILABLE,
+        heavy_timeout,
+    ));
     light
         .merge(heavy)
         .layer(axum::middleware::from_fn_with_state(
@@ -330,7 +307,7 @@ async fn record_request(request: axum::extract::Request, next: axum::middleware:
 
 /// `GET /metrics`: every counter in the Prometheus text format, with the time since a file
 /// last landed in each source.
-async fn get_metrics_text(State(state): State<AppState>) -> Response {
+pub(super) async fn get_metrics_text(State(state): State<AppState>) -> Response {
     let now = chrono::Utc::now();
     for (source, at) in state.engine.latest_landed().await {
         crate::telemetry::gauge(
@@ -483,7 +460,9 @@ async fn shutdown_signal() {
     }
 }
 
-async fn get_health(State(state): State<AppState>) -> std::result::Result<Response, ApiError> {
+pub(super) async fn get_health(
+    State(state): State<AppState>,
+) -> std::result::Result<Response, ApiError> {
     if let Err(error) = state.engine.refresh().await {
         tracing::warn!("health: cannot list the data root: {error}");
     }
@@ -517,14 +496,42 @@ async fn get_health(State(state): State<AppState>) -> std::result::Result<Respon
 }
 
 /// Body of `POST /api/v1/sql`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct SqlRequest {
+pub(super) struct SqlRequest {
+    /// One read-only SELECT.
     sql: String,
+    /// `json` (default) or `csv`.
+    #[schemars(with = "Option<String>")]
     format: Option<Format>,
 }
 
-async fn post_sql(
+/// The JSON answer of `POST /api/v1/sql`.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub(super) struct SqlAnswer {
+    /// Every column with its Arrow type.
+    columns: Vec<SqlColumn>,
+    /// One object per row, nulls kept.
+    rows: serde_json::Value,
+    /// Rows returned.
+    row_count: usize,
+    /// Whether `server.sql_row_limit` cut the answer.
+    truncated: bool,
+    /// Time taken, in milliseconds.
+    elapsed_ms: u64,
+}
+
+/// A column of an SQL answer.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub(super) struct SqlColumn {
+    /// Name.
+    name: String,
+    /// Arrow type, as DataFusion writes it.
+    #[serde(rename = "type")]
+    data_type: String,
+}
+
+pub(super) async fn post_sql(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: axum::body::Bytes,
@@ -577,20 +584,22 @@ async fn post_sql(
                 .into_response())
         }
         Format::Json | Format::Table => {
-            let columns: Vec<serde_json::Value> = output
-                .schema
-                .fields()
-                .iter()
-                .map(|field| serde_json::json!({ "name": field.name(), "type": field.data_type().to_string() }))
-                .collect();
-            let body = serde_json::json!({
-                "columns": columns,
-                "rows": output::to_json_rows(&output.batches)?,
-                "row_count": output.rows,
-                "truncated": output.truncated,
-                "elapsed_ms": output.elapsed.as_millis() as u64,
-            });
-            Ok(Json(body).into_response())
+            let answer = SqlAnswer {
+                columns: output
+                    .schema
+                    .fields()
+                    .iter()
+                    .map(|field| SqlColumn {
+                        name: field.name().clone(),
+                        data_type: field.data_type().to_string(),
+                    })
+                    .collect(),
+                rows: output::to_json_rows(&output.batches)?,
+                row_count: output.rows,
+                truncated: output.truncated,
+                elapsed_ms: output.elapsed.as_millis() as u64,
+            };
+            Ok(Json(answer).into_response())
         }
     }
 }

@@ -138,12 +138,36 @@ pub async fn post_snapshot(
     } else {
         StatusCode::OK
     };
-    let body = serde_json::json!({
-        "id": taken.snapshot.id, "dashboard": taken.snapshot.dashboard, "week": taken.snapshot.week,
-        "taken_at": taken.snapshot.taken_at, "previous": taken.snapshot.previous, "created": taken.created,
-        "url": format!("/snapshots/{}/{}/{}", taken.snapshot.dashboard, taken.snapshot.week, taken.snapshot.id),
-    });
+    let s = &taken.snapshot;
+    let body = SnapshotTaken {
+        id: s.id.clone(),
+        dashboard: s.dashboard.clone(),
+        week: s.week.clone(),
+        taken_at: s.taken_at,
+        previous: s.previous.clone(),
+        created: taken.created,
+        url: format!("/snapshots/{}/{}/{}", s.dashboard, s.week, s.id),
+    };
     Ok((status, axum::Json(body)).into_response())
+}
+
+/// The answer of `POST /api/v1/snapshots/{dashboard}/{week}`.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct SnapshotTaken {
+    /// Snapshot id (the report's ETag).
+    pub id: String,
+    /// Dashboard.
+    pub dashboard: String,
+    /// Week label.
+    pub week: String,
+    /// When it was taken.
+    pub taken_at: chrono::DateTime<chrono::Utc>,
+    /// The snapshot of the same week it replaces.
+    pub previous: Option<String>,
+    /// Whether this call took it (false: the same inputs were snapshotted before).
+    pub created: bool,
+    /// Its page.
+    pub url: String,
 }
 
 /// `GET /sends`: the send log.

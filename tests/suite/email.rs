@@ -683,3 +683,80 @@ fn tls_relays_with_a_private_ca() {
         );
     }
 }
+
+/// With a signing key, the email's links are signed: the live report's and the snapshot's
+/// verify for their pages until the snapshot's time plus `email.link_lifetime`, and two builds
+/// of the same snapshot give the same links.
+#[test]
+fn links_in_emails_are_signed_when_a_key_is_set() {
+    let smtp = Smtp::start();
+    let state = tempfile::TempDir::new().expect("temp");
+    let mut env = env(&smtp, state.path());
+    env.push(("KPI_SIGNING_KEY".into(), "email-link-key".into()));
+    let data = demo_data();
+    let build = |name: &str| {
+        let eml = state.path().join(name);
+        let output = run(
+            &[
+                "email",
+                "sales-pipeline",
+                "--week",
+                WEEK,
+                "--to",
+                "cfo@acme.example",
+                "--dry-run",
+                "--eml",
+                eml.to_str().expect("utf-8"),
+            ],
+            data,
+            &env,
+        );
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        parse(&eml)["text"].as_str().expect("text").to_string()
+    };
+    let text = build("first.eml");
+    assert_eq!(
+        text,
+        build("second.eml"),
+        "the same snapshot gives the same links"
+    );
+    let link = |prefix: &str| -> String {
+        let at = text
+            .find(prefix)
+            .unwrap_or_else(|| panic!("{prefix} in {text}"));
+        text[at..]
+            .split_whitespace()
+            .next()
+            .expect("link")
+            .to_string()
+    };
+    let signer = kpi::links::Signer::new(kpi::config::Secret::new("email-link-key"), Vec::new());
+    for prefix in [
+        "https://kpi.acme.example/reports/sales-pipeline/",
+        "https://kpi.acme.example/snapshots/sales-pipeline/",
+    ] {
+        let url = link(prefix);
+        let (path, query) = url
+            .trim_start_matches("https://kpi.acme.example")
+            .split_once('?')
+            .expect("a signed link has a query");
+        let scope = kpi::links::Scope::of_path(path).expect("scope");
+        let (mut exp, mut sig) = (None, None);
+        for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+            match key.as_ref() {
+                "exp" => exp = Some(value.to_string()),
+                "sig" => sig = Some(value.to_string()),
+                _ => {}
+            }
+        }
+        assert_eq!(
+            signer.verify(&scope, exp.as_deref(), sig.as_deref(), chrono::Utc::now()),
+            Ok(()),
+            "{url}"
+        );
+    }
+}

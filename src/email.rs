@@ -464,6 +464,15 @@ fn transport(config: &EmailConfig) -> Result<AsyncSmtpTransport<Tokio1Executor>>
     Ok(builder.build())
 }
 
+/// Counts one email by outcome (`sent`, or `failed` after every retry).
+fn count_send(outcome: &str) {
+    crate::telemetry::count(
+        "kpi_smtp_sends_total",
+        "Emails by outcome: sent, failed (after every retry).",
+        &[("outcome", outcome)],
+    );
+}
+
 /// An SMTP failure in words: which server, and for certificate problems why and what to set.
 fn smtp_error_text(config: &EmailConfig, error: &lettre::transport::smtp::Error) -> String {
     let server = format!("{}:{}", config.smtp_host, config.smtp_port);
@@ -532,11 +541,7 @@ pub async fn deliver(
                     // Test hook: die in the window between acceptance and the log update.
                     std::process::exit(9);
                 }
-                crate::telemetry::count(
-                    "kpi_smtp_sends_total",
-                    "Emails by outcome: sent, failed (after every retry).",
-                    &[("outcome", "sent")],
-                );
+                count_send("sent");
                 record.status = "sent".into();
                 record.error = None;
                 record.smtp_reply = Some(response.message().collect::<Vec<_>>().join(" "));
@@ -564,19 +569,15 @@ pub async fn deliver(
                     record.dashboard,
                     record.week
                 );
-                crate::telemetry::count(
-                    if last {
-                        "kpi_smtp_sends_total"
-                    } else {
-                        "kpi_smtp_retries_total"
-                    },
-                    if last {
-                        "Emails by outcome: sent, failed (after every retry)."
-                    } else {
-                        "SMTP attempts that failed and were retried."
-                    },
-                    if last { &[("outcome", "failed")] } else { &[] },
-                );
+                if last {
+                    count_send("failed");
+                } else {
+                    crate::telemetry::count(
+                        "kpi_smtp_retries_total",
+                        "SMTP attempts that failed and were retried.",
+                        &[],
+                    );
+                }
                 if last {
                     return Err(Error::unavailable(
                         "smtp_failed",

@@ -108,66 +108,49 @@ pub fn link_params(query: Option<&str>) -> (Option<String>, Option<String>) {
 /// The refusal of a page request whose link is not valid for `scope`, if it is not.
 fn refuse_signature(state: &AppState, scope: &Scope, request: &Request) -> Option<Response> {
     let Some(signer) = state.signer() else {
-        return Some(refusal_page(
-            StatusCode::FORBIDDEN,
-            "This server shares pages by signed links, but has no signing key",
-            "Set server.signing_key (KPI_SIGNING_KEY) and restart, or send the API token.",
-        ));
+        return Some(refusal_page(StatusCode::FORBIDDEN, "no_key", None, scope));
     };
     let (exp, sig) = link_params(request.uri().query());
     match signer.verify(scope, exp.as_deref(), sig.as_deref(), chrono::Utc::now()) {
         Ok(()) => None,
-        Err(Refusal::Missing) => Some(refusal_page(
-            StatusCode::FORBIDDEN,
-            "This page needs a signed link",
-            &format!("Ask whoever shared the report for a link, or make one: <code>kpi share {}</code>.", share_args(scope)),
-        )),
-        Err(Refusal::Tampered) => Some(refusal_page(
-            StatusCode::FORBIDDEN,
-            "This link was changed or belongs to another page",
-            &format!("A signed link works only for the page it was made for, exactly as it was sent. Ask for a fresh link, or make one: <code>kpi share {}</code>.", share_args(scope)),
-        )),
+        Err(Refusal::Missing) => Some(refusal_page(StatusCode::FORBIDDEN, "missing", None, scope)),
+        Err(Refusal::Tampered) => {
+            Some(refusal_page(StatusCode::FORBIDDEN, "tampered", None, scope))
+        }
         Err(Refusal::Expired(at)) => {
             let when = chrono::DateTime::from_timestamp(at, 0)
-                .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
-                .unwrap_or_default();
-            Some(refusal_page(
-                StatusCode::GONE,
-                &format!("This link expired on {when}"),
-                &format!("Ask whoever shared it for a fresh link, or make one: <code>kpi share {} --expires 7d</code>.", share_args(scope)),
-            ))
+                .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string());
+            Some(refusal_page(StatusCode::GONE, "expired", when, scope))
         }
     }
 }
 
 /// The `kpi share` arguments that make a link to `scope`.
 fn share_args(scope: &Scope) -> String {
-    let escape = crate::render::html::escape;
     match scope {
-        Scope::Report { dashboard, week } => {
-            format!("{} --week {}", escape(dashboard), escape(week))
-        }
+        Scope::Report { dashboard, week } => format!("{dashboard} --week {week}"),
         Scope::Snapshot {
             dashboard,
             week,
             id,
-        } => format!(
-            "{} --week {} --snapshot {}",
-            escape(dashboard),
-            escape(week),
-            escape(id)
-        ),
-        Scope::Dashboard { dashboard } => escape(dashboard),
+        } => format!("{dashboard} --week {week} --snapshot {id}"),
+        Scope::Dashboard { dashboard } => dashboard.clone(),
     }
 }
 
-/// A refused link's page: what happened and what to do (`advice` is trusted markup).
-fn refusal_page(status: StatusCode, title: &str, advice: &str) -> Response {
+/// A refused link's page (`templates/refused.html`): what happened and how to get a link.
+fn refusal_page(
+    status: StatusCode,
+    reason: &str,
+    expired_at: Option<String>,
+    scope: &Scope,
+) -> Response {
     let html = crate::render::html::render(
         "refused.html",
         minijinja::context! {
-            title => title,
-            advice => crate::render::html::safe(advice.to_string()),
+            reason => reason,
+            expired_at => expired_at,
+            share => share_args(scope),
         },
     );
     match html {

@@ -128,18 +128,10 @@ async fn report_or_not_modified(
     }
     let key = (dashboard.to_string(), week.to_string());
     if let Some(cached) = state.reports.get(&key, &etag) {
-        crate::telemetry::count(
-            "kpi_report_cache_total",
-            "Report requests answered from the cache (hit) or computed (miss).",
-            &[("result", "hit")],
-        );
+        count_cache("hit");
         return Ok(Ok((etag, cached)));
     }
-    crate::telemetry::count(
-        "kpi_report_cache_total",
-        "Report requests answered from the cache (hit) or computed (miss).",
-        &[("result", "miss")],
-    );
+    count_cache("miss");
     let started = std::time::Instant::now();
     let built = context.build(definition, period).await?;
     crate::telemetry::observe(
@@ -160,6 +152,15 @@ async fn report_or_not_modified(
     };
     state.reports.put(key, cached.clone());
     Ok(Ok((etag, cached)))
+}
+
+/// Counts a report request answered from the cache (`hit`) or computed (`miss`).
+fn count_cache(result: &str) {
+    crate::telemetry::count(
+        "kpi_report_cache_total",
+        "Report requests answered from the cache (hit) or computed (miss).",
+        &[("result", result)],
+    );
 }
 
 /// `GET /reports/{dashboard}/{week}` (also `.json`, `.csv`).

@@ -1,5 +1,5 @@
-//! Hostile input: random and hostile values in every parameter of every route, against the
-//! real server over HTTP. Nothing may answer 5xx (but 503, which says "try later") and no
+//! Hostile input: random and hostile values in every parameter of every route that takes one
+//! (path segments, query parameters, bodies), against the real server over HTTP. Nothing may answer 5xx (but 503, which says "try later") and no
 //! connection may drop.
 
 use crate::support::*;
@@ -131,7 +131,7 @@ async fn hostile_values_in_every_parameter_never_crash_the_server() {
     let requests = 400;
     for index in 0..requests {
         let v = |rng: &mut Rng| encode(rng.pick(&values));
-        let (method, path, body) = match index % 11 {
+        let (method, path, body) = match index % 15 {
             0 | 1 => {
                 let mut query = String::new();
                 for key in series_keys {
@@ -186,10 +186,32 @@ async fn hostile_values_in_every_parameter_never_crash_the_server() {
                 format!("/api/v1/snapshots/{}/{}", v(&mut rng), encode("2019-W99")),
                 None,
             ),
-            _ => (
+            10 => (
                 "POST",
                 "/api/v1/sql".to_string(),
                 Some(rng.pick(&values).to_string()),
+            ),
+            11 => ("GET", format!("/reports/{}", v(&mut rng)), None),
+            12 => (
+                "GET",
+                format!("/reports/{}/{}.json", v(&mut rng), v(&mut rng)),
+                None,
+            ),
+            13 => (
+                "GET",
+                format!("/snapshots/{}/{}", v(&mut rng), v(&mut rng)),
+                None,
+            ),
+            _ => (
+                "GET",
+                format!(
+                    "/snapshots/{}/{}/{}/charts/{}",
+                    v(&mut rng),
+                    v(&mut rng),
+                    v(&mut rng),
+                    v(&mut rng)
+                ),
+                None,
             ),
         };
         let url = format!("{}{path}", server.base);

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod output;
 pub mod render;
 pub mod report;
+pub mod rollup;
 pub mod snapshot;
 pub mod telemetry;
 pub mod time;

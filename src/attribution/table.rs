@@ -146,7 +146,13 @@ impl AttributionTable {
         }
     }
 
-    fn key(&self) -> String {
+    /// The touches and conversions relations it reads.
+    pub fn inputs(&self) -> [&str; 2] {
+        [&self.touches, &self.conversions]
+    }
+
+    /// Inputs and settings in one string: equal keys give equal credits on equal data.
+    pub fn key(&self) -> String {
         format!("{}|{}|{:?}", self.touches, self.conversions, self.settings)
     }
 

@@ -34,6 +34,8 @@
 //! | `attribution.lookback` | `KPI_ATTRIBUTION_LOOKBACK` | `30d` |
 //! | `attribution.half_life` | | `7d` (time decay) |
 //! | `snapshots.root` | `KPI_SNAPSHOTS` | `./.kpi/snapshots` (or `s3://bucket/prefix`) |
+//! | `rollups.root` | `KPI_ROLLUPS` | `./.kpi/rollups` (or `s3://bucket/prefix`, with the `[data.s3]` settings) |
+//! | `rollups.enabled` | `KPI_ROLLUPS_ENABLED` | `true` (`false`: every number straight from the views, the reference path) |
 //! | `email.from` | `KPI_EMAIL_FROM` | `kpi reports <kpi@localhost>` |
 //! | `email.smtp_host`, `smtp_port` | `KPI_SMTP_HOST`, `KPI_SMTP_PORT` | `127.0.0.1`, by `tls`: 25 / 587 / 465 |
 //! | `email.tls` | `KPI_SMTP_TLS` | `starttls` (`none` for a local relay, `tls` for SMTPS) |
@@ -277,6 +279,17 @@ pub struct Config {
     pub snapshots_root: DataRoot,
     /// Email delivery.
     pub email: EmailConfig,
+    /// The rollup store.
+    pub rollups: RollupsConfig,
+}
+
+/// Where the rollup store lives and whether it is used (see `rollup`).
+#[derive(Debug, Clone)]
+pub struct RollupsConfig {
+    /// A folder or an S3 prefix.
+    pub root: DataRoot,
+    /// `false`: every number is computed straight from the views (the reference path).
+    pub enabled: bool,
 }
 
 /// Values given on the command line, which win over the file and the environment.

@@ -24,6 +24,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) email: RawEmail,
     #[serde(default)]
+    pub(super) rollups: RawRollups,
+    #[serde(default)]
     pub(super) sources: BTreeMap<String, RawSource>,
 }
 
@@ -31,6 +33,13 @@ pub(super) struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSnapshots {
     pub(super) root: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRollups {
+    pub(super) root: Option<String>,
+    pub(super) enabled: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -9,11 +9,13 @@ use std::path::Path;
 use chrono::{NaiveTime, Weekday};
 use chrono_tz::Tz;
 
-use super::raw::{RawAttribution, RawConfig, RawData, RawEmail, RawServer, RawSource, RawTime};
+use super::raw::{
+    RawAttribution, RawConfig, RawData, RawEmail, RawRollups, RawServer, RawSource, RawTime,
+};
 use super::{
     is_identifier, key_line, line_of, parse_bool, parse_data_root, AttributionConfig, Config,
-    ConfigProblem, DataRoot, EmailConfig, EngineConfig, Overrides, PageAccess, S3Options, Secret,
-    ServerConfig, SmtpTls, Source, CONFIG_FILE,
+    ConfigProblem, DataRoot, EmailConfig, EngineConfig, Overrides, PageAccess, RollupsConfig,
+    S3Options, Secret, ServerConfig, SmtpTls, Source, CONFIG_FILE,
 };
 use crate::attribution::{self, Model, Settings};
 
@@ -61,6 +63,7 @@ pub(super) fn resolve(
     let attribution = layers.attribution(raw.attribution);
     let snapshots_root = layers.snapshots_root(project_dir, raw.snapshots.root.as_ref());
     let email = layers.email(project_dir, &raw.email);
+    let rollups = layers.rollups(project_dir, &raw.rollups);
     let sources = layers.sources(raw.sources);
     match (layers.problems.is_empty(), data_root) {
         (true, Some(data_root)) => Ok(Config {
@@ -75,6 +78,7 @@ pub(super) fn resolve(
             attribution,
             snapshots_root,
             email,
+            rollups,
         }),
         _ => Err(layers.problems),
     }
@@ -378,6 +382,28 @@ impl Layers<'_> {
                 DataRoot::Local(project_dir.join(".kpi/snapshots"))
             },
         )
+    }
+
+    fn rollups(&mut self, project_dir: &Path, raw: &RawRollups) -> RollupsConfig {
+        let (text, origin) = self.pick(None, &["KPI_ROLLUPS"], raw.root.as_ref());
+        let root = parse_data_root(project_dir, text.as_deref().unwrap_or("./.kpi/rollups"))
+            .unwrap_or_else(|message| {
+                self.problem("rollups", "root", origin, message);
+                DataRoot::Local(project_dir.join(".kpi/rollups"))
+            });
+        let enabled = match (self.env)("KPI_ROLLUPS_ENABLED") {
+            Some(value) => parse_bool(&value).unwrap_or_else(|| {
+                self.problem(
+                    "rollups",
+                    "enabled",
+                    Some("KPI_ROLLUPS_ENABLED"),
+                    format!("`{value}` is not a boolean; use true or false"),
+                );
+                true
+            }),
+            None => raw.enabled.unwrap_or(true),
+        };
+        RollupsConfig { root, enabled }
     }
 
     fn email(&mut self, project_dir: &Path, raw: &RawEmail) -> EmailConfig {

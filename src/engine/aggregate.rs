@@ -13,6 +13,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use datafusion::common::TableReference;
 use datafusion::common::{Column, ScalarValue};
 use datafusion::logical_expr::{cast, lit, when, Expr};
+use datafusion::prelude::DataFrame;
 
 use super::Engine;
 use crate::error::{Error, Result};
@@ -69,27 +70,45 @@ fn column(name: &str) -> Expr {
 
 impl Engine {
     /// Runs an aggregate query against the catalog as last refreshed: callers refresh once
-    /// per request ([`Engine::refresh`]), not once per metric part.
+    /// per request ([`Engine::refresh`]), not once per metric part. With the rollup store on,
+    /// stored partitions answer what they can (see `rollup`); the rest is computed here.
     pub async fn aggregate(&self, query: &AggregateQuery) -> Result<Vec<AggregateRow>> {
         if query.buckets.is_empty() {
             return Ok(Vec::new());
         }
-        let ctx = self.inner.ctx.clone();
-        let query = query.clone();
+        match self.rollups() {
+            Some(rollups) => rollups.aggregate(self, query).await,
+            None => self.aggregate_direct(query).await,
+        }
+    }
+
+    /// The relation an aggregate reads: its table or view, or the attribution table under the
+    /// query's model and lookback.
+    pub(crate) async fn relation(&self, query: &AggregateQuery) -> Result<DataFrame> {
         let attributed = format!(
             "{}.{}",
             super::REPORTING_SCHEMA,
             crate::attribution::table::TABLE_NAME
         );
+        let ctx = &self.inner.ctx;
         let override_table = query
             .attribution
             .filter(|_| query.table.eq_ignore_ascii_case(&attributed))
             .map(|settings| self.attribution_table(settings));
+        Ok(match override_table {
+            Some(table) => ctx.read_table(Arc::new(table))?,
+            None => ctx.table(TableReference::parse_str(&query.table)).await?,
+        })
+    }
+
+    /// Computes an aggregate straight from the views (the reference path).
+    pub async fn aggregate_direct(&self, query: &AggregateQuery) -> Result<Vec<AggregateRow>> {
+        if query.buckets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let frame = self.relation(query).await?;
+        let query = query.clone();
         let work = async move {
-            let frame = match override_table {
-                Some(table) => ctx.read_table(Arc::new(table))?,
-                None => ctx.table(TableReference::parse_str(&query.table)).await?,
-            };
             let time_type = frame
                 .schema()
                 .field_with_unqualified_name(&query.time_column)?

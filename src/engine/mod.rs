@@ -119,6 +119,8 @@ struct Inner {
     cpu: CpuRuntime,
     /// Computed attribution credits, dropped when data or views change.
     attribution: Arc<crate::attribution::table::Cache>,
+    /// The rollup store (`None` with `rollups.enabled = false`).
+    rollups: Option<Arc<crate::rollup::Rollups>>,
 }
 
 #[derive(Default)]
@@ -210,6 +212,11 @@ impl Engine {
         let threads = std::thread::available_parallelism()
             .map(usize::from)
             .unwrap_or(2);
+        let rollups = if config.rollups.enabled {
+            Some(Arc::new(crate::rollup::Rollups::open(&config)?))
+        } else {
+            None
+        };
         let cpu = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
             .thread_name("kpi-query")
@@ -225,6 +232,7 @@ impl Engine {
                 catalog: tokio::sync::Mutex::new(CatalogState::default()),
                 cpu: CpuRuntime(Some(cpu)),
                 attribution,
+                rollups,
             }),
         })
     }
@@ -232,6 +240,72 @@ impl Engine {
     /// Returns the configuration the engine was built with.
     pub fn config(&self) -> &Arc<Config> {
         &self.inner.config
+    }
+
+    /// The rollup store, when it is enabled.
+    pub fn rollups(&self) -> Option<&Arc<crate::rollup::Rollups>> {
+        self.inner.rollups.as_ref()
+    }
+
+    /// The session every query runs in.
+    pub(crate) fn session(&self) -> &SessionContext {
+        &self.inner.ctx
+    }
+
+    /// The files of each named table, as of the last refresh (unknown names are left out).
+    pub async fn files_of<'n>(
+        &self,
+        tables: impl Iterator<Item = &'n String>,
+    ) -> BTreeMap<String, Vec<ObjectMeta>> {
+        let state = self.inner.catalog.lock().await;
+        tables
+            .filter_map(|name| {
+                state
+                    .tables
+                    .get(name)
+                    .map(|loaded| (name.clone(), loaded.discovered.files.clone()))
+            })
+            .collect()
+    }
+
+    /// Plans one read-only query (checked like analyst SQL).
+    pub(crate) async fn plan_sql(
+        &self,
+        sql: &str,
+    ) -> Result<datafusion::logical_expr::LogicalPlan> {
+        let statement = safety::check_read_only(sql)?;
+        let plan = self.inner.ctx.state().statement_to_plan(statement).await?;
+        safety::verify_plan(&plan)?;
+        Ok(plan)
+    }
+
+    /// Runs a planned query to the end on the query runtime.
+    pub(crate) async fn collect_plan(
+        &self,
+        plan: datafusion::logical_expr::LogicalPlan,
+    ) -> Result<Vec<RecordBatch>> {
+        let ctx = self.inner.ctx.clone();
+        let work = async move {
+            let frame = ctx.execute_logical_plan(plan).await?;
+            Ok::<_, Error>(frame.collect().await?)
+        };
+        self.cpu_handle()?
+            .spawn(work)
+            .await
+            .map_err(|error| Error::internal(format!("query task failed: {error}")))?
+    }
+
+    /// The answer of a small read-only query over the current data, from the rollup store when
+    /// it has it (computed again whenever a file of a table it reads changes), else computed.
+    pub async fn cached_query(&self, sql: &str) -> Result<Arc<Vec<RecordBatch>>> {
+        self.refresh().await?;
+        match self.rollups() {
+            Some(rollups) => rollups.query(self, sql).await,
+            None => {
+                let plan = self.plan_sql(sql).await?;
+                Ok(Arc::new(self.collect_plan(plan).await?))
+            }
+        }
     }
 
     /// Returns the object store holding the data root (used by tests and `kpi demo`).

@@ -11,7 +11,6 @@ use super::Context;
 use crate::attribution::Settings;
 use crate::cache::Cache;
 use crate::defs::{Dashboard, Metric, Reconcile};
-use crate::engine::QueryLimits;
 use crate::error::Error;
 use crate::metrics::{self, MetricService};
 use crate::time::Period;
@@ -94,16 +93,11 @@ impl Context<'_> {
                 }
             }
         }
-        let limits = QueryLimits {
-            timeout: std::time::Duration::from_secs(60),
-            max_rows: 1,
-        };
         let mut latest: BTreeMap<String, Option<NaiveDate>> = BTreeMap::new();
         for (source, table, column) in reads {
             let sql = format!("SELECT CAST(max({column}) AS VARCHAR) AS latest FROM {table}");
-            let day = match self.engine.run_sql(&sql, limits).await {
-                Ok(output) => output
-                    .batches
+            let day = match self.engine.cached_query(&sql).await {
+                Ok(batches) => batches
                     .first()
                     .and_then(|b| {
                         use arrow::array::{Array, AsArray};
@@ -209,16 +203,9 @@ impl Context<'_> {
         let sql = format!(
             "SELECT (SELECT count(*) FROM {table}) AS landed, (SELECT count(*) FROM (SELECT DISTINCT * FROM {table})) AS distinct_rows"
         );
-        let limits = QueryLimits {
-            timeout: std::time::Duration::from_secs(120),
-            max_rows: 1,
-        };
-        let output = self.engine.run_sql(&sql, limits).await?;
+        let batches = self.engine.cached_query(&sql).await?;
         use arrow::array::AsArray;
-        let batch = output
-            .batches
-            .first()
-            .ok_or_else(|| Error::internal("no row"))?;
+        let batch = batches.first().ok_or_else(|| Error::internal("no row"))?;
         let landed = batch
             .column(0)
             .as_primitive::<arrow::datatypes::Int64Type>()

@@ -1,0 +1,170 @@
+//! What a relation is computed from: every landed table it reads (through views and the
+//! attribution table), the SQL of every view on the way, and, where it can be proven, the one
+//! landed column its time column is copied from.
+//!
+//! The time column is traced through the logical plan only across operators that keep each
+//! output row's time equal to the time of the landed row it came from: projections of plain
+//! columns, filters, `DISTINCT` over whole rows, sorts without a limit, aliases and joins. Any
+//! other operator on the way (an aggregate, a window function, a `UNION`, a `LIMIT`, an
+//! expression over the column) ends the trace, and so does a landed table read more than once
+//! in the expanded plan: then no column is named and every file of every input counts for
+//! every period (always exact, only less incremental).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use datafusion::catalog::default_table_source::source_as_provider;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::TableReference;
+use datafusion::datasource::listing::ListingTable;
+use datafusion::datasource::ViewTable;
+use datafusion::logical_expr::{Distinct, Expr, JoinType, LogicalPlan};
+use datafusion::prelude::SessionContext;
+
+use crate::attribution::table::AttributionTable;
+use crate::error::{Error, Result};
+
+/// The inputs of one relation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lineage {
+    /// Landed tables read, with how many times each is scanned in the expanded plan.
+    pub tables: BTreeMap<String, usize>,
+    /// SQL of every view read, by name (part of a piece's identity).
+    pub views: BTreeMap<String, String>,
+    /// Identities of attribution tables read (inputs and settings).
+    pub attribution: BTreeSet<String>,
+    /// `(landed table, column)` the relation's time column is a copy of, when proven.
+    pub time: Option<(String, String)>,
+}
+
+/// Traces `plan`, whose output has the column `time_column`.
+pub async fn trace(
+    ctx: &SessionContext,
+    plan: &LogicalPlan,
+    time_column: Option<&str>,
+) -> Result<Lineage> {
+    let mut lineage = Lineage::default();
+    collect(ctx, plan, &mut lineage, 0).await?;
+    if let Some(column) = time_column {
+        lineage.time = origin(plan, None, column)
+            .filter(|(table, _)| lineage.tables.get(table).copied() == Some(1));
+    }
+    Ok(lineage)
+}
+
+/// Adds every scan of `plan` (and of the views and attribution inputs it reads) to `lineage`.
+fn collect<'a>(
+    ctx: &'a SessionContext,
+    plan: &'a LogicalPlan,
+    lineage: &'a mut Lineage,
+    depth: usize,
+) -> futures::future::BoxFuture<'a, Result<()>> {
+    Box::pin(async move {
+        if depth > 32 {
+            return Err(Error::internal("views nest more than 32 deep"));
+        }
+        let mut scans = Vec::new();
+        plan.apply_with_subqueries(|node| {
+            if let LogicalPlan::TableScan(scan) = node {
+                scans.push((scan.table_name.clone(), scan.source.clone()));
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        for (name, source) in scans {
+            let provider = source_as_provider(&source)?;
+            let any: &dyn datafusion::catalog::TableProvider = provider.as_ref();
+            if let Some(view) = any.downcast_ref::<ViewTable>() {
+                let sql = view.definition().cloned().unwrap_or_default();
+                lineage.views.insert(name.to_string(), sql);
+                collect(ctx, view.logical_plan(), lineage, depth + 1).await?;
+            } else if let Some(table) = any.downcast_ref::<AttributionTable>() {
+                lineage.attribution.insert(table.key());
+                for input in table.inputs() {
+                    let frame = ctx.table(TableReference::parse_str(input)).await?;
+                    collect(ctx, frame.logical_plan(), lineage, depth + 1).await?;
+                }
+            } else if any.downcast_ref::<ListingTable>().is_some() {
+                *lineage.tables.entry(name.to_string()).or_default() += 1;
+            } else {
+                return Err(Error::unavailable(
+                    "opaque_input",
+                    format!("{name} is not a landed table or a view"),
+                ));
+            }
+        }
+        Ok(())
+    })
+}
+
+/// The landed `(table, column)` that output column `name` of `plan` copies, if provable.
+fn origin(
+    plan: &LogicalPlan,
+    qualifier: Option<&TableReference>,
+    name: &str,
+) -> Option<(String, String)> {
+    let index = plan.schema().index_of_column_by_name(qualifier, name)?;
+    let input_field = |input: &LogicalPlan, i: usize| {
+        let (q, field) = input.schema().qualified_field(i);
+        (q.cloned(), field.name().clone())
+    };
+    match plan {
+        LogicalPlan::Projection(projection) => match unalias(projection.expr.get(index)?) {
+            Expr::Column(column) => {
+                origin(&projection.input, column.relation.as_ref(), &column.name)
+            }
+            _ => None,
+        },
+        LogicalPlan::Filter(filter) => origin(&filter.input, qualifier, name),
+        LogicalPlan::Sort(sort) if sort.fetch.is_none() => origin(&sort.input, qualifier, name),
+        LogicalPlan::Repartition(repartition) => origin(&repartition.input, qualifier, name),
+        LogicalPlan::Distinct(Distinct::All(input)) => origin(input, qualifier, name),
+        LogicalPlan::SubqueryAlias(alias) => {
+            let (q, field) = input_field(&alias.input, index);
+            origin(&alias.input, q.as_ref(), &field)
+        }
+        LogicalPlan::Join(join) => {
+            let left_width = join.left.schema().fields().len();
+            let side = match join.join_type {
+                JoinType::Inner | JoinType::Left | JoinType::Right | JoinType::Full => {
+                    if index < left_width {
+                        (&join.left, index)
+                    } else {
+                        (&join.right, index - left_width)
+                    }
+                }
+                JoinType::LeftSemi | JoinType::LeftAnti => (&join.left, index),
+                JoinType::RightSemi | JoinType::RightAnti => (&join.right, index),
+                _ => return None,
+            };
+            let (q, field) = input_field(side.0, side.1);
+            origin(side.0, q.as_ref(), &field)
+        }
+        LogicalPlan::TableScan(scan) => {
+            let provider = source_as_provider(&scan.source).ok()?;
+            let any: &dyn datafusion::catalog::TableProvider = provider.as_ref();
+            if let Some(view) = any.downcast_ref::<ViewTable>() {
+                let (_, field) = input_field(plan, index);
+                let inner = view.logical_plan();
+                let inner_index = inner
+                    .schema()
+                    .fields()
+                    .iter()
+                    .position(|f| f.name() == &field)?;
+                let (q, inner_name) = input_field(inner, inner_index);
+                origin(inner, q.as_ref(), &inner_name)
+            } else if any.downcast_ref::<ListingTable>().is_some() {
+                let (_, field) = input_field(plan, index);
+                Some((scan.table_name.to_string(), field))
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
+}
+
+fn unalias(expr: &Expr) -> &Expr {
+    match expr {
+        Expr::Alias(alias) => unalias(&alias.expr),
+        other => other,
+    }
+}

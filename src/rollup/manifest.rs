@@ -1,0 +1,81 @@
+//! The rollup store's files: data files (Parquet) and manifest deltas (JSON) under the root.
+//!
+//! ```text
+//! <root>/v1/data/<piece>/<id>.parquet     partitions of one piece computed together
+//! <root>/v1/manifest/<time>-<id>.json      entries written after their data file
+//! ```
+//!
+//! Every object is written once with a create-only put under a fresh name, data first and the
+//! manifest delta last: a build killed half-way leaves at most an unreferenced data file, and
+//! two processes building at once each add their own deltas (identical partitions twice is
+//! harmless: they hold the same numbers). Readers take the union of all deltas.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Manifest format version (part of every path).
+pub const VERSION: &str = "v1";
+
+/// One partition: a piece's exact answer for one bucket over one set of input files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Piece key (what is computed: relation, measure, filter, grouping, definitions).
+    pub piece: String,
+    /// Bucket (`2026-11-02..2026-11-09@<start µs>..<end µs>`, or `all` for a whole query).
+    pub bucket: String,
+    /// Hash of the input files that can affect the bucket.
+    pub fingerprint: String,
+    /// Data file, relative to the root.
+    pub file: String,
+    /// SHA-256 of the data file (a file that does not match is rebuilt, never served).
+    pub sha256: String,
+    /// Rows of this bucket in the file.
+    pub rows: u64,
+}
+
+/// What a piece is, in words, for `kpi rollups status` and `prune`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PieceInfo {
+    /// `aggregate` or `query`.
+    pub kind: String,
+    /// The relation (`reporting.sessions`) or the SQL of a query.
+    pub relation: String,
+    /// Measure, filter, time column and grouping, as text.
+    pub detail: String,
+    /// The SQL of every view read, by name.
+    pub views: BTreeMap<String, String>,
+}
+
+/// One input file of a partition.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct InputFile {
+    /// Table (`crm.contacts`).
+    pub table: String,
+    /// Object path.
+    pub path: String,
+    /// Bytes.
+    pub size: u64,
+    /// Modification time, µs since the epoch.
+    pub modified: i64,
+}
+
+/// One manifest delta.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Delta {
+    /// Pieces described by this delta.
+    pub pieces: BTreeMap<String, PieceInfo>,
+    /// Input files by fingerprint.
+    pub inputs: BTreeMap<String, Vec<InputFile>>,
+    /// Partitions.
+    pub entries: Vec<Entry>,
+}
+
+impl Delta {
+    /// Adds another delta's content.
+    pub fn merge(&mut self, other: Delta) {
+        self.pieces.extend(other.pieces);
+        self.inputs.extend(other.inputs);
+        self.entries.extend(other.entries);
+    }
+}

@@ -1,0 +1,781 @@
+//! The rollup store: exact partial aggregates, persisted, recomputed only where a landed file
+//! can change them.
+//!
+//! Every number kpi shows is, at the bottom, one *piece* (an aggregate of a measure over a
+//! relation, with a filter and a grouping; or one whole health query) evaluated over one
+//! *bucket* (a period's bounds). A piece's answer for a bucket is stored as a *partition*
+//! together with a *fingerprint* of the input files that can affect it:
+//!
+//! - the files of every landed table the piece reads (through views and the attribution
+//!   table), all of them, except
+//! - for the one landed table the piece's time column is proven to be copied from (see
+//!   [`lineage`]), only the files whose footer statistics place rows within 36 hours of the
+//!   bucket (the margin covers time zones and date columns; a file without statistics counts
+//!   for every bucket).
+//!
+//! A partition is served only when its fingerprint equals the fingerprint of the files listed
+//! now, so a new, replaced or removed file makes exactly the buckets it can affect miss, and
+//! they are computed again from the views (the same code as `rollups.enabled = false`). A
+//! definition change changes the piece key (view SQL, measure, filter, attribution settings are
+//! part of it), so only the pieces of changed metrics miss. Partitions are stored at the bucket
+//! they are asked for and never added up, so COUNT DISTINCT stays exact. Derived, ratio and
+//! cumulative metrics combine stored pieces in memory on every request (cumulative windows from
+//! their day-range atoms, each a bucket of its own).
+
+pub mod lineage;
+mod manifest;
+mod ranges;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, Float64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Float64Type, Schema, SchemaRef};
+use futures::TryStreamExt;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+use crate::engine::aggregate::{AggregateQuery, AggregateRow, Bucket};
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+pub use lineage::Lineage;
+pub use manifest::{Delta, Entry, InputFile, PieceInfo};
+
+/// Deltas beyond this many are merged into one when the store is opened.
+const COMPACT_AFTER: usize = 32;
+/// Margin around a bucket within which a file's rows count (time zones, date columns).
+const MARGIN_MICROS: i64 = 36 * 3_600_000_000;
+
+/// Counts of what the store did in this process (for tests, `/healthz` and the CLI).
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Partitions answered from the store.
+    pub reused: AtomicU64,
+    /// Partitions computed from the views.
+    pub computed: AtomicU64,
+    /// Queries run against the views to compute partitions.
+    pub queries: AtomicU64,
+    /// Data files found corrupt or missing (their partitions were rebuilt).
+    pub rebuilt_files: AtomicU64,
+}
+
+/// A snapshot of [`Counters`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Activity {
+    /// Partitions answered from the store.
+    pub reused: u64,
+    /// Partitions computed from the views.
+    pub computed: u64,
+    /// Queries run against the views to compute partitions.
+    pub queries: u64,
+    /// Data files found corrupt or missing and rebuilt.
+    pub rebuilt_files: u64,
+}
+
+/// One group of a bucket: dimension values and the measure.
+type Group = (Vec<Option<String>>, Option<f64>);
+/// A file's identity (path, size, modification time) and a column.
+type RangeKey = (String, u64, i64, String);
+
+/// The rows of one data file, by bucket.
+enum Loaded {
+    Aggregate(HashMap<String, Vec<Group>>),
+    Batches(Arc<Vec<RecordBatch>>),
+}
+
+#[derive(Default)]
+struct Index {
+    /// Deltas read (object paths).
+    deltas: HashSet<String>,
+    /// Partitions by (piece, bucket, fingerprint).
+    entries: HashMap<(String, String, String), Entry>,
+    /// Everything read, kept for compaction, status and prune.
+    merged: Delta,
+    /// Data files read, by relative path.
+    files: HashMap<String, Arc<Loaded>>,
+}
+
+/// The store, shared by every request of a process.
+pub struct Rollups {
+    store: Arc<dyn ObjectStore>,
+    root: ObjectPath,
+    location: String,
+    index: tokio::sync::Mutex<Index>,
+    loaded: tokio::sync::OnceCell<()>,
+    ranges: std::sync::Mutex<HashMap<RangeKey, Option<(i64, i64)>>>,
+    counters: Counters,
+}
+
+/// A bucket's identity and the files that can affect it.
+struct Keyed {
+    bucket: String,
+    fingerprint: String,
+    inputs: Vec<InputFile>,
+}
+
+impl Rollups {
+    /// Opens the store of `config.rollups` (touches no storage until first used).
+    pub fn open(config: &Config) -> Result<Self> {
+        let (store, root, _) = crate::engine::open_store_at(&config.rollups.root, &config.s3)?;
+        Ok(Self {
+            store,
+            root,
+            location: config.rollups.root.url(),
+            index: tokio::sync::Mutex::new(Index::default()),
+            loaded: tokio::sync::OnceCell::new(),
+            ranges: std::sync::Mutex::new(HashMap::new()),
+            counters: Counters::default(),
+        })
+    }
+
+    /// Where the store lives (for messages).
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// What the store did in this process so far.
+    pub fn activity(&self) -> Activity {
+        let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        Activity {
+            reused: read(&self.counters.reused),
+            computed: read(&self.counters.computed),
+            queries: read(&self.counters.queries),
+            rebuilt_files: read(&self.counters.rebuilt_files),
+        }
+    }
+
+    /// Answers an aggregate from stored partitions, computing (and storing) the buckets that
+    /// have none for the current input files.
+    pub async fn aggregate(
+        &self,
+        engine: &Engine,
+        query: &AggregateQuery,
+    ) -> Result<Vec<AggregateRow>> {
+        let frame = engine.relation(query).await?;
+        let lineage = match lineage::trace(
+            engine.session(),
+            frame.logical_plan(),
+            Some(&query.time_column),
+        )
+        .await
+        {
+            Ok(lineage) => lineage,
+            // A relation kpi cannot see through is computed every time, never stored.
+            Err(error) if error.code == "opaque_input" => {
+                return engine.aggregate_direct(query).await
+            }
+            Err(error) => return Err(error),
+        };
+        let info = PieceInfo {
+            kind: "aggregate".into(),
+            relation: query.table.clone(),
+            detail: format!(
+                "measure {} | filter {} | time {} | by {:?} | where {:?} | attribution {:?}",
+                query.measure,
+                query.filter.as_deref().unwrap_or("-"),
+                query.time_column,
+                query.dimensions,
+                query.equals,
+                lineage.attribution,
+            ),
+            views: lineage.views.clone(),
+        };
+        let piece = piece_key(&info, &lineage);
+        let files = engine.files_of(lineage.tables.keys()).await;
+        let ranges = self.ranges_for(engine, &lineage, &files).await;
+        let keyed: Vec<Keyed> = query
+            .buckets
+            .iter()
+            .map(|bucket| key_bucket(bucket, &lineage, &files, &ranges))
+            .collect();
+
+        let mut rows = Vec::new();
+        let mut missing = Vec::new();
+        self.ensure_loaded().await?;
+        for (index, key) in keyed.iter().enumerate() {
+            match self.aggregate_rows(&piece, key).await {
+                Some(found) => {
+                    self.counters.reused.fetch_add(1, Ordering::Relaxed);
+                    rows.extend(found.into_iter().map(|(dimensions, value)| AggregateRow {
+                        bucket: index,
+                        dimensions,
+                        value,
+                    }));
+                }
+                None => missing.push(index),
+            }
+        }
+        if missing.is_empty() {
+            return Ok(rows);
+        }
+        let sub = AggregateQuery {
+            buckets: missing.iter().map(|i| query.buckets[*i]).collect(),
+            ..query.clone()
+        };
+        self.counters.queries.fetch_add(1, Ordering::Relaxed);
+        let computed = engine.aggregate_direct(&sub).await?;
+        self.counters
+            .computed
+            .fetch_add(missing.len() as u64, Ordering::Relaxed);
+        let mut by_bucket: Vec<Vec<Group>> = vec![Vec::new(); missing.len()];
+        for row in computed {
+            by_bucket[row.bucket].push((row.dimensions, row.value));
+        }
+        let parts: Vec<(&Keyed, &[Group])> = missing
+            .iter()
+            .zip(&by_bucket)
+            .map(|(i, found)| (&keyed[*i], found.as_slice()))
+            .collect();
+        if let Err(error) = self.save_aggregate(&piece, &info, &parts).await {
+            tracing::warn!(
+                "rollup store {}: could not store {} partitions: {}",
+                self.location,
+                parts.len(),
+                error.message
+            );
+        }
+        for (slot, found) in missing.iter().zip(by_bucket) {
+            rows.extend(found.into_iter().map(|(dimensions, value)| AggregateRow {
+                bucket: *slot,
+                dimensions,
+                value,
+            }));
+        }
+        Ok(rows)
+    }
+
+    /// Answers a whole read-only query (health checks) from the store, computed again when any
+    /// file of a table it reads changes.
+    pub async fn query(&self, engine: &Engine, sql: &str) -> Result<Arc<Vec<RecordBatch>>> {
+        let plan = engine.plan_sql(sql).await?;
+        let lineage = lineage::trace(engine.session(), &plan, None).await?;
+        let info = PieceInfo {
+            kind: "query".into(),
+            relation: sql.to_string(),
+            detail: String::new(),
+            views: lineage.views.clone(),
+        };
+        let piece = piece_key(&info, &lineage);
+        let files = engine.files_of(lineage.tables.keys()).await;
+        let (fingerprint, inputs) = fingerprint(&lineage, &files, |_, _| true);
+        let key = Keyed {
+            bucket: "all".into(),
+            fingerprint,
+            inputs,
+        };
+        self.ensure_loaded().await?;
+        if let Some(Loaded::Batches(batches)) = self.lookup(&piece, &key).await.as_deref() {
+            self.counters.reused.fetch_add(1, Ordering::Relaxed);
+            return Ok(Arc::clone(batches));
+        }
+        self.counters.queries.fetch_add(1, Ordering::Relaxed);
+        let batches = engine.collect_plan(plan).await?;
+        self.counters.computed.fetch_add(1, Ordering::Relaxed);
+        if let Err(error) = self.save_batches(&piece, &info, &key, &batches).await {
+            tracing::warn!(
+                "rollup store {}: could not store a query result: {}",
+                self.location,
+                error.message
+            );
+        }
+        Ok(Arc::new(batches))
+    }
+
+    async fn aggregate_rows(&self, piece: &str, key: &Keyed) -> Option<Vec<Group>> {
+        match self.lookup(piece, key).await.as_deref() {
+            Some(Loaded::Aggregate(buckets)) => {
+                Some(buckets.get(&key.bucket).cloned().unwrap_or_default())
+            }
+            _ => None,
+        }
+    }
+
+    /// The data file holding a partition, read (and checked) once per process. A missing or
+    /// corrupt file drops every partition it held, so they are computed again.
+    async fn lookup(&self, piece: &str, key: &Keyed) -> Option<Arc<Loaded>> {
+        let entry = {
+            let index = self.index.lock().await;
+            let entry = index.entries.get(&(
+                piece.to_string(),
+                key.bucket.clone(),
+                key.fingerprint.clone(),
+            ))?;
+            if let Some(loaded) = index.files.get(&entry.file) {
+                return Some(Arc::clone(loaded));
+            }
+            entry.clone()
+        };
+        match self.read_file(&entry).await {
+            Ok(loaded) => {
+                let loaded = Arc::new(loaded);
+                let mut index = self.index.lock().await;
+                index.files.insert(entry.file.clone(), Arc::clone(&loaded));
+                Some(loaded)
+            }
+            Err(error) => {
+                tracing::warn!(
+                    "rollup store {}: {} is unusable ({}); its partitions are rebuilt",
+                    self.location,
+                    entry.file,
+                    error.message
+                );
+                self.counters.rebuilt_files.fetch_add(1, Ordering::Relaxed);
+                let mut index = self.index.lock().await;
+                index.entries.retain(|_, e| e.file != entry.file);
+                None
+            }
+        }
+    }
+
+    async fn read_file(&self, entry: &Entry) -> Result<Loaded> {
+        let bytes = self
+            .store
+            .get(&self.path(&entry.file))
+            .await?
+            .bytes()
+            .await?;
+        let digest = crate::digest::hex(&Sha256::digest(&bytes));
+        if digest != entry.sha256 {
+            return Err(Error::internal(format!(
+                "content hash {} does not match the manifest's {}",
+                &digest[..12],
+                &entry.sha256[..12.min(entry.sha256.len())]
+            )));
+        }
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .and_then(|builder| builder.build())
+            .map_err(|error| Error::internal(format!("not readable Parquet: {error}")))?;
+        let batches: Vec<RecordBatch> = reader
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|error| Error::internal(format!("not readable Parquet: {error}")))?;
+        if entry.bucket == "all" {
+            return Ok(Loaded::Batches(Arc::new(batches)));
+        }
+        let mut buckets: HashMap<String, Vec<Group>> = HashMap::new();
+        for batch in &batches {
+            let columns = (
+                batch.column_by_name("bucket"),
+                batch.column_by_name("dimensions"),
+                batch.column_by_name("value"),
+            );
+            let (Some(bucket), Some(dims), Some(value)) = columns else {
+                return Err(Error::internal("columns bucket, dimensions, value missing"));
+            };
+            let (bucket, dims) = (bucket.as_string::<i32>(), dims.as_string::<i32>());
+            let value = value.as_primitive::<Float64Type>();
+            for row in 0..batch.num_rows() {
+                let dimensions: Vec<Option<String>> = serde_json::from_str(dims.value(row))
+                    .map_err(|error| Error::internal(format!("bad dimensions: {error}")))?;
+                let value = (!value.is_null(row)).then(|| value.value(row));
+                buckets
+                    .entry(bucket.value(row).to_string())
+                    .or_default()
+                    .push((dimensions, value));
+            }
+        }
+        Ok(Loaded::Aggregate(buckets))
+    }
+
+    async fn save_aggregate(
+        &self,
+        piece: &str,
+        info: &PieceInfo,
+        parts: &[(&Keyed, &[Group])],
+    ) -> Result<()> {
+        let mut buckets = Vec::new();
+        let mut dims = Vec::new();
+        let mut values = Vec::new();
+        for (key, rows) in parts {
+            for (dimensions, value) in *rows {
+                buckets.push(key.bucket.clone());
+                dims.push(serde_json::to_string(dimensions).unwrap_or_default());
+                values.push(*value);
+            }
+        }
+        let schema: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("bucket", DataType::Utf8, false),
+            Field::new("dimensions", DataType::Utf8, false),
+            Field::new("value", DataType::Float64, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(StringArray::from(buckets)),
+                Arc::new(StringArray::from(dims)),
+                Arc::new(Float64Array::from(values)),
+            ],
+        )?;
+        let keys: Vec<(&Keyed, u64)> = parts
+            .iter()
+            .map(|(key, rows)| (*key, rows.len() as u64))
+            .collect();
+        self.save(piece, info, &keys, schema, &[batch]).await
+    }
+
+    async fn save_batches(
+        &self,
+        piece: &str,
+        info: &PieceInfo,
+        key: &Keyed,
+        batches: &[RecordBatch],
+    ) -> Result<()> {
+        let schema = match batches.first() {
+            Some(batch) => batch.schema(),
+            None => Arc::new(Schema::empty()),
+        };
+        let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
+        self.save(piece, info, &[(key, rows)], schema, batches)
+            .await
+    }
+
+    /// Writes one data file, then the manifest delta that names it (create-only, both).
+    async fn save(
+        &self,
+        piece: &str,
+        info: &PieceInfo,
+        keys: &[(&Keyed, u64)],
+        schema: SchemaRef,
+        batches: &[RecordBatch],
+    ) -> Result<()> {
+        let mut buffer = Vec::new();
+        {
+            let mut writer = parquet::arrow::ArrowWriter::try_new(&mut buffer, schema, None)?;
+            for batch in batches {
+                writer.write(batch)?;
+            }
+            writer.close()?;
+        }
+        let sha256 = crate::digest::hex(&Sha256::digest(&buffer));
+        let file = format!("{}/data/{piece}/{}.parquet", manifest::VERSION, unique());
+        self.put_new(&file, buffer).await?;
+        let mut delta = Delta::default();
+        delta.pieces.insert(piece.to_string(), info.clone());
+        for (key, rows) in keys {
+            delta
+                .inputs
+                .entry(key.fingerprint.clone())
+                .or_insert_with(|| key.inputs.clone());
+            delta.entries.push(Entry {
+                piece: piece.to_string(),
+                bucket: key.bucket.clone(),
+                fingerprint: key.fingerprint.clone(),
+                file: file.clone(),
+                sha256: sha256.clone(),
+                rows: *rows,
+            });
+        }
+        let name = format!(
+            "{}/manifest/{:016}-{}.json",
+            manifest::VERSION,
+            chrono::Utc::now().timestamp_micros(),
+            unique()
+        );
+        let body = serde_json::to_vec(&delta).map_err(|e| Error::internal(e.to_string()))?;
+        self.put_new(&name, body).await?;
+        let mut index = self.index.lock().await;
+        index.deltas.insert(self.path(&name).to_string());
+        add_delta(&mut index, delta);
+        Ok(())
+    }
+
+    async fn put_new(&self, relative: &str, body: Vec<u8>) -> Result<()> {
+        let options = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        self.store
+            .put_opts(&self.path(relative), PutPayload::from(body), options)
+            .await?;
+        Ok(())
+    }
+
+    fn path(&self, relative: &str) -> ObjectPath {
+        let root = self.root.as_ref().trim_matches('/');
+        if root.is_empty() {
+            ObjectPath::from(relative)
+        } else {
+            ObjectPath::from(format!("{root}/{relative}"))
+        }
+    }
+
+    /// Reads every manifest delta once per process (merging them when there are many).
+    async fn ensure_loaded(&self) -> Result<()> {
+        self.loaded
+            .get_or_try_init(|| async {
+                let read = self.read_new_deltas().await?;
+                if read > COMPACT_AFTER {
+                    if let Err(error) = self.compact().await {
+                        tracing::warn!(
+                            "rollup store {}: could not merge the manifest: {}",
+                            self.location,
+                            error.message
+                        );
+                    }
+                }
+                Ok::<_, Error>(())
+            })
+            .await
+            .map(|_| ())
+    }
+
+    /// Reads the deltas not read yet (written by this or another process); returns how many
+    /// deltas the store holds.
+    pub async fn read_new_deltas(&self) -> Result<usize> {
+        let prefix = self.path(&format!("{}/manifest", manifest::VERSION));
+        let listed: Vec<ObjectMeta> = match self.store.list(Some(&prefix)).try_collect().await {
+            Ok(listed) => listed,
+            Err(object_store::Error::NotFound { .. }) => Vec::new(),
+            Err(error) => return Err(error.into()),
+        };
+        let known = self.index.lock().await.deltas.clone();
+        for meta in &listed {
+            let path = meta.location.to_string();
+            if known.contains(&path) || !path.ends_with(".json") {
+                continue;
+            }
+            let delta = match self.store.get(&meta.location).await {
+                Ok(object) => object.bytes().await.map_err(Error::from).and_then(|bytes| {
+                    serde_json::from_slice::<Delta>(&bytes)
+                        .map_err(|error| Error::internal(error.to_string()))
+                }),
+                Err(error) => Err(error.into()),
+            };
+            let mut index = self.index.lock().await;
+            index.deltas.insert(path.clone());
+            match delta {
+                Ok(delta) => add_delta(&mut index, delta),
+                Err(error) => tracing::warn!(
+                    "rollup store {}: manifest {path} is unreadable and ignored: {}",
+                    self.location,
+                    error.message
+                ),
+            }
+        }
+        Ok(listed.len())
+    }
+
+    /// Writes every delta read as one, then deletes the ones it replaces.
+    async fn compact(&self) -> Result<()> {
+        let (merged, old) = {
+            let index = self.index.lock().await;
+            (index.merged.clone(), index.deltas.clone())
+        };
+        let name = format!(
+            "{}/manifest/{:016}-{}.json",
+            manifest::VERSION,
+            chrono::Utc::now().timestamp_micros(),
+            unique()
+        );
+        let body = serde_json::to_vec(&merged).map_err(|e| Error::internal(e.to_string()))?;
+        self.put_new(&name, body).await?;
+        self.index
+            .lock()
+            .await
+            .deltas
+            .insert(self.path(&name).to_string());
+        for path in old {
+            let _ = self.store.delete(&ObjectPath::from(path.as_str())).await;
+        }
+        Ok(())
+    }
+
+    /// The time ranges of the files of the table the time column comes from.
+    async fn ranges_for(
+        &self,
+        engine: &Engine,
+        lineage: &Lineage,
+        files: &BTreeMap<String, Vec<ObjectMeta>>,
+    ) -> HashMap<String, Option<(i64, i64)>> {
+        let mut out = HashMap::new();
+        let Some((table, column)) = &lineage.time else {
+            return out;
+        };
+        for meta in files.get(table).into_iter().flatten() {
+            let key = (
+                meta.location.to_string(),
+                meta.size,
+                meta.last_modified.timestamp_micros(),
+                column.clone(),
+            );
+            let known = self.ranges.lock().ok().and_then(|r| r.get(&key).copied());
+            let range = match known {
+                Some(range) => range,
+                None => {
+                    let range = ranges::time_range(engine.store(), meta, column).await;
+                    if let Ok(mut cache) = self.ranges.lock() {
+                        cache.insert(key, range);
+                    }
+                    range
+                }
+            };
+            out.insert(meta.location.to_string(), range);
+        }
+        out
+    }
+
+    /// What the store holds, for `kpi rollups status` and `prune`.
+    pub async fn contents(&self) -> Result<Delta> {
+        self.ensure_loaded().await?;
+        self.read_new_deltas().await?;
+        Ok(self.index.lock().await.merged.clone())
+    }
+
+    /// Every object under the store's root, with its size.
+    pub async fn objects(&self) -> Result<Vec<ObjectMeta>> {
+        let prefix = self.path(manifest::VERSION);
+        match self.store.list(Some(&prefix)).try_collect().await {
+            Ok(listed) => Ok(listed),
+            Err(object_store::Error::NotFound { .. }) => Ok(Vec::new()),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Replaces the whole manifest by `keep` and deletes every data file it does not name
+    /// (and that is older than `grace`, so a build running now keeps its fresh files).
+    pub async fn rewrite(&self, keep: Delta, grace: chrono::Duration) -> Result<(usize, u64)> {
+        let before = self.objects().await?;
+        let name = format!(
+            "{}/manifest/{:016}-{}.json",
+            manifest::VERSION,
+            chrono::Utc::now().timestamp_micros(),
+            unique()
+        );
+        let body = serde_json::to_vec(&keep).map_err(|e| Error::internal(e.to_string()))?;
+        self.put_new(&name, body).await?;
+        let referenced: HashSet<String> = keep
+            .entries
+            .iter()
+            .map(|e| self.path(&e.file).to_string())
+            .collect();
+        let cutoff = chrono::Utc::now() - grace;
+        let new_manifest = self.path(&name).to_string();
+        let (mut removed, mut bytes) = (0, 0);
+        for meta in before {
+            let path = meta.location.to_string();
+            let is_manifest = path.contains("/manifest/") || path.starts_with("v1/manifest/");
+            let drop = if is_manifest {
+                path != new_manifest
+            } else {
+                !referenced.contains(&path) && meta.last_modified < cutoff
+            };
+            if drop && self.store.delete(&meta.location).await.is_ok() {
+                removed += 1;
+                bytes += meta.size;
+            }
+        }
+        let mut index = self.index.lock().await;
+        *index = Index::default();
+        index.deltas.insert(new_manifest);
+        add_delta(&mut index, keep);
+        Ok((removed, bytes))
+    }
+}
+
+fn add_delta(index: &mut Index, delta: Delta) {
+    for entry in &delta.entries {
+        index.entries.insert(
+            (
+                entry.piece.clone(),
+                entry.bucket.clone(),
+                entry.fingerprint.clone(),
+            ),
+            entry.clone(),
+        );
+    }
+    index.merged.merge(delta);
+}
+
+/// A piece's key: a hash of what it computes and every definition it reads.
+fn piece_key(info: &PieceInfo, lineage: &Lineage) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(manifest::VERSION.as_bytes());
+    hasher.update(serde_json::to_vec(info).unwrap_or_default());
+    for table in lineage.tables.keys() {
+        hasher.update(table.as_bytes());
+        hasher.update([0]);
+    }
+    crate::digest::short_hex(&hasher.finalize(), 10)
+}
+
+fn key_bucket(
+    bucket: &Bucket,
+    lineage: &Lineage,
+    files: &BTreeMap<String, Vec<ObjectMeta>>,
+    ranges: &HashMap<String, Option<(i64, i64)>>,
+) -> Keyed {
+    let (start, end) = (
+        bucket.start.timestamp_micros(),
+        bucket.end.timestamp_micros(),
+    );
+    let relevant = |table: &str, meta: &ObjectMeta| match &lineage.time {
+        Some((time_table, _)) if time_table == table => {
+            match ranges.get(meta.location.as_ref()).copied().flatten() {
+                Some((low, high)) => {
+                    low <= end.saturating_add(MARGIN_MICROS)
+                        && high >= start.saturating_sub(MARGIN_MICROS)
+                }
+                None => true,
+            }
+        }
+        _ => true,
+    };
+    let (fingerprint, inputs) = fingerprint(lineage, files, relevant);
+    Keyed {
+        bucket: format!("{}..{}@{start}..{end}", bucket.start_day, bucket.end_day),
+        fingerprint,
+        inputs,
+    }
+}
+
+/// The hash of the input files that count (per `relevant`), and the files.
+fn fingerprint(
+    lineage: &Lineage,
+    files: &BTreeMap<String, Vec<ObjectMeta>>,
+    relevant: impl Fn(&str, &ObjectMeta) -> bool,
+) -> (String, Vec<InputFile>) {
+    let mut inputs = Vec::new();
+    for table in lineage.tables.keys() {
+        for meta in files.get(table).into_iter().flatten() {
+            if relevant(table, meta) {
+                inputs.push(InputFile {
+                    table: table.clone(),
+                    path: meta.location.to_string(),
+                    size: meta.size,
+                    modified: meta.last_modified.timestamp_micros(),
+                });
+            }
+        }
+    }
+    inputs.sort();
+    let mut hasher = Sha256::new();
+    for table in lineage.tables.keys() {
+        hasher.update(table.as_bytes());
+        hasher.update([0]);
+    }
+    for input in &inputs {
+        hasher.update(input.table.as_bytes());
+        hasher.update([0]);
+        hasher.update(input.path.as_bytes());
+        hasher.update([0]);
+        hasher.update(input.size.to_le_bytes());
+        hasher.update(input.modified.to_le_bytes());
+    }
+    (crate::digest::short_hex(&hasher.finalize(), 12), inputs)
+}
+
+/// A name no other writer picks: time and randomness from the standard library's hasher.
+fn unique() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    hasher.write_u32(std::process::id());
+    format!("{:016x}", hasher.finish())
+}

@@ -33,3 +33,6 @@ mod access;
 
 #[path = "suite/hostile.rs"]
 mod hostile;
+
+#[path = "suite/rollups.rs"]
+mod rollups;

@@ -10,6 +10,7 @@ mod email;
 mod metric;
 mod query;
 mod report;
+mod rollups;
 mod serve;
 mod share;
 mod snapshot;
@@ -57,6 +58,8 @@ enum Command {
     Attribution(attribution::AttributionArgs),
     /// Print a signed link to a report or snapshot that opens without a token until it expires.
     Share(share::ShareArgs),
+    /// The rollup store: status, build ahead of time, prune.
+    Rollups(rollups::RollupsArgs),
     /// Start the HTTP server.
     Serve(serve::ServeArgs),
 }
@@ -81,6 +84,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Email(args) => email::run(&config, args).await,
         Command::Attribution(args) => attribution::run(args).await,
         Command::Share(args) => share::run(&config, args).await,
+        Command::Rollups(args) => rollups::run(&config, args).await,
         Command::Serve(args) => serve::run(&config, args).await,
     }
 }

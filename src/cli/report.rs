@@ -50,8 +50,18 @@ pub async fn run(config: &Arc<Config>, args: ReportArgs) -> Result<i32> {
         }
     };
     output::write_atomically(&out, body.as_bytes())?;
+    let store = match project.engine.rollups() {
+        Some(rollups) => {
+            let activity = rollups.activity();
+            format!(
+                "; rollups: {} partitions reused, {} computed in {} queries",
+                activity.reused, activity.computed, activity.queries
+            )
+        }
+        None => "; rollups off: every number computed from the views".to_string(),
+    };
     eprintln!(
-        "kpi report: {} {} ({} to {}) → {} in {:.1} s",
+        "kpi report: {} {} ({} to {}) → {} in {:.1} s{store}",
         dashboard,
         report.week,
         report.start,

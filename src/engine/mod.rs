@@ -593,6 +593,21 @@ impl Engine {
         latest
     }
 
+    /// The SQL of every installed `reporting` view, by qualified name (`reporting.sessions`).
+    pub async fn view_sql(&self) -> BTreeMap<String, String> {
+        let state = self.inner.catalog.lock().await;
+        state
+            .views
+            .iter()
+            .map(|view| {
+                (
+                    format!("{REPORTING_SCHEMA}.{}", view.name),
+                    view.sql.clone(),
+                )
+            })
+            .collect()
+    }
+
     /// Returns each table's data version (a hash of its files), as of the last refresh.
     pub async fn data_versions(&self) -> BTreeMap<String, String> {
         self.inner.catalog.lock().await.data_versions.clone()

@@ -28,8 +28,11 @@ use crate::error::{Error, Result};
 pub struct Lineage {
     /// Landed tables read, with how many times each is scanned in the expanded plan.
     pub tables: BTreeMap<String, usize>,
-    /// SQL of every view read, by name (part of a piece's identity).
+    /// Every view read, by name (views are inlined when planned; their SQL is added by the
+    /// caller for `kpi rollups prune`).
     pub views: BTreeMap<String, String>,
+    /// The plans read, printed: the piece's definition, whatever SQL text produced it.
+    pub plans: Vec<String>,
     /// Identities of attribution tables read (inputs and settings).
     pub attribution: BTreeSet<String>,
     /// `(landed table, column)` the relation's time column is a copy of, when proven.
@@ -62,13 +65,26 @@ fn collect<'a>(
         if depth > 32 {
             return Err(Error::internal("views nest more than 32 deep"));
         }
+        lineage.plans.push(plan.display_indent().to_string());
         let mut scans = Vec::new();
+        let mut views = Vec::new();
         plan.apply_with_subqueries(|node| {
-            if let LogicalPlan::TableScan(scan) = node {
-                scans.push((scan.table_name.clone(), scan.source.clone()));
+            match node {
+                LogicalPlan::TableScan(scan) => {
+                    scans.push((scan.table_name.clone(), scan.source.clone()))
+                }
+                LogicalPlan::SubqueryAlias(alias)
+                    if alias.alias.schema() == Some(crate::engine::REPORTING_SCHEMA) =>
+                {
+                    views.push(alias.alias.to_string())
+                }
+                _ => {}
             }
             Ok(TreeNodeRecursion::Continue)
         })?;
+        for view in views {
+            lineage.views.entry(view).or_default();
+        }
         for (name, source) in scans {
             let provider = source_as_provider(&source)?;
             let any: &dyn datafusion::catalog::TableProvider = provider.as_ref();

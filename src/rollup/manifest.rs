@@ -39,6 +39,10 @@ pub struct Entry {
 pub struct PieceInfo {
     /// `aggregate` or `query`.
     pub kind: String,
+    /// `relation|measure|filter|time column` of an aggregate (what a metric definition names),
+    /// empty for a query.
+    #[serde(default)]
+    pub signature: String,
     /// The relation (`reporting.sessions`) or the SQL of a query.
     pub relation: String,
     /// Measure, filter, time column and grouping, as text.

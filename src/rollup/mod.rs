@@ -162,7 +162,7 @@ impl Rollups {
         )
         .await
         {
-            Ok(lineage) => lineage,
+            Ok(lineage) => with_view_sql(engine, lineage).await,
             // A relation kpi cannot see through is computed every time, never stored.
             Err(error) if error.code == "opaque_input" => {
                 return engine.aggregate_direct(query).await
@@ -171,6 +171,12 @@ impl Rollups {
         };
         let info = PieceInfo {
             kind: "aggregate".into(),
+            signature: signature(
+                &query.table,
+                &query.measure,
+                query.filter.as_deref(),
+                &query.time_column,
+            ),
             relation: query.table.clone(),
             detail: format!(
                 "measure {} | filter {} | time {} | by {:?} | where {:?} | attribution {:?}",
@@ -251,9 +257,11 @@ impl Rollups {
     /// file of a table it reads changes.
     pub async fn query(&self, engine: &Engine, sql: &str) -> Result<Arc<Vec<RecordBatch>>> {
         let plan = engine.plan_sql(sql).await?;
-        let lineage = lineage::trace(engine.session(), &plan, None).await?;
+        let lineage =
+            with_view_sql(engine, lineage::trace(engine.session(), &plan, None).await?).await;
         let info = PieceInfo {
             kind: "query".into(),
+            signature: String::new(),
             relation: sql.to_string(),
             detail: String::new(),
             views: lineage.views.clone(),
@@ -674,6 +682,15 @@ impl Rollups {
     }
 }
 
+/// What a metric definition names about a piece: `relation|measure|filter|time column`.
+pub fn signature(relation: &str, measure: &str, filter: Option<&str>, time_column: &str) -> String {
+    format!(
+        "{}|{measure}|{}|{time_column}",
+        relation.to_ascii_lowercase(),
+        filter.unwrap_or("")
+    )
+}
+
 fn add_delta(index: &mut Index, delta: Delta) {
     for entry in &delta.entries {
         index.entries.insert(
@@ -688,11 +705,25 @@ fn add_delta(index: &mut Index, delta: Delta) {
     index.merged.merge(delta);
 }
 
-/// A piece's key: a hash of what it computes and every definition it reads.
+/// Adds the current SQL of every view the lineage names.
+async fn with_view_sql(engine: &Engine, mut lineage: Lineage) -> Lineage {
+    let sql = engine.view_sql().await;
+    for (name, text) in lineage.views.iter_mut() {
+        *text = sql.get(name).cloned().unwrap_or_default();
+    }
+    lineage
+}
+
+/// A piece's key: a hash of what it computes and every definition it reads (the plans, with
+/// every view inlined, so an edit that changes what a view means changes the key).
 fn piece_key(info: &PieceInfo, lineage: &Lineage) -> String {
     let mut hasher = Sha256::new();
     hasher.update(manifest::VERSION.as_bytes());
     hasher.update(serde_json::to_vec(info).unwrap_or_default());
+    for plan in &lineage.plans {
+        hasher.update(plan.as_bytes());
+        hasher.update([0]);
+    }
     for table in lineage.tables.keys() {
         hasher.update(table.as_bytes());
         hasher.update([0]);

@@ -1,0 +1,393 @@
+//! The rollup store against the reference path: random landings, a restart, a corrupt file,
+//! two processes building at once.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
+use arrow::datatypes::DataType;
+use kpi::config::{Config, Overrides};
+use kpi::engine::Engine;
+use tempfile::TempDir;
+
+use crate::support::*;
+
+const WEEKS: [&str; 2] = ["2026-W45", "2026-W46"];
+
+/// An engine over `data` for `project`, with the store at `store` (`None`: rollups off).
+async fn open(project: &Path, data: &Path, store: Option<&Path>) -> (Arc<Config>, Engine) {
+    let text = std::fs::read_to_string(project.join("kpi.toml")).expect("kpi.toml");
+    let store = store.map(|p| p.display().to_string());
+    let env = move |name: &str| match (name, &store) {
+        ("KPI_ROLLUPS", Some(path)) => Some(path.clone()),
+        ("KPI_ROLLUPS_ENABLED", None) => Some("false".to_string()),
+        _ => None,
+    };
+    let overrides = Overrides {
+        data: Some(data.display().to_string()),
+        addr: None,
+    };
+    let config = Arc::new(Config::from_parts(project, &text, &env, &overrides).expect("config"));
+    let engine = Engine::try_new(Arc::clone(&config)).expect("engine");
+    engine.refresh().await.expect("refresh");
+    (config, engine)
+}
+
+/// Every report of both demo dashboards for [`WEEKS`], as JSON.
+async fn reports(project: &Path, data: &Path, store: Option<&Path>) -> (Vec<String>, Engine) {
+    let (config, engine) = open(project, data, store).await;
+    let registry = kpi::defs::load_and_install(&config, &engine)
+        .await
+        .expect("definitions load");
+    let now = chrono::DateTime::parse_from_rfc3339("2026-11-20T12:00:00Z")
+        .expect("instant")
+        .with_timezone(&chrono::Utc);
+    let context = kpi::report::Context::new(&registry, &engine, &config, now);
+    let mut out = Vec::new();
+    for dashboard in ["weekly-marketing", "sales-pipeline"] {
+        for week in WEEKS {
+            let (definition, period) = context
+                .dashboard_week(dashboard, Some(week))
+                .expect("dashboard");
+            let report = context.build(definition, period).await.expect("report");
+            out.push(serde_json::to_string_pretty(&report).expect("json"));
+        }
+    }
+    (out, engine)
+}
+
+fn assert_same_reports(stored: &[String], reference: &[String], step: &str) {
+    for (index, (a, b)) in stored.iter().zip(reference).enumerate() {
+        if a != b {
+            let first = a
+                .lines()
+                .zip(b.lines())
+                .find(|(x, y)| x != y)
+                .map(|(x, y)| format!("store:     {x}\nreference: {y}"))
+                .unwrap_or_default();
+            panic!("after {step}, report {index} differs from the reference path:\n{first}");
+        }
+    }
+}
+
+/// A deterministic random sequence (xorshift).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+fn parquet_files(folder: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(folder).expect("folder") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            files.extend(parquet_files(&path));
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    files
+}
+
+/// How a derived file differs from the rows it copies.
+#[derive(Default)]
+struct Change<'a> {
+    suffix: Option<(&'a str, String)>,
+    shift_days: Option<(&'a str, i64)>,
+    set: Option<(&'a str, &'a str)>,
+}
+
+/// Writes `rows` rows of `source` (from `offset`), changed as `change` says, as a new file.
+fn derive(source: &Path, target: &Path, offset: usize, rows: usize, change: Change) {
+    let file = std::fs::File::open(source).expect("open");
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .expect("parquet")
+        .build()
+        .expect("reader");
+    let batches: Vec<RecordBatch> = reader.map(|b| b.expect("batch")).collect();
+    let schema = batches[0].schema();
+    let all = arrow::compute::concat_batches(&schema, &batches).expect("concat");
+    let start = offset % all.num_rows().max(1);
+    let batch = all.slice(start, rows.min(all.num_rows() - start));
+    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+    let index = |name: &str| schema.index_of(name).expect("column");
+    if let Some((name, suffix)) = &change.suffix {
+        let i = index(name);
+        let text = arrow::compute::cast(&columns[i], &DataType::Utf8).expect("text");
+        let text = text
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("strings");
+        let changed: StringArray = text
+            .iter()
+            .map(|v| v.map(|v| format!("{v}{suffix}")))
+            .collect();
+        columns[i] = arrow::compute::cast(&changed, schema.field(i).data_type()).expect("back");
+    }
+    if let Some((name, days)) = change.shift_days {
+        let i = index(name);
+        let data_type = schema.field(i).data_type().clone();
+        let (as_int, per_day) = match &data_type {
+            DataType::Date32 => (DataType::Int32, 1i64),
+            _ => (DataType::Int64, 86_400_000_000i64),
+        };
+        let ints = arrow::compute::cast(&columns[i], &as_int).expect("ints");
+        let ints = arrow::compute::cast(&ints, &DataType::Int64).expect("i64");
+        let ints = ints
+            .as_any()
+            .downcast_ref::<arrow::array::Int64Array>()
+            .expect("i64");
+        let shifted: arrow::array::Int64Array =
+            ints.iter().map(|v| v.map(|v| v + days * per_day)).collect();
+        let shifted = arrow::compute::cast(&shifted, &as_int).expect("narrow");
+        columns[i] = arrow::compute::cast(&shifted, &data_type).expect("typed");
+    }
+    if let Some((name, value)) = change.set {
+        let i = index(name);
+        let constant = StringArray::from(vec![value; batch.num_rows()]);
+        columns[i] = arrow::compute::cast(&constant, schema.field(i).data_type()).expect("set");
+    }
+    let out = RecordBatch::try_new(Arc::clone(&schema), columns).expect("batch");
+    let mut bytes = Vec::new();
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(&mut bytes, Arc::clone(&schema), None).expect("w");
+    writer.write(&out).expect("write");
+    writer.close().expect("close");
+    land(target, &bytes);
+}
+
+/// Applies landing `kind` to `data` (or the definitions in `project`); returns what it did.
+fn land_step(kind: usize, step: usize, rng: &mut Rng, data: &Path, project: &Path) -> String {
+    let pick = |rng: &mut Rng, folder: &str| {
+        let files = parquet_files(&data.join(folder));
+        files[rng.below(files.len())].clone()
+    };
+    let offset = rng.below(10_000);
+    match kind {
+        0 => {
+            let source = pick(rng, "analytics/sessions");
+            let weeks = 1 + rng.below(3) as i64;
+            let change = Change {
+                suffix: Some(("session_id", format!("-late{step}"))),
+                shift_days: Some(("started_at", -7 * weeks)),
+                ..Change::default()
+            };
+            let target = data.join(format!("analytics/sessions/late-{step}.parquet"));
+            derive(&source, &target, offset, 40, change);
+            format!(
+                "late sessions {weeks} week(s) back from {}",
+                source.display()
+            )
+        }
+        1 => {
+            let source = pick(rng, "analytics/sessions");
+            let target = data.join(format!("analytics/sessions/again-{step}.parquet"));
+            derive(&source, &target, offset, 60, Change::default());
+            format!("exact duplicates of sessions from {}", source.display())
+        }
+        2 => {
+            let source = pick(rng, "ads/campaign_daily");
+            let target = source
+                .parent()
+                .expect("month folder")
+                .join(format!("late-{step}.parquet"));
+            let change = Change {
+                suffix: Some(("campaign_id", format!("-l{step}"))),
+                shift_days: Some(("date", -7)),
+                ..Change::default()
+            };
+            derive(&source, &target, offset, 12, change);
+            format!("late ad rows in {}", target.display())
+        }
+        3 => {
+            let source = pick(rng, "crm/contacts");
+            let target = data.join(format!("crm/contacts/update-{step}.parquet"));
+            let change = Change {
+                set: Some(("region", "Antarctica")),
+                ..Change::default()
+            };
+            derive(&source, &target, offset, 80, change);
+            "a crm.contacts file that changes contacts' region".to_string()
+        }
+        4 => {
+            let source = pick(rng, "crm/lifecycle_changes");
+            let target = data.join(format!("crm/lifecycle_changes/late-{step}.parquet"));
+            let change = Change {
+                shift_days: Some(("changed_at", -14)),
+                ..Change::default()
+            };
+            derive(&source, &target, offset, 30, change);
+            "late lifecycle changes two weeks back".to_string()
+        }
+        5 => {
+            let landed: Vec<PathBuf> = parquet_files(data)
+                .into_iter()
+                .filter(|p| {
+                    let name = p.file_name().unwrap_or_default().to_string_lossy();
+                    name.starts_with("late-") || name.starts_with("again-")
+                })
+                .collect();
+            let victim = if landed.is_empty() {
+                pick(rng, "analytics/sessions")
+            } else {
+                landed[rng.below(landed.len())].clone()
+            };
+            std::fs::remove_file(&victim).expect("remove");
+            format!("removed {}", victim.display())
+        }
+        _ => {
+            let path = project.join("queries/campaign_daily.sql");
+            let sql = std::fs::read_to_string(&path).expect("sql");
+            let edited = if sql.contains("SELECT DISTINCT") {
+                sql.replace("SELECT DISTINCT", "SELECT")
+            } else {
+                sql.replace("SELECT", "SELECT DISTINCT")
+            };
+            std::fs::write(&path, edited).expect("edit");
+            "a definition edit (reporting.campaign_daily with or without DISTINCT)".to_string()
+        }
+    }
+}
+
+/// Random landings on a small data set; after each, every number of both dashboards for two
+/// weeks equals the reference path, and only a part of the store is computed again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_landings_keep_every_number_equal_to_the_reference_path() {
+    let data = demo_data_copy();
+    let project = project_copy();
+    let store = TempDir::new().expect("store");
+    let seed = std::env::var("KPI_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_u64);
+    let mut rng = Rng(seed);
+    // Every kind of landing once, in a random order, then one more at random.
+    let mut kinds: Vec<usize> = (0..7).collect();
+    for i in (1..kinds.len()).rev() {
+        kinds.swap(i, rng.below(i + 1));
+    }
+    kinds.push(rng.below(7));
+    let (first, _) = reports(project.path(), data.path(), Some(store.path())).await;
+    let (reference, _) = reports(project.path(), data.path(), None).await;
+    assert_same_reports(&first, &reference, "the first build");
+    for (step, kind) in kinds.into_iter().enumerate() {
+        let what = land_step(kind, step, &mut rng, data.path(), project.path());
+        let (stored, engine) = reports(project.path(), data.path(), Some(store.path())).await;
+        let (reference, _) = reports(project.path(), data.path(), None).await;
+        let activity = engine.rollups().expect("rollups on").activity();
+        eprintln!(
+            "seed {seed} step {step}: {what}: {} partitions computed, {} reused",
+            activity.computed, activity.reused
+        );
+        assert_same_reports(
+            &stored,
+            &reference,
+            &format!("step {step} ({what}, seed {seed})"),
+        );
+        assert!(activity.reused > 0, "step {step}: nothing was reused");
+    }
+}
+
+/// A restart answers from the store without one query; a corrupt data file is detected and
+/// rebuilt, with the same numbers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_reuses_the_store_and_a_corrupt_file_is_rebuilt() {
+    let store = TempDir::new().expect("store");
+    let project = repo();
+    let (first, engine) = reports(&project, demo_data(), Some(store.path())).await;
+    let built = engine.rollups().expect("on").activity();
+    assert!(built.computed > 100, "the first build computes: {built:?}");
+    drop(engine);
+
+    let (again, engine) = reports(&project, demo_data(), Some(store.path())).await;
+    let restart = engine.rollups().expect("on").activity();
+    assert_eq!(restart.queries, 0, "a restart runs no query: {restart:?}");
+    assert_eq!(
+        restart.computed, 0,
+        "a restart computes nothing: {restart:?}"
+    );
+    assert!(restart.reused >= built.computed, "{restart:?} vs {built:?}");
+    assert_same_reports(&again, &first, "a restart");
+    drop(engine);
+
+    let files = parquet_files(&store.path().join("v1/data"));
+    let victim = &files[files.len() / 2];
+    let mut bytes = std::fs::read(victim).expect("read");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(victim, &bytes).expect("corrupt");
+    let (repaired, engine) = reports(&project, demo_data(), Some(store.path())).await;
+    let activity = engine.rollups().expect("on").activity();
+    assert_eq!(
+        activity.rebuilt_files, 1,
+        "the corrupt file is found: {activity:?}"
+    );
+    assert!(activity.computed > 0, "its partitions are computed again");
+    assert_same_reports(&repaired, &first, "a corrupt partition file");
+    let (reference, _) = reports(&project, demo_data(), None).await;
+    assert_same_reports(&repaired, &reference, "the reference path");
+}
+
+/// Two `kpi rollups build` processes on one store at once leave a store that answers every
+/// number without computing, equal to the reference path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_building_at_once_leave_one_consistent_store() {
+    let store = TempDir::new().expect("store");
+    let project = project_copy();
+    let data = demo_data().display().to_string();
+    let project_arg = project.path().display().to_string();
+    let store_arg = store.path().display().to_string();
+    let build = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_kpi"))
+            .args([
+                "rollups",
+                "build",
+                "--project",
+                &project_arg,
+                "--data",
+                &data,
+            ])
+            .args(["--week", "2026-W46", "--weeks", "2"])
+            .env("KPI_ROLLUPS", &store_arg)
+            .env("KPI_LOG", "warn")
+            .spawn()
+            .expect("kpi starts")
+    };
+    let (mut a, mut b) = (build(), build());
+    assert!(a.wait().expect("a").success(), "first build fails");
+    assert!(b.wait().expect("b").success(), "second build fails");
+    let (stored, engine) = reports(project.path(), demo_data(), Some(store.path())).await;
+    let activity = engine.rollups().expect("on").activity();
+    assert_eq!(
+        activity.computed, 0,
+        "both builds stored everything: {activity:?}"
+    );
+    let (reference, _) = reports(project.path(), demo_data(), None).await;
+    assert_same_reports(&stored, &reference, "two concurrent builds");
+
+    let status = kpi(
+        &[
+            "rollups",
+            "status",
+            "--project",
+            &project_arg,
+            "--data",
+            &data,
+        ],
+        &[("KPI_ROLLUPS", &store_arg)],
+    );
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success(), "{text}");
+    assert!(text.contains("0 over changed or removed files"), "{text}");
+}

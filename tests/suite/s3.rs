@@ -343,3 +343,48 @@ async fn two_hosts_sharing_an_s3_send_log_send_once() {
     }
     assert_eq!(host_b.list().await.len(), 3);
 }
+
+/// A rollup store on S3: the second process answers the report from it without a query, with
+/// the same numbers as the reference path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollup_store_on_s3_is_reused_across_processes() {
+    let moto = start_moto().await;
+    let store = s3_store(&moto.endpoint);
+    upload_dir(&store, demo_data(), "landed").await;
+    let data = format!("s3://{BUCKET}/landed");
+    let mut env = s3_env(&moto.endpoint);
+    env.push(("KPI_ROLLUPS", format!("s3://{BUCKET}/rollups")));
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let out = tempfile::TempDir::new().expect("out");
+    let project = project_copy();
+    let report = |name: &str, extra: &[(&str, &str)]| {
+        let path = out.path().join(name);
+        let mut envs = env_refs.clone();
+        envs.extend_from_slice(extra);
+        let output = kpi(
+            &[
+                "report",
+                "weekly-marketing",
+                "--week",
+                "2026-W45",
+                "--project",
+                project.path().to_str().expect("utf-8"),
+                "--data",
+                &data,
+                "--out",
+                path.to_str().expect("utf-8"),
+            ],
+            &envs,
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+        assert!(output.status.success(), "kpi report failed: {stderr}");
+        (std::fs::read_to_string(&path).expect("report"), stderr)
+    };
+    let (first, log) = report("first.json", &[]);
+    assert!(!log.contains(" 0 computed"), "the first build computes: {log}");
+    let (again, log) = report("again.json", &[]);
+    assert!(log.contains(" 0 computed in 0 queries"), "a restart reuses: {log}");
+    let (reference, _) = report("reference.json", &[("KPI_ROLLUPS_ENABLED", "false")]);
+    assert_eq!(first, reference, "store and reference path agree");
+    assert_eq!(again, reference, "the reused store agrees");
+}

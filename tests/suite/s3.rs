@@ -381,9 +381,15 @@ async fn a_rollup_store_on_s3_is_reused_across_processes() {
         (std::fs::read_to_string(&path).expect("report"), stderr)
     };
     let (first, log) = report("first.json", &[]);
-    assert!(!log.contains(" 0 computed"), "the first build computes: {log}");
+    assert!(
+        !log.contains(" 0 computed"),
+        "the first build computes: {log}"
+    );
     let (again, log) = report("again.json", &[]);
-    assert!(log.contains(" 0 computed in 0 queries"), "a restart reuses: {log}");
+    assert!(
+        log.contains(" 0 computed in 0 queries"),
+        "a restart reuses: {log}"
+    );
     let (reference, _) = report("reference.json", &[("KPI_ROLLUPS_ENABLED", "false")]);
     assert_eq!(first, reference, "store and reference path agree");
     assert_eq!(again, reference, "the reused store agrees");

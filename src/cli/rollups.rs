@@ -1,7 +1,7 @@
 //! `kpi rollups status|build|prune`: what the rollup store holds, building it ahead of time,
 //! and removing what nothing references any more.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Instant;
@@ -82,17 +82,14 @@ async fn usage(project: &Project, rollups: &Rollups) -> Result<Usage> {
         .map(|input| input.table.clone())
         .collect();
     let files = engine.files_of(tables.iter()).await;
-    let present: HashMap<(&str, u64, i64), ()> = files
+    let present: HashSet<(&str, u64, i64)> = files
         .values()
         .flatten()
         .map(|meta| {
             (
-                (
-                    meta.location.as_ref(),
-                    meta.size,
-                    meta.last_modified.timestamp_micros(),
-                ),
-                (),
+                meta.location.as_ref(),
+                meta.size,
+                meta.last_modified.timestamp_micros(),
             )
         })
         .collect();
@@ -100,9 +97,9 @@ async fn usage(project: &Project, rollups: &Rollups) -> Result<Usage> {
         .inputs
         .iter()
         .map(|(fingerprint, inputs)| {
-            let all = inputs.iter().all(|input| {
-                present.contains_key(&(input.path.as_str(), input.size, input.modified))
-            });
+            let all = inputs
+                .iter()
+                .all(|input| present.contains(&(input.path.as_str(), input.size, input.modified)));
             (fingerprint, all)
         })
         .collect();
@@ -187,24 +184,18 @@ async fn status(project: &Project, rollups: &Rollups) -> Result<i32> {
         usage.current.pieces.len(),
         referenced.len()
     );
-    let mut by_relation: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    let label = |info: &kpi::rollup::PieceInfo| match info.kind.as_str() {
+        "query" => "(health queries)".to_string(),
+        _ => info.relation.clone(),
+    };
+    let mut by_relation: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for info in usage.current.pieces.values() {
+        by_relation.entry(label(info)).or_default().0 += 1;
+    }
     for entry in &usage.current.entries {
         if let Some(info) = usage.current.pieces.get(&entry.piece) {
-            let relation = if info.kind == "query" {
-                "(health queries)"
-            } else {
-                info.relation.as_str()
-            };
-            by_relation.entry(relation).or_default().1 += 1;
+            by_relation.entry(label(info)).or_default().1 += 1;
         }
-    }
-    for info in usage.current.pieces.values() {
-        let relation = if info.kind == "query" {
-            "(health queries)"
-        } else {
-            info.relation.as_str()
-        };
-        by_relation.entry(relation).or_default().0 += 1;
     }
     println!();
     println!("{:<36} {:>7} {:>11}", "relation", "pieces", "partitions");

@@ -103,10 +103,19 @@ impl Engine {
 
     /// Computes an aggregate straight from the views (the reference path).
     pub async fn aggregate_direct(&self, query: &AggregateQuery) -> Result<Vec<AggregateRow>> {
+        let frame = self.relation(query).await?;
+        self.aggregate_over(frame, query).await
+    }
+
+    /// Computes an aggregate over `frame`, the query's relation as [`Engine::relation`] gave it.
+    pub(crate) async fn aggregate_over(
+        &self,
+        frame: DataFrame,
+        query: &AggregateQuery,
+    ) -> Result<Vec<AggregateRow>> {
         if query.buckets.is_empty() {
             return Ok(Vec::new());
         }
-        let frame = self.relation(query).await?;
         let query = query.clone();
         let work = async move {
             let time_type = frame

@@ -1,6 +1,10 @@
 //! What a relation is computed from: every landed table it reads (through views and the
-//! attribution table), the SQL of every view on the way, and, where it can be proven, the one
-//! landed column its time column is copied from.
+//! attribution table), the views on the way, and, where it can be proven, the one landed column
+//! its time column is copied from.
+//!
+//! DataFusion inlines a view's plan where the view is named (the scan becomes an alias over the
+//! view's plan), so views appear here as `reporting.*` aliases, never as scans; the only scans
+//! are landed tables and the attribution table, whose inputs are traced through their own plans.
 //!
 //! The time column is traced through the logical plan only across operators that keep each
 //! output row's time equal to the time of the landed row it came from: projections of plain
@@ -16,12 +20,15 @@ use datafusion::catalog::default_table_source::source_as_provider;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::TableReference;
 use datafusion::datasource::listing::ListingTable;
-use datafusion::datasource::ViewTable;
 use datafusion::logical_expr::{Distinct, Expr, JoinType, LogicalPlan};
 use datafusion::prelude::SessionContext;
 
 use crate::attribution::table::AttributionTable;
 use crate::error::{Error, Result};
+
+/// Error code of a relation that reads something other than landed tables and the attribution
+/// table (a table that is unavailable, say): such a relation is never stored.
+pub const OPAQUE: &str = "opaque_input";
 
 /// The inputs of one relation.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -88,11 +95,7 @@ fn collect<'a>(
         for (name, source) in scans {
             let provider = source_as_provider(&source)?;
             let any: &dyn datafusion::catalog::TableProvider = provider.as_ref();
-            if let Some(view) = any.downcast_ref::<ViewTable>() {
-                let sql = view.definition().cloned().unwrap_or_default();
-                lineage.views.insert(name.to_string(), sql);
-                collect(ctx, view.logical_plan(), lineage, depth + 1).await?;
-            } else if let Some(table) = any.downcast_ref::<AttributionTable>() {
+            if let Some(table) = any.downcast_ref::<AttributionTable>() {
                 lineage.attribution.insert(table.key());
                 for input in table.inputs() {
                     let frame = ctx.table(TableReference::parse_str(input)).await?;
@@ -102,7 +105,7 @@ fn collect<'a>(
                 *lineage.tables.entry(name.to_string()).or_default() += 1;
             } else {
                 return Err(Error::unavailable(
-                    "opaque_input",
+                    OPAQUE,
                     format!("{name} is not a landed table or a view"),
                 ));
             }
@@ -157,22 +160,10 @@ fn origin(
         LogicalPlan::TableScan(scan) => {
             let provider = source_as_provider(&scan.source).ok()?;
             let any: &dyn datafusion::catalog::TableProvider = provider.as_ref();
-            if let Some(view) = any.downcast_ref::<ViewTable>() {
+            any.downcast_ref::<ListingTable>().map(|_| {
                 let (_, field) = input_field(plan, index);
-                let inner = view.logical_plan();
-                let inner_index = inner
-                    .schema()
-                    .fields()
-                    .iter()
-                    .position(|f| f.name() == &field)?;
-                let (q, inner_name) = input_field(inner, inner_index);
-                origin(inner, q.as_ref(), &inner_name)
-            } else if any.downcast_ref::<ListingTable>().is_some() {
-                let (_, field) = input_field(plan, index);
-                Some((scan.table_name.to_string(), field))
-            } else {
-                None
-            }
+                (scan.table_name.to_string(), field)
+            })
         }
         _ => None,
     }

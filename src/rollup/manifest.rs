@@ -14,7 +14,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// Manifest format version (part of every path).
+/// Store format version (part of every path and of every piece key): change it whenever the
+/// file layout or the way keys are computed changes, so an older store is never read as current.
 pub const VERSION: &str = "v1";
 
 /// One partition: a piece's exact answer for one bucket over one set of input files.

@@ -164,8 +164,8 @@ impl Rollups {
         {
             Ok(lineage) => with_view_sql(engine, lineage).await,
             // A relation kpi cannot see through is computed every time, never stored.
-            Err(error) if error.code == "opaque_input" => {
-                return engine.aggregate_direct(query).await
+            Err(error) if error.code == lineage::OPAQUE => {
+                return engine.aggregate_over(frame, query).await
             }
             Err(error) => return Err(error),
         };
@@ -222,7 +222,7 @@ impl Rollups {
             ..query.clone()
         };
         self.counters.queries.fetch_add(1, Ordering::Relaxed);
-        let computed = engine.aggregate_direct(&sub).await?;
+        let computed = engine.aggregate_over(frame, &sub).await?;
         self.counters
             .computed
             .fetch_add(missing.len() as u64, Ordering::Relaxed);
@@ -257,8 +257,14 @@ impl Rollups {
     /// file of a table it reads changes.
     pub async fn query(&self, engine: &Engine, sql: &str) -> Result<Arc<Vec<RecordBatch>>> {
         let plan = engine.plan_sql(sql).await?;
-        let lineage =
-            with_view_sql(engine, lineage::trace(engine.session(), &plan, None).await?).await;
+        let lineage = match lineage::trace(engine.session(), &plan, None).await {
+            Ok(lineage) => with_view_sql(engine, lineage).await,
+            // As for aggregates: computed every time, so its own error (if any) is the answer.
+            Err(error) if error.code == lineage::OPAQUE => {
+                return Ok(Arc::new(engine.collect_plan(plan).await?))
+            }
+            Err(error) => return Err(error),
+        };
         let info = PieceInfo {
             kind: "query".into(),
             signature: String::new(),
@@ -660,11 +666,11 @@ impl Rollups {
             .collect();
         let cutoff = chrono::Utc::now() - grace;
         let new_manifest = self.path(&name).to_string();
+        let manifests = format!("{}/", self.path(&format!("{}/manifest", manifest::VERSION)));
         let (mut removed, mut bytes) = (0, 0);
         for meta in before {
             let path = meta.location.to_string();
-            let is_manifest = path.contains("/manifest/") || path.starts_with("v1/manifest/");
-            let drop = if is_manifest {
+            let drop = if path.starts_with(&manifests) {
                 path != new_manifest
             } else {
                 !referenced.contains(&path) && meta.last_modified < cutoff
@@ -714,8 +720,9 @@ async fn with_view_sql(engine: &Engine, mut lineage: Lineage) -> Lineage {
     lineage
 }
 
-/// A piece's key: a hash of what it computes and every definition it reads (the plans, with
-/// every view inlined, so an edit that changes what a view means changes the key).
+/// A piece's key: a hash of what it computes and every definition it reads: the SQL text of the
+/// views (so `kpi rollups prune` can tell an old definition by its text alone) and the plans with
+/// every view inlined (so a change below the views, such as a landed table's schema, counts too).
 fn piece_key(info: &PieceInfo, lineage: &Lineage) -> String {
     let mut hasher = Sha256::new();
     hasher.update(manifest::VERSION.as_bytes());

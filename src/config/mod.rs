@@ -36,6 +36,7 @@
 //! | `snapshots.root` | `KPI_SNAPSHOTS` | `./.kpi/snapshots` (or `s3://bucket/prefix`) |
 //! | `rollups.root` | `KPI_ROLLUPS` | `./.kpi/rollups` (or `s3://bucket/prefix`, with the `[data.s3]` settings) |
 //! | `rollups.enabled` | `KPI_ROLLUPS_ENABLED` | `true` (`false`: every number straight from the views, the reference path) |
+//! | `rollups.background` | `KPI_ROLLUPS_BACKGROUND` | `true` (`kpi serve` builds the latest reports when data or definitions change) |
 //! | `email.from` | `KPI_EMAIL_FROM` | `kpi reports <kpi@localhost>` |
 //! | `email.smtp_host`, `smtp_port` | `KPI_SMTP_HOST`, `KPI_SMTP_PORT` | `127.0.0.1`, by `tls`: 25 / 587 / 465 |
 //! | `email.tls` | `KPI_SMTP_TLS` | `starttls` (`none` for a local relay, `tls` for SMTPS) |
@@ -290,6 +291,9 @@ pub struct RollupsConfig {
     pub root: DataRoot,
     /// `false`: every number is computed straight from the views (the reference path).
     pub enabled: bool,
+    /// `kpi serve` builds the dashboards' latest reports in the background at start and
+    /// whenever data or definitions change (`false`: only when a page is asked for).
+    pub background: bool,
 }
 
 /// Values given on the command line, which win over the file and the environment.

@@ -40,6 +40,7 @@ pub(super) struct RawSnapshots {
 pub(super) struct RawRollups {
     pub(super) root: Option<String>,
     pub(super) enabled: Option<bool>,
+    pub(super) background: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -125,6 +125,23 @@ impl Layers<'_> {
     }
 
     /// A whole number of at least `min`, from its variable or the file, else `default`.
+    /// A boolean setting: the variable (`true`/`false`), else the file, else `default`.
+    fn flag(&mut self, key: Key, file: Option<bool>, default: bool) -> bool {
+        let (section, name, variable) = key;
+        match (self.env)(variable) {
+            Some(value) => parse_bool(&value).unwrap_or_else(|| {
+                self.problem(
+                    section,
+                    name,
+                    Some(variable),
+                    format!("`{value}` is not a boolean; use true or false"),
+                );
+                default
+            }),
+            None => file.unwrap_or(default),
+        }
+    }
+
     fn number(&mut self, key: Key, file: Option<u64>, default: u64, min: u64) -> u64 {
         let (section, name, variable) = key;
         let (value, origin) = match (self.env)(variable) {
@@ -391,19 +408,21 @@ impl Layers<'_> {
                 self.problem("rollups", "root", origin, message);
                 DataRoot::Local(project_dir.join(".kpi/rollups"))
             });
-        let enabled = match (self.env)("KPI_ROLLUPS_ENABLED") {
-            Some(value) => parse_bool(&value).unwrap_or_else(|| {
-                self.problem(
-                    "rollups",
-                    "enabled",
-                    Some("KPI_ROLLUPS_ENABLED"),
-                    format!("`{value}` is not a boolean; use true or false"),
-                );
-                true
-            }),
-            None => raw.enabled.unwrap_or(true),
-        };
-        RollupsConfig { root, enabled }
+        let enabled = self.flag(
+            ("rollups", "enabled", "KPI_ROLLUPS_ENABLED"),
+            raw.enabled,
+            true,
+        );
+        let background = self.flag(
+            ("rollups", "background", "KPI_ROLLUPS_BACKGROUND"),
+            raw.background,
+            true,
+        );
+        RollupsConfig {
+            root,
+            enabled,
+            background,
+        }
     }
 
     fn email(&mut self, project_dir: &Path, raw: &RawEmail) -> EmailConfig {

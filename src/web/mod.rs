@@ -7,6 +7,7 @@
 pub mod access;
 pub mod api;
 pub mod attribution;
+pub mod builder;
 pub mod error;
 pub mod pages;
 pub mod reports;
@@ -64,6 +65,8 @@ pub struct AppState {
     pub history: Arc<std::sync::Mutex<History>>,
     /// Computed reports by dashboard and week, reused while their ETag holds.
     pub reports: Arc<reports::ReportCache>,
+    /// The background build: its progress, and whether it is running.
+    pub builder: Arc<builder::Builder>,
 }
 
 impl AppState {
@@ -98,10 +101,11 @@ impl AppState {
         };
         Ok(Self {
             engine,
-            config,
             definitions: Arc::new(RwLock::new(status)),
             history: Arc::new(std::sync::Mutex::new(history)),
             reports: Arc::new(reports::ReportCache::default()),
+            builder: Arc::new(builder::Builder::new(config.rollups.background)),
+            config,
         })
     }
 
@@ -412,7 +416,8 @@ impl Application {
         Ok(self.listener.local_addr()?)
     }
 
-    /// Serves until the process is stopped, reloading definitions when files change.
+    /// Serves until the process is stopped, reloading definitions when files change and
+    /// building the latest reports in the background when data or definitions change.
     pub async fn run(self) -> Result<()> {
         let state = self.state.clone();
         let interval = Duration::from_millis(state.config.server.reload_interval_ms);
@@ -422,6 +427,15 @@ impl Application {
                 state.reload_if_changed().await;
             }
         });
+        if self.state.config.rollups.background {
+            let state = self.state.clone();
+            tokio::spawn(async move {
+                loop {
+                    builder::build_if_changed(&state).await;
+                    state.builder.wait(interval).await;
+                }
+            });
+        }
         let scheduler = self.state.clone();
         let every = Duration::from_millis(scheduler.config.server.schedule_interval_ms);
         tokio::spawn(async move {
@@ -491,6 +505,12 @@ pub(super) async fn get_health(
         },
         "tables": tables,
         "layout_problems": layout,
+        "rollups": {
+            "enabled": state.config.rollups.enabled,
+            "location": state.engine.rollups().map(|r| r.location().to_string()),
+            "activity": state.engine.rollups().map(|r| r.activity()),
+            "build": state.builder.status(),
+        },
     });
     Ok(Json(body).into_response())
 }

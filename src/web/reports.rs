@@ -6,6 +6,7 @@
 //! runs no query, so `If-None-Match` is answered with 304 cheaply. A computed report is kept
 //! under its ETag and reused until data or definitions change it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
@@ -18,23 +19,33 @@ use crate::cache::Cache;
 use crate::error::Error;
 use crate::render::charts;
 use crate::report::{self, Report};
+use tokio::sync::OnceCell;
 
 /// Reports computed, by dashboard and week, with the ETag they were computed under.
+///
+/// A report is computed once however many ask for it at the same time: the background build
+/// and every request for the same dashboard, week and ETag wait for one computation
+/// ([`ReportCache::get_or_build`]).
 pub struct ReportCache {
     entries: Cache<(String, String), Cached>,
+    inflight: std::sync::Mutex<HashMap<Flight, Arc<OnceCell<Cached>>>>,
 }
+
+/// A report being computed: dashboard, week, ETag.
+type Flight = (String, String, String);
 
 impl Default for ReportCache {
     fn default() -> Self {
         Self {
             entries: Cache::new(256),
+            inflight: std::sync::Mutex::new(HashMap::new()),
         }
     }
 }
 
 /// One computed report and its rendered page.
 #[derive(Clone)]
-struct Cached {
+pub(super) struct Cached {
     etag: String,
     report: Arc<Report>,
     html: Arc<String>,
@@ -45,8 +56,62 @@ impl ReportCache {
         self.entries.get(key).filter(|c| c.etag == etag)
     }
 
-    fn put(&self, key: (String, String), cached: Cached) {
-        self.entries.insert(key, cached);
+    /// The newest report kept for a dashboard and week, whatever its ETag.
+    fn newest(&self, key: &(String, String)) -> Option<Cached> {
+        self.entries.get(key)
+    }
+
+    /// Whether a report for the dashboard and week is kept under `etag`.
+    pub(super) fn holds(&self, key: &(String, String), etag: &str) -> bool {
+        self.get(key, etag).is_some()
+    }
+
+    /// The dashboards and weeks kept (the background build keeps them current).
+    pub(super) fn keys(&self) -> Vec<(String, String)> {
+        let mut keys = Vec::new();
+        self.entries.retain(|key, _| {
+            keys.push(key.clone());
+            true
+        });
+        keys
+    }
+
+    /// Returns the report kept under `etag`, or computes it with `build` once, whoever else
+    /// asks for it meanwhile (they wait for the same computation; when it fails, the next
+    /// waiter tries again).
+    pub(super) async fn get_or_build<F, Fut>(
+        &self,
+        key: (String, String),
+        etag: &str,
+        build: F,
+    ) -> Result<Cached, ApiError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Cached, ApiError>>,
+    {
+        if let Some(cached) = self.get(&key, etag) {
+            return Ok(cached);
+        }
+        let flight: Flight = (key.0.clone(), key.1.clone(), etag.to_string());
+        let cell = {
+            let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+            Arc::clone(inflight.entry(flight.clone()).or_default())
+        };
+        let result = cell
+            .get_or_try_init(|| async {
+                let cached = build().await?;
+                self.entries.insert(key.clone(), cached.clone());
+                Ok::<_, ApiError>(cached)
+            })
+            .await
+            .cloned();
+        if cell.initialized() {
+            let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+            if inflight.get(&flight).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+                inflight.remove(&flight);
+            }
+        }
+        result
     }
 }
 
@@ -131,7 +196,32 @@ async fn report_or_not_modified(
         count_cache("hit");
         return Ok(Ok((etag, cached)));
     }
+    // Data or definitions changed: with background builds on, the last complete report keeps
+    // serving, marked as refreshing, while the build computes the new one.
+    if let Some(stale) = state.reports.newest(&key) {
+        if let Some(since) = state.builder.refresh_soon(dashboard, week, &etag) {
+            count_cache("refreshing");
+            let refreshed = refreshing(stale, since)?;
+            return Ok(Ok((refreshed.etag.clone(), refreshed)));
+        }
+    }
     count_cache("miss");
+    let cached = state
+        .reports
+        .get_or_build(key, &etag, || compute(&context, definition, period, &etag))
+        .await?;
+    Ok(Ok((etag, cached)))
+}
+
+/// Computes a report and renders its page.
+pub(super) async fn compute(
+    context: &report::Context<'_>,
+    definition: &crate::defs::Dashboard,
+    period: crate::time::Period,
+    etag: &str,
+) -> Result<Cached, ApiError> {
+    let dashboard = definition.name.as_str();
+    let week = context.calendar.label(period);
     let started = std::time::Instant::now();
     let built = context.build(definition, period).await?;
     crate::telemetry::observe(
@@ -145,13 +235,30 @@ async fn report_or_not_modified(
         started.elapsed().as_millis()
     );
     let html = crate::render::pages::report_page(&built).map_err(ApiError)?;
-    let cached = Cached {
-        etag: etag.clone(),
+    Ok(Cached {
+        etag: etag.to_string(),
         report: Arc::new(built),
         html: Arc::new(html),
-    };
-    state.reports.put(key, cached.clone());
-    Ok(Ok((etag, cached)))
+    })
+}
+
+/// The last complete report with a banner saying newer data is being built in.
+fn refreshing(stale: Cached, since: chrono::DateTime<chrono::Utc>) -> Result<Cached, ApiError> {
+    let mut report = stale.report.as_ref().clone();
+    report.banners.insert(
+        0,
+        format!(
+            "Refreshing: new data or definitions were seen at {} UTC and this report is being computed again; these are the numbers from before. Reload in a moment.",
+            since.format("%Y-%m-%d %H:%M:%S")
+        ),
+    );
+    let html = crate::render::pages::report_page(&report).map_err(ApiError)?;
+    Ok(Cached {
+        // Its own tag: the page differs from the one first served under the old tag.
+        etag: format!("{}-refreshing\"", stale.etag.trim_end_matches('"')),
+        report: Arc::new(report),
+        html: Arc::new(html),
+    })
 }
 
 /// Counts a report request answered from the cache (`hit`) or computed (`miss`).

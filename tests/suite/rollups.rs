@@ -391,3 +391,153 @@ async fn two_processes_building_at_once_leave_one_consistent_store() {
     assert!(status.status.success(), "{text}");
     assert!(text.contains("0 over changed or removed files"), "{text}");
 }
+
+/// The `/healthz` description of the background build.
+async fn build_status(server: &TestServer) -> serde_json::Value {
+    server.get_json("/healthz").await["rollups"]["build"].clone()
+}
+
+/// GETs a report's JSON with its ETag.
+async fn report_json(server: &TestServer, path: &str) -> (String, serde_json::Value) {
+    let response = server
+        .client
+        .get(format!("{}{path}", server.base))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 200, "{path}");
+    let etag = response.headers()["etag"]
+        .to_str()
+        .expect("etag")
+        .to_string();
+    (etag, response.json().await.expect("json"))
+}
+
+fn duplicates_of(report: &serde_json::Value, table: &str) -> i64 {
+    report["health"]["duplicates"]
+        .as_array()
+        .expect("duplicates")
+        .iter()
+        .find(|d| d["table"] == table)
+        .and_then(|d| d["duplicates"].as_i64())
+        .unwrap_or_else(|| panic!("no duplicate count for {table}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_builds_in_the_background_and_serves_the_last_report_while_refreshing() {
+    let data = demo_data_copy();
+    let project = project_copy();
+    let store = TempDir::new().expect("store");
+    let store_path = store.path().display().to_string();
+    let server = TestServer::start(
+        project.path(),
+        &data.path().display().to_string(),
+        "reload_interval_ms = 200",
+        &[
+            ("KPI_ROLLUPS_BACKGROUND", "true"),
+            ("KPI_ROLLUPS", &store_path),
+        ],
+    )
+    .await;
+
+    // At start: every dashboard's latest complete week, before anyone asks.
+    assert!(
+        eventually(600, || async {
+            !build_status(&server).await["last"].is_null()
+        })
+        .await,
+        "the first background build never finished"
+    );
+    let first = build_status(&server).await;
+    assert_eq!(first["state"], "idle", "{first}");
+    assert_eq!(first["reason"], "start", "{first}");
+    assert_eq!(first["last"]["reports"], 2, "{first}");
+    assert_eq!(first["last"]["failed"], serde_json::json!([]), "{first}");
+    assert!(
+        first["last"]["store"]["computed"].as_u64().unwrap_or(0) > 0,
+        "{first}"
+    );
+
+    // The latest week's page is then answered without a single query.
+    let redirect = server
+        .client
+        .get(format!("{}/reports/weekly-marketing", server.base))
+        .send()
+        .await
+        .expect("request");
+    let week = redirect
+        .url()
+        .path()
+        .rsplit('/')
+        .next()
+        .expect("week")
+        .to_string();
+    let before = server.get_json("/healthz").await["rollups"]["activity"].clone();
+    report_json(&server, &format!("/reports/weekly-marketing/{week}.json")).await;
+    let after = server.get_json("/healthz").await["rollups"]["activity"].clone();
+    assert_eq!(before["queries"], after["queries"], "the page ran queries");
+    assert_eq!(before["computed"], after["computed"]);
+
+    // A week someone opened is kept current too.
+    let path = "/reports/weekly-marketing/2026-W45.json";
+    let (old_etag, old) = report_json(&server, path).await;
+    let old_duplicates = duplicates_of(&old, "crm.lifecycle_changes");
+
+    // A file lands: the newest lifecycle file again, under another name (every row an exact
+    // duplicate, so the duplicate count grows by its rows and nothing else may change).
+    let folder = data.path().join("crm/lifecycle_changes");
+    let newest = parquet_files(&folder).into_iter().last().expect("a file");
+    let landed = folder.join("relanded-lifecycle.parquet");
+    std::fs::copy(&newest, &landed).expect("land");
+    let landed_rows = parquet_rows(&landed);
+
+    // Until the build has it, the page is the last complete report marked as refreshing, or
+    // already the new one; never anything else.
+    let saw_refreshing = std::sync::atomic::AtomicBool::new(false);
+    let rebuilt = eventually(600, || async {
+        let (etag, report) = report_json(&server, path).await;
+        if etag.ends_with("-refreshing\"") {
+            saw_refreshing.store(true, std::sync::atomic::Ordering::Relaxed);
+            assert!(
+                report["banners"][0]
+                    .as_str()
+                    .is_some_and(|b| b.starts_with("Refreshing:")),
+                "{}",
+                report["banners"]
+            );
+            assert_eq!(
+                duplicates_of(&report, "crm.lifecycle_changes"),
+                old_duplicates
+            );
+            return false;
+        }
+        if etag == old_etag {
+            return false;
+        }
+        let status = build_status(&server).await;
+        status["state"] == "idle"
+            && status["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("crm.lifecycle_changes"))
+    })
+    .await;
+    assert!(rebuilt, "the landing was never built in");
+    let status = build_status(&server).await;
+    assert_eq!(
+        status["last"]["reports"], 3,
+        "latest weeks and 2026-W45: {status}"
+    );
+    let (_, new) = report_json(&server, path).await;
+    assert_eq!(
+        duplicates_of(&new, "crm.lifecycle_changes"),
+        old_duplicates + landed_rows,
+        "every landed row is an exact duplicate"
+    );
+    assert_eq!(old["primary"], new["primary"], "duplicates change no KPI");
+    // The build takes far longer than the first request after the landing, which must have
+    // been answered from the last complete report.
+    assert!(
+        saw_refreshing.load(std::sync::atomic::Ordering::Relaxed),
+        "no request was answered with the last complete report while the build ran"
+    );
+}

@@ -171,7 +171,14 @@ impl TestServer {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let env = move |name: &str| envs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        // Servers build in the background only in the tests of that build (many test servers
+        // share two cores); a test turns it on with KPI_ROLLUPS_BACKGROUND=true.
+        let env = move |name: &str| {
+            envs.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .or_else(|| (name == "KPI_ROLLUPS_BACKGROUND").then(|| "false".to_string()))
+        };
         let overrides = Overrides {
             data: Some(data.to_string()),
             addr: Some("127.0.0.1:0".into()),

@@ -132,16 +132,23 @@ pub struct AttributionTable {
     touches: String,
     conversions: String,
     settings: Settings,
+    /// The half-life of `time_decay` when it is computed beside another model.
+    half_life: Duration,
     cache: Arc<Cache>,
 }
 
 impl AttributionTable {
-    /// A table over `touches` and `conversions` (qualified names) under `settings`.
-    pub fn new(touches: &str, conversions: &str, settings: Settings, cache: Arc<Cache>) -> Self {
+    /// A table over the configured touches and conversions under `settings`.
+    pub fn new(
+        inputs: &crate::config::AttributionConfig,
+        settings: Settings,
+        cache: Arc<Cache>,
+    ) -> Self {
         Self {
-            touches: touches.to_string(),
-            conversions: conversions.to_string(),
+            touches: inputs.touches.clone(),
+            conversions: inputs.conversions.clone(),
             settings,
+            half_life: inputs.half_life,
             cache,
         }
     }
@@ -153,7 +160,38 @@ impl AttributionTable {
 
     /// Inputs and settings in one string: equal keys give equal credits on equal data.
     pub fn key(&self) -> String {
-        format!("{}|{}|{:?}", self.touches, self.conversions, self.settings)
+        self.key_for(self.settings)
+    }
+
+    fn key_for(&self, settings: Settings) -> String {
+        format!("{}|{}|{:?}", self.touches, self.conversions, settings)
+    }
+
+    /// The settings computed in the same pass as this table's: every model but `markov` at
+    /// the same lookback (one read of the inputs credits them all; a report comparing models
+    /// asks for each), or `markov` alone (its channel weights need a pass of their own).
+    fn pass(&self) -> Vec<Settings> {
+        let mut all = vec![self.settings];
+        if self.settings.model == Model::Markov {
+            return all;
+        }
+        let lookback = self.settings.lookback;
+        for model in [
+            Model::FirstTouch,
+            Model::LastTouch,
+            Model::LastNonDirect,
+            Model::Linear,
+            Model::PositionBased,
+            Model::TimeDecay {
+                half_life: self.half_life,
+            },
+        ] {
+            let settings = Settings { model, lookback };
+            if !all.contains(&settings) {
+                all.push(settings);
+            }
+        }
+        all
     }
 
     /// Returns the credits, computing them unless the current version has them.
@@ -169,16 +207,22 @@ impl AttributionTable {
         let version = self.cache.version.load(Ordering::SeqCst);
         let started = Instant::now();
         let ctx = SessionContext::new_with_state(state.clone());
-        let batches =
-            Arc::new(compute(&ctx, &self.touches, &self.conversions, self.settings).await?);
-        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        tracing::info!(
-            "attribution ({}): {rows} credit rows in {} ms",
-            self.settings.label(),
-            started.elapsed().as_millis()
-        );
-        self.cache.put(key, version, Arc::clone(&batches));
-        Ok(batches)
+        let pass = self.pass();
+        let computed = compute(&ctx, &self.touches, &self.conversions, &pass).await?;
+        let mut asked = None;
+        for (settings, batches) in pass.iter().zip(computed) {
+            let batches = Arc::new(batches);
+            let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+            tracing::info!(
+                "attribution ({}): {rows} credit rows in {} ms",
+                settings.label(),
+                started.elapsed().as_millis()
+            );
+            self.cache
+                .put(self.key_for(*settings), version, Arc::clone(&batches));
+            asked.get_or_insert(batches);
+        }
+        asked.ok_or_else(|| crate::Error::internal("attribution computed no model"))
     }
 }
 
@@ -262,8 +306,7 @@ impl TableFunctionImpl for AttributionFunction {
             )
             .map_err(|message| DataFusionError::Plan(format!("attribution(): {message}")))?;
         Ok(Arc::new(AttributionTable::new(
-            &self.config.touches,
-            &self.config.conversions,
+            &self.config,
             settings,
             Arc::clone(&self.cache),
         )))
@@ -286,20 +329,21 @@ async fn input(ctx: &SessionContext, name: &str) -> Result<Input> {
     })
 }
 
-/// Credits every conversion of `conversions` under `settings`.
+/// Credits every conversion of `conversions` under each of `all` in one read of the inputs;
+/// one set of batches per settings, in order.
 async fn compute(
     ctx: &SessionContext,
     touches: &str,
     conversions: &str,
-    settings: Settings,
-) -> Result<Vec<RecordBatch>> {
+    all: &[Settings],
+) -> Result<Vec<Vec<RecordBatch>>> {
     let columns = view_columns()?;
     let mut weights: HashMap<String, HashMap<String, f64>> = HashMap::new();
-    if settings.model == Model::Markov {
-        weights = markov_weights(ctx, touches, conversions, &columns, settings.lookback).await?;
+    if let Some(markov) = all.iter().find(|settings| settings.model == Model::Markov) {
+        weights = markov_weights(ctx, touches, conversions, &columns, markov.lookback).await?;
     }
     let no_weights = HashMap::new();
-    let mut output = Rows::new(settings);
+    let mut outputs: Vec<Rows> = all.iter().map(|settings| Rows::new(*settings)).collect();
     let mut touch_rows = touch_groups(input(ctx, touches).await?, &columns).await?;
     let mut conversion_rows = conversion_groups(
         input(ctx, conversions).await?,
@@ -311,19 +355,21 @@ async fn compute(
         for (kind, group) in by_kind(c) {
             let kind_weights = weights.get(&kind).unwrap_or(&no_weights);
             let weight = |channel: &str| kind_weights.get(channel).copied().unwrap_or(0.0);
-            let credits = credit_entity(&t, &group, settings.model, settings.lookback, &weight);
             let by_id: HashMap<&str, &Conversion> =
                 group.iter().map(|c| (c.id.as_str(), c)).collect();
-            for credit in credits {
-                if let Some(conversion) = by_id.get(credit.conversion_id.as_str()) {
-                    output.push(&kind, conversion, &credit)?;
+            for (settings, output) in all.iter().zip(outputs.iter_mut()) {
+                let credits = credit_entity(&t, &group, settings.model, settings.lookback, &weight);
+                for credit in credits {
+                    if let Some(conversion) = by_id.get(credit.conversion_id.as_str()) {
+                        output.push(&kind, conversion, &credit)?;
+                    }
                 }
             }
         }
         Ok(())
     })
     .await?;
-    output.finish()
+    outputs.into_iter().map(Rows::finish).collect()
 }
 
 /// Groups one entity's conversions by type (sorted, so the order is stable).

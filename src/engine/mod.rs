@@ -299,6 +299,11 @@ impl Engine {
     /// it has it (computed again whenever a file of a table it reads changes), else computed.
     pub async fn cached_query(&self, sql: &str) -> Result<Arc<Vec<RecordBatch>>> {
         self.refresh().await?;
+        self.cached_query_as_listed(sql).await
+    }
+
+    /// [`Engine::cached_query`] over the data as last listed (no listing).
+    pub async fn cached_query_as_listed(&self, sql: &str) -> Result<Arc<Vec<RecordBatch>>> {
         match self.rollups() {
             Some(rollups) => rollups.query(self, sql).await,
             None => {
@@ -572,8 +577,7 @@ impl Engine {
     ) -> crate::attribution::table::AttributionTable {
         let inputs = &self.inner.config.attribution;
         crate::attribution::table::AttributionTable::new(
-            &inputs.touches,
-            &inputs.conversions,
+            inputs,
             settings,
             Arc::clone(&self.inner.attribution),
         )

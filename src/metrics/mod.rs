@@ -144,6 +144,9 @@ pub struct MetricService<'a> {
     registry: &'a Registry,
     engine: &'a Engine,
     calendar: Calendar,
+    /// Whether each series lists the data root first (`false` inside a report, which lists
+    /// once and reads every number from that one listing).
+    list_each: bool,
 }
 
 impl<'a> MetricService<'a> {
@@ -153,7 +156,15 @@ impl<'a> MetricService<'a> {
             registry,
             engine,
             calendar,
+            list_each: true,
         }
+    }
+
+    /// The same service over the data as last listed: no series lists the data root again,
+    /// so every number of one report comes from one data version.
+    pub fn as_listed(mut self) -> Self {
+        self.list_each = false;
+        self
     }
 
     /// Returns the metric or a not-found error.
@@ -172,7 +183,9 @@ impl<'a> MetricService<'a> {
         let settings = self.attribution_for(metric, request)?;
         check_dimensions(metric, request)?;
         // One listing of the data root per series, however many parts the metric has.
-        self.engine.refresh().await?;
+        if self.list_each {
+            self.engine.refresh().await?;
+        }
         let main = self.periods(request)?;
         let mut needed: BTreeSet<Period> = main.iter().copied().collect();
         for period in &main {

@@ -22,7 +22,9 @@ impl Context<'_> {
     /// Computes the report of `dashboard` for `week`.
     pub async fn build(&self, dashboard: &Dashboard, week: Period) -> Result<Report> {
         let settings = dashboard.attribution;
-        let service = MetricService::new(self.registry, self.engine, self.calendar);
+        // One listing for the whole report: every number is computed from the same files.
+        self.engine.refresh().await?;
+        let service = MetricService::new(self.registry, self.engine, self.calendar).as_listed();
         let mut first = week;
         for _ in 1..dashboard.trend_weeks {
             first = self.calendar.previous(first);

@@ -96,7 +96,7 @@ impl Context<'_> {
         let mut latest: BTreeMap<String, Option<NaiveDate>> = BTreeMap::new();
         for (source, table, column) in reads {
             let sql = format!("SELECT CAST(max({column}) AS VARCHAR) AS latest FROM {table}");
-            let day = match self.engine.cached_query(&sql).await {
+            let day = match self.engine.cached_query_as_listed(&sql).await {
                 Ok(batches) => batches
                     .first()
                     .and_then(|b| {
@@ -203,7 +203,7 @@ impl Context<'_> {
         let sql = format!(
             "SELECT (SELECT count(*) FROM {table}) AS landed, (SELECT count(*) FROM (SELECT DISTINCT * FROM {table})) AS distinct_rows"
         );
-        let batches = self.engine.cached_query(&sql).await?;
+        let batches = self.engine.cached_query_as_listed(&sql).await?;
         use arrow::array::AsArray;
         let batch = batches.first().ok_or_else(|| Error::internal("no row"))?;
         let landed = batch

@@ -222,7 +222,15 @@ impl Rollups {
             ..query.clone()
         };
         self.counters.queries.fetch_add(1, Ordering::Relaxed);
+        let started = std::time::Instant::now();
         let computed = engine.aggregate_over(frame, &sub).await?;
+        tracing::debug!(
+            "rollups: {} bucket(s) of {} on {} computed in {} ms",
+            missing.len(),
+            query.measure,
+            query.table,
+            started.elapsed().as_millis()
+        );
         self.counters
             .computed
             .fetch_add(missing.len() as u64, Ordering::Relaxed);
@@ -286,7 +294,12 @@ impl Rollups {
             return Ok(Arc::clone(batches));
         }
         self.counters.queries.fetch_add(1, Ordering::Relaxed);
+        let started = std::time::Instant::now();
         let batches = engine.collect_plan(plan).await?;
+        tracing::debug!(
+            "rollups: query computed in {} ms: {sql}",
+            started.elapsed().as_millis()
+        );
         self.counters.computed.fetch_add(1, Ordering::Relaxed);
         if let Err(error) = self.save_batches(&piece, &info, &key, &batches).await {
             tracing::warn!(

@@ -198,12 +198,7 @@ impl Resolver<'_> {
         if !complete {
             return;
         }
-        let table = AttributionTable::new(
-            &inputs.touches,
-            &inputs.conversions,
-            inputs.default,
-            Arc::new(Cache::default()),
-        );
+        let table = AttributionTable::new(&inputs, inputs.default, Arc::new(Cache::default()));
         if self.sandbox.add_table(TABLE_NAME, Arc::new(table)).is_ok() {
             let sources = self.sources_of(&format!("SELECT * FROM {}", inputs.conversions));
             self.view_sources.insert(TABLE_NAME.to_string(), sources);

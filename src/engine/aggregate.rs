@@ -85,12 +85,20 @@ impl Engine {
     /// The relation an aggregate reads: its table or view, or the attribution table under the
     /// query's model and lookback.
     pub(crate) async fn relation(&self, query: &AggregateQuery) -> Result<DataFrame> {
+        self.relation_in(&self.inner.ctx, query).await
+    }
+
+    /// [`Engine::relation`] in another session of this engine (the build session).
+    pub(crate) async fn relation_in(
+        &self,
+        ctx: &datafusion::prelude::SessionContext,
+        query: &AggregateQuery,
+    ) -> Result<DataFrame> {
         let attributed = format!(
             "{}.{}",
             super::REPORTING_SCHEMA,
             crate::attribution::table::TABLE_NAME
         );
-        let ctx = &self.inner.ctx;
         let override_table = query
             .attribution
             .filter(|_| query.table.eq_ignore_ascii_case(&attributed))

@@ -14,6 +14,7 @@
 pub mod aggregate;
 pub mod cancel;
 pub mod discovery;
+mod materialize;
 pub mod safety;
 mod sandbox;
 mod schema;
@@ -121,6 +122,10 @@ struct Inner {
     attribution: Arc<crate::attribution::table::Cache>,
     /// The rollup store (`None` with `rollups.enabled = false`).
     rollups: Option<Arc<crate::rollup::Rollups>>,
+    /// Bumped whenever a table's files, a table's schema or the views change.
+    generation: std::sync::atomic::AtomicU64,
+    /// The build session of a generation (see `materialize`).
+    build: tokio::sync::Mutex<Option<(u64, SessionContext)>>,
 }
 
 #[derive(Default)]
@@ -233,6 +238,8 @@ impl Engine {
                 cpu: CpuRuntime(Some(cpu)),
                 attribution,
                 rollups,
+                generation: std::sync::atomic::AtomicU64::new(0),
+                build: tokio::sync::Mutex::new(None),
             }),
         })
     }
@@ -343,6 +350,7 @@ impl Engine {
             .collect();
         if versions != state.data_versions {
             self.inner.attribution.invalidate();
+            self.bump_generation();
             state.data_versions = versions;
         }
 
@@ -521,6 +529,7 @@ impl Engine {
 
     async fn register_views(&self, state: &mut CatalogState, views: Vec<ViewDef>) {
         self.inner.attribution.invalidate();
+        self.bump_generation();
         let provider = Arc::new(MemorySchemaProvider::new());
         match self.sandbox() {
             Ok(sandbox) => {
@@ -567,6 +576,82 @@ impl Engine {
             let _ = catalog.register_schema(REPORTING_SCHEMA, provider);
         }
         state.views = views;
+    }
+
+    fn bump_generation(&self) {
+        self.inner
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The build session of the current data and views (see `materialize`): views that do
+    /// real work are computed once and kept; made again when data or views change.
+    pub(crate) async fn build_session(&self) -> Result<SessionContext> {
+        let generation = self
+            .inner
+            .generation
+            .load(std::sync::atomic::Ordering::SeqCst);
+        let mut slot = self.inner.build.lock().await;
+        if let Some((at, ctx)) = slot.as_ref() {
+            if *at == generation {
+                return Ok(ctx.clone());
+            }
+        }
+        *slot = None;
+        let sandbox = self.sandbox()?;
+        let views = self.inner.catalog.lock().await.views.clone();
+        let inputs = &self.inner.config.attribution;
+        let defined = |name: &str| match name.split_once('.') {
+            Some((REPORTING_SCHEMA, view)) => views.iter().any(|v| v.name == view),
+            _ => true,
+        };
+        if defined(&inputs.touches) && defined(&inputs.conversions) {
+            let table = self.attribution_table(inputs.default);
+            sandbox.add_table(crate::attribution::table::TABLE_NAME, Arc::new(table))?;
+        }
+        let serving = self.catalog()?.schema(REPORTING_SCHEMA);
+        for view in &views {
+            let provider: Arc<dyn TableProvider> = match sandbox.plan(&view.sql).await {
+                Ok(plan) if materialize::worth_keeping(&plan) => {
+                    Arc::new(materialize::KeptView::new(&view.name, plan))
+                }
+                Ok(plan) => Arc::new(datafusion::datasource::ViewTable::new(
+                    plan,
+                    Some(view.sql.clone()),
+                )),
+                // A view that does not plan is served as unavailable: use that table.
+                Err(error) => match &serving {
+                    Some(schema) => match schema.table(&view.name).await {
+                        Ok(Some(table)) => table,
+                        _ => return Err(error),
+                    },
+                    None => return Err(error),
+                },
+            };
+            sandbox.add_table(&view.name, provider)?;
+        }
+        *slot = Some((generation, sandbox.ctx.clone()));
+        Ok(sandbox.ctx)
+    }
+
+    /// Drops the build session and the views it kept (after a build: memory goes back).
+    pub async fn release_build_session(&self) {
+        *self.inner.build.lock().await = None;
+    }
+
+    /// Plans and runs a read-only query in the build session.
+    pub(crate) async fn collect_sql_in_build_session(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        let ctx = self.build_session().await?;
+        let statement = safety::check_read_only(sql)?;
+        let work = async move {
+            let plan = ctx.state().statement_to_plan(statement).await?;
+            safety::verify_plan(&plan)?;
+            Ok::<_, Error>(ctx.execute_logical_plan(plan).await?.collect().await?)
+        };
+        self.cpu_handle()?
+            .spawn(work)
+            .await
+            .map_err(|error| Error::internal(format!("query task failed: {error}")))?
     }
 
     /// Returns the attribution table of the configured inputs under `settings` (computed

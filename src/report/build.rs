@@ -29,7 +29,37 @@ impl Context<'_> {
         for _ in 1..dashboard.trend_weeks {
             first = self.calendar.previous(first);
         }
-        let tiles = self.tiles(&service, dashboard, first, week).await;
+        // Three independent parts computed at once (their queries run on the query runtime's
+        // threads side by side): the tiles and the charts drawn from them, the breakdown and
+        // model comparison, and freshness and data health.
+        let complete = self.complete(dashboard, week);
+        let tiles_and_charts = async {
+            let tiles = self.tiles(&service, dashboard, first, week).await;
+            let charts = self.charts(&service, dashboard, &tiles, week).await;
+            (tiles, charts)
+        };
+        let tables = async {
+            let breakdown = match &dashboard.breakdown {
+                Some(b) => Some(self.breakdown(&service, b, week, settings).await),
+                None => None,
+            };
+            let attribution_comparison = match &dashboard.attribution_comparison {
+                Some(metric) => self
+                    .model_comparison(&service, metric, week, settings)
+                    .await
+                    .ok(),
+                None => None,
+            };
+            (breakdown, attribution_comparison)
+        };
+        let checks = async {
+            let freshness = self.freshness(dashboard, week, complete).await;
+            let health = self.health(&service, dashboard, week, settings).await;
+            (freshness, health)
+        };
+        let ((tiles, (charts, funnel)), (breakdown, attribution_comparison), checks) =
+            tokio::join!(tiles_and_charts, tables, checks);
+        let ((freshness, banners), health) = checks;
         let tile = |name: &String| tiles.get(name).cloned();
         let primary: Vec<Tile> = dashboard.primary.iter().filter_map(tile).collect();
         let sections: Vec<TileSection> = dashboard
@@ -40,21 +70,6 @@ impl Context<'_> {
                 tiles: s.metrics.iter().filter_map(tile).collect(),
             })
             .collect();
-        let (charts, funnel) = self.charts(&service, dashboard, &tiles, week).await;
-        let breakdown = match &dashboard.breakdown {
-            Some(b) => Some(self.breakdown(&service, b, week, settings).await),
-            None => None,
-        };
-        let attribution_comparison = match &dashboard.attribution_comparison {
-            Some(metric) => self
-                .model_comparison(&service, metric, week, settings)
-                .await
-                .ok(),
-            None => None,
-        };
-        let complete = self.complete(dashboard, week);
-        let (freshness, banners) = self.freshness(dashboard, week, complete).await;
-        let health = self.health(&service, dashboard, week, settings).await;
         let mut report = Report {
             dashboard: dashboard.name.clone(),
             title: dashboard.title.clone(),

@@ -49,6 +49,20 @@ const COMPACT_AFTER: usize = 32;
 /// Margin around a bucket within which a file's rows count (time zones, date columns).
 const MARGIN_MICROS: i64 = 36 * 3_600_000_000;
 
+/// Misses spanning more days than this are computed in the build session (see
+/// `engine::materialize`).
+const WIDE_DAYS: i64 = 35;
+
+/// Days from the first bucket's start to the last bucket's end.
+fn span_days(buckets: &[Bucket]) -> i64 {
+    let first = buckets.iter().map(|b| b.start_day).min();
+    let last = buckets.iter().map(|b| b.end_day).max();
+    match (first, last) {
+        (Some(first), Some(last)) => (last - first).num_days(),
+        _ => 0,
+    }
+}
+
 /// Counts of what the store did in this process (for tests, `/healthz` and the CLI).
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -223,7 +237,15 @@ impl Rollups {
         };
         self.counters.queries.fetch_add(1, Ordering::Relaxed);
         let started = std::time::Instant::now();
-        let computed = engine.aggregate_over(frame, &sub).await?;
+        // Wide misses (a first build, a trend) read whole views: computed in the build
+        // session, where each view runs once; narrow ones prune files in the serving session.
+        let computed = if span_days(&sub.buckets) > WIDE_DAYS {
+            let ctx = engine.build_session().await?;
+            let frame = engine.relation_in(&ctx, query).await?;
+            engine.aggregate_over(frame, &sub).await?
+        } else {
+            engine.aggregate_over(frame, &sub).await?
+        };
         tracing::debug!(
             "rollups: {} bucket(s) of {} on {} computed in {} ms",
             missing.len(),
@@ -295,7 +317,9 @@ impl Rollups {
         }
         self.counters.queries.fetch_add(1, Ordering::Relaxed);
         let started = std::time::Instant::now();
-        let batches = engine.collect_plan(plan).await?;
+        // Health queries read whole tables and views: the build session runs each view once.
+        drop(plan);
+        let batches = engine.collect_sql_in_build_session(sql).await?;
         tracing::debug!(
             "rollups: query computed in {} ms: {sql}",
             started.elapsed().as_millis()

@@ -125,3 +125,42 @@ async fn open_engine(config: &Arc<Config>) -> Result<Engine> {
     engine.refresh().await?;
     Ok(engine)
 }
+
+/// Runs `work` and, on a terminal, shows what the rollup store has done so far (a line
+/// rewritten four times a second), so a long first build is visibly moving.
+async fn with_progress<T>(
+    engine: &Engine,
+    label: &str,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    use std::io::IsTerminal;
+    let Some(rollups) = engine.rollups().cloned() else {
+        return work.await;
+    };
+    if !std::io::stderr().is_terminal() {
+        return work.await;
+    }
+    let started = std::time::Instant::now();
+    let tick = std::time::Duration::from_millis(250);
+    tokio::pin!(work);
+    loop {
+        match tokio::time::timeout(tick, &mut work).await {
+            Ok(result) => {
+                if started.elapsed() >= tick {
+                    eprint!("\r\x1b[K");
+                }
+                return result;
+            }
+            Err(_) => {
+                let activity = rollups.activity();
+                eprint!(
+                    "\r{label}: {} partitions from the store, {} computed in {} queries, {:.1} s\x1b[K",
+                    activity.reused,
+                    activity.computed,
+                    activity.queries,
+                    started.elapsed().as_secs_f64()
+                );
+            }
+        }
+    }
+}

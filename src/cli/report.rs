@@ -35,7 +35,12 @@ pub async fn run(config: &Arc<Config>, args: ReportArgs) -> Result<i32> {
     let context = project.report_context();
     let (definition, period) = context.dashboard_week(&dashboard, week.as_deref())?;
     let started = Instant::now();
-    let report = context.build(definition, period).await?;
+    let report = super::with_progress(
+        &project.engine,
+        &format!("{dashboard} {}", context.calendar.label(period)),
+        context.build(definition, period),
+    )
+    .await?;
     let body = match out.extension().and_then(|e| e.to_str()) {
         Some("json") => {
             serde_json::to_string_pretty(&report).map_err(|e| Error::internal(e.to_string()))?

@@ -533,16 +533,7 @@ impl Engine {
         let provider = Arc::new(MemorySchemaProvider::new());
         match self.sandbox() {
             Ok(sandbox) => {
-                let inputs = &self.inner.config.attribution;
-                let defined = |name: &str| match name.split_once('.') {
-                    Some((REPORTING_SCHEMA, view)) => views.iter().any(|v| v.name == view),
-                    _ => true,
-                };
-                if defined(&inputs.touches) && defined(&inputs.conversions) {
-                    let table = self.attribution_table(inputs.default);
-                    let _ =
-                        sandbox.add_table(crate::attribution::table::TABLE_NAME, Arc::new(table));
-                }
+                let _ = self.add_attribution_table(&sandbox, &views);
                 for view in &views {
                     match sandbox.add_view(&view.name, &view.sql).await {
                         Ok(schema) => {
@@ -578,6 +569,21 @@ impl Engine {
         state.views = views;
     }
 
+    /// Adds `reporting.attribution` to a session whose views are `views`, when its inputs
+    /// are among them (or are landed tables).
+    fn add_attribution_table(&self, sandbox: &Sandbox, views: &[ViewDef]) -> Result<()> {
+        let inputs = &self.inner.config.attribution;
+        let defined = |name: &str| match name.split_once('.') {
+            Some((REPORTING_SCHEMA, view)) => views.iter().any(|v| v.name == view),
+            _ => true,
+        };
+        if defined(&inputs.touches) && defined(&inputs.conversions) {
+            let table = self.attribution_table(inputs.default);
+            sandbox.add_table(crate::attribution::table::TABLE_NAME, Arc::new(table))?;
+        }
+        Ok(())
+    }
+
     fn bump_generation(&self) {
         self.inner
             .generation
@@ -600,15 +606,7 @@ impl Engine {
         *slot = None;
         let sandbox = self.sandbox()?;
         let views = self.inner.catalog.lock().await.views.clone();
-        let inputs = &self.inner.config.attribution;
-        let defined = |name: &str| match name.split_once('.') {
-            Some((REPORTING_SCHEMA, view)) => views.iter().any(|v| v.name == view),
-            _ => true,
-        };
-        if defined(&inputs.touches) && defined(&inputs.conversions) {
-            let table = self.attribution_table(inputs.default);
-            sandbox.add_table(crate::attribution::table::TABLE_NAME, Arc::new(table))?;
-        }
+        self.add_attribution_table(&sandbox, &views)?;
         let serving = self.catalog()?.schema(REPORTING_SCHEMA);
         for view in &views {
             let provider: Arc<dyn TableProvider> = match sandbox.plan(&view.sql).await {

@@ -10,7 +10,9 @@
 //! at any scale): each scan computes it again, as a plain view would.
 //!
 //! The session is made again whenever data or views change (see `Engine::build_session`),
-//! so a kept view never outlives the files it was computed from.
+//! so a kept view never outlives the files it was computed from; the server drops it after
+//! each report it computes (`Engine::release_build_session`), so kept views do not stay
+//! resident between builds.
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -223,7 +223,10 @@ pub(super) async fn compute(
     let dashboard = definition.name.as_str();
     let week = context.calendar.label(period);
     let started = std::time::Instant::now();
-    let built = context.build(definition, period).await?;
+    let built = context.build(definition, period).await;
+    // The views kept for the build are not needed between builds: memory goes back.
+    context.engine.release_build_session().await;
+    let built = built?;
     crate::telemetry::observe(
         "kpi_report_build_duration_seconds",
         "Time to compute one report, by dashboard.",

@@ -69,6 +69,14 @@ impl<K: Eq + Hash + Clone, V: Clone> Cache<K, V> {
         }
     }
 
+    /// Returns every key stored (without marking any as used).
+    pub fn keys(&self) -> Vec<K> {
+        self.inner
+            .lock()
+            .map(|inner| inner.entries.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// Returns how many entries are stored.
     pub fn len(&self) -> usize {
         self.inner.lock().map(|i| i.entries.len()).unwrap_or(0)

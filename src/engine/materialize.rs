@@ -6,8 +6,9 @@
 //! query runs the view's `SELECT DISTINCT` again. The rollup store computes wide misses (many
 //! buckets at once, as in a first build) and whole health queries here; a narrow miss (the
 //! week a day landed in) stays in the serving session, where filters reach the Parquet scan
-//! and prune files. A view whose rows exceed [`KEEP_BYTES`] is not kept (memory stays bounded
-//! at any scale): each scan computes it again, as a plain view would.
+//! and prune files. A view whose rows exceed [`KEEP_BYTES`] is not kept
+//! (kept views never hold more than that each): each scan computes it again, as a plain view
+//! would.
 //!
 //! The session is made again whenever data or views change (see `Engine::build_session`),
 //! so a kept view never outlives the files it was computed from; the server drops it after

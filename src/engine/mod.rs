@@ -280,10 +280,7 @@ impl Engine {
         &self,
         sql: &str,
     ) -> Result<datafusion::logical_expr::LogicalPlan> {
-        let statement = safety::check_read_only(sql)?;
-        let plan = self.inner.ctx.state().statement_to_plan(statement).await?;
-        safety::verify_plan(&plan)?;
-        Ok(plan)
+        plan_sql_in(&self.inner.ctx, sql).await
     }
 
     /// Runs a planned query to the end on the query runtime.
@@ -291,7 +288,15 @@ impl Engine {
         &self,
         plan: datafusion::logical_expr::LogicalPlan,
     ) -> Result<Vec<RecordBatch>> {
-        let ctx = self.inner.ctx.clone();
+        self.collect_plan_in(self.inner.ctx.clone(), plan).await
+    }
+
+    /// [`Engine::collect_plan`] in another session of this engine (the build session).
+    async fn collect_plan_in(
+        &self,
+        ctx: SessionContext,
+        plan: datafusion::logical_expr::LogicalPlan,
+    ) -> Result<Vec<RecordBatch>> {
         let work = async move {
             let frame = ctx.execute_logical_plan(plan).await?;
             Ok::<_, Error>(frame.collect().await?)
@@ -640,16 +645,8 @@ impl Engine {
     /// Plans and runs a read-only query in the build session.
     pub(crate) async fn collect_sql_in_build_session(&self, sql: &str) -> Result<Vec<RecordBatch>> {
         let ctx = self.build_session().await?;
-        let statement = safety::check_read_only(sql)?;
-        let work = async move {
-            let plan = ctx.state().statement_to_plan(statement).await?;
-            safety::verify_plan(&plan)?;
-            Ok::<_, Error>(ctx.execute_logical_plan(plan).await?.collect().await?)
-        };
-        self.cpu_handle()?
-            .spawn(work)
-            .await
-            .map_err(|error| Error::internal(format!("query task failed: {error}")))?
+        let plan = plan_sql_in(&ctx, sql).await?;
+        self.collect_plan_in(ctx, plan).await
     }
 
     /// Returns the attribution table of the configured inputs under `settings` (computed
@@ -807,6 +804,17 @@ impl Engine {
             .with_schema(schema);
         Ok(Arc::new(ListingTable::try_new(config)?))
     }
+}
+
+/// Plans one read-only query in `ctx` (checked like analyst SQL).
+async fn plan_sql_in(
+    ctx: &SessionContext,
+    sql: &str,
+) -> Result<datafusion::logical_expr::LogicalPlan> {
+    let statement = safety::check_read_only(sql)?;
+    let plan = ctx.state().statement_to_plan(statement).await?;
+    safety::verify_plan(&plan)?;
+    Ok(plan)
 }
 
 /// A short hash of a table's files (path, size, modification time): changes when a file lands,

@@ -317,8 +317,8 @@ impl Rollups {
         }
         self.counters.queries.fetch_add(1, Ordering::Relaxed);
         let started = std::time::Instant::now();
-        // Health queries read whole tables and views: the build session runs each view once.
-        drop(plan);
+        // Health queries read whole tables and views: planned again in the build session (the
+        // plan above has the views inlined, for the lineage), where each view runs once.
         let batches = engine.collect_sql_in_build_session(sql).await?;
         tracing::debug!(
             "rollups: query computed in {} ms: {sql}",

@@ -68,12 +68,7 @@ impl ReportCache {
 
     /// The dashboards and weeks kept (the background build keeps them current).
     pub(super) fn keys(&self) -> Vec<(String, String)> {
-        let mut keys = Vec::new();
-        self.entries.retain(|key, _| {
-            keys.push(key.clone());
-            true
-        });
-        keys
+        self.entries.keys()
     }
 
     /// Returns the report kept under `etag`, or computes it with `build` once, whoever else
@@ -105,11 +100,11 @@ impl ReportCache {
             })
             .await
             .cloned();
-        if cell.initialized() {
-            let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
-            if inflight.get(&flight).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
-                inflight.remove(&flight);
-            }
+        // Done, or failed: either way the next request starts afresh (waiters already holding
+        // this cell retry on it), and no entry is left behind for an ETag gone by.
+        let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        if inflight.get(&flight).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+            inflight.remove(&flight);
         }
         result
     }

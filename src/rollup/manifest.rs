@@ -77,10 +77,67 @@ pub struct Delta {
 }
 
 impl Delta {
-    /// Adds another delta's content.
+    /// Adds another delta's content. An entry already present is not added again: two
+    /// processes that merge the manifest at once each write every entry, and a reader of both
+    /// merged manifests must not double them (nor the next merge double them again).
     pub fn merge(&mut self, other: Delta) {
         self.pieces.extend(other.pieces);
         self.inputs.extend(other.inputs);
-        self.entries.extend(other.entries);
+        let mut known: std::collections::HashSet<(String, String, String, String)> = self
+            .entries
+            .iter()
+            .map(|e| {
+                (
+                    e.piece.clone(),
+                    e.bucket.clone(),
+                    e.fingerprint.clone(),
+                    e.file.clone(),
+                )
+            })
+            .collect();
+        for entry in other.entries {
+            let key = (
+                entry.piece.clone(),
+                entry.bucket.clone(),
+                entry.fingerprint.clone(),
+                entry.file.clone(),
+            );
+            if known.insert(key) {
+                self.entries.push(entry);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(piece: &str) -> Entry {
+        Entry {
+            piece: piece.into(),
+            bucket: "all".into(),
+            fingerprint: "f".into(),
+            file: "d.parquet".into(),
+            sha256: "s".into(),
+            rows: 1,
+        }
+    }
+
+    #[test]
+    fn merging_the_same_entries_twice_keeps_one_of_each() {
+        let one = Delta {
+            entries: vec![entry("a"), entry("b")],
+            ..Delta::default()
+        };
+        let mut merged = Delta::default();
+        merged.merge(one.clone());
+        merged.merge(one);
+        merged.merge(Delta {
+            entries: vec![entry("c")],
+            ..Delta::default()
+        });
+        let pieces: Vec<&str> = merged.entries.iter().map(|e| e.piece.as_str()).collect();
+        assert_eq!(pieces, ["a", "b", "c"]);
     }
 }

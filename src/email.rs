@@ -34,7 +34,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{Config, EmailConfig, SmtpTls};
 use crate::error::{Error, Result};
-use crate::metrics::format_value;
+use crate::metrics::format_display;
 use crate::render::charts;
 use crate::report::{Report, Tile};
 use crate::snapshot::Snapshot;
@@ -72,29 +72,40 @@ pub fn send_key(dashboard: &str, week: &str, recipients: &[String]) -> String {
 }
 
 fn tile_line(tile: &Tile) -> String {
-    let mut line = format!("{}: {}", tile.label, format_value(tile.unit, tile.value));
+    let shown =
+        |value: Option<f64>| format_display(tile.unit, tile.currency.as_deref(), value, true);
+    let mut line = format!("{}: {}", tile.label, shown(tile.value));
     if let Some(reason) = &tile.unavailable {
         line.push_str(&format!(" (unavailable: {reason})"));
     }
+    if tile.maturing {
+        line.push_str(" (cohort still maturing: not compared)");
+    }
     for (name, words) in [
         ("previous", "vs previous week"),
+        (
+            "previous_window",
+            "vs the same point of the previous window",
+        ),
         ("year_ago", "vs a year ago"),
     ] {
         if let Some(c) = tile.comparisons.get(name) {
+            let words = c
+                .basis
+                .as_ref()
+                .map_or(words.to_string(), |b| format!("vs {b}"));
             line.push_str(&format!(
-                "; {} {words} ({})",
+                "; {} {words} ({}, {})",
                 c.change_ratio
                     .map(|r| format!("{:+.1}%", r * 100.0))
                     .unwrap_or_else(|| "—".into()),
-                format_value(tile.unit, c.value)
+                shown(c.value),
+                c.period
             ));
         }
     }
     if let Some(target) = tile.target {
-        line.push_str(&format!(
-            "; target {}",
-            format_value(tile.unit, Some(target))
-        ));
+        line.push_str(&format!("; target {}", shown(Some(target))));
     }
     line
 }

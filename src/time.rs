@@ -75,6 +75,11 @@ pub enum Comparison {
     /// The mean of the 4 periods before.
     #[serde(rename = "trailing_4")]
     Trailing4,
+    /// The same point of the previous to-date window (the same week of the previous quarter):
+    /// what a to-date KPI is compared with instead of the period before. Not asked for by name;
+    /// the metric layer puts it in place of `previous` for to-date metrics.
+    #[serde(rename = "previous_window")]
+    PreviousWindow,
 }
 
 impl Comparison {
@@ -84,6 +89,7 @@ impl Comparison {
             Self::Previous => "previous",
             Self::YearAgo => "year_ago",
             Self::Trailing4 => "trailing_4",
+            Self::PreviousWindow => "previous_window",
         }
     }
 
@@ -112,12 +118,14 @@ impl Comparison {
         Ok(list)
     }
 
-    /// The periods a value of `period` is compared with.
+    /// The periods a value of `period` is compared with (`previous_window` depends on the
+    /// metric's window: see [`Calendar::same_point_of_previous`]; here it has none).
     pub fn periods(self, calendar: &Calendar, period: Period) -> Vec<Period> {
         match self {
             Self::Previous => vec![calendar.previous(period)],
             Self::YearAgo => vec![calendar.year_ago(period)],
             Self::Trailing4 => calendar.trailing(period, 4),
+            Self::PreviousWindow => Vec::new(),
         }
     }
 }
@@ -244,6 +252,21 @@ impl Calendar {
             }
             grain => self.period_of(add_months(period.start, -12), grain),
         }
+    }
+
+    /// Returns the period (of `period`'s grain) as far into the window before `window_start`
+    /// as `period`'s last day is into the window starting at `window_start`, where
+    /// `previous_start` is that earlier window's first day: the same week of the previous
+    /// quarter (day offsets, capped at the earlier window's last day).
+    pub fn same_point_of_previous(
+        &self,
+        period: Period,
+        window_start: NaiveDate,
+        previous_start: NaiveDate,
+    ) -> Period {
+        let offset = period.last_day() - window_start;
+        let day = (previous_start + offset).min(window_start - Duration::days(1));
+        self.period_of(day, period.grain())
     }
 
     /// Returns the `count` periods before `period`, oldest first.

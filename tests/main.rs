@@ -36,3 +36,6 @@ mod hostile;
 
 #[path = "suite/rollups.rs"]
 mod rollups;
+
+#[path = "suite/judging.rs"]
+mod judging;

@@ -1,4 +1,7 @@
-//! `kpi check`: validates the data layout, every table and every definition.
+//! `kpi check`: validates the data layout, every table and every definition, then lists the
+//! landed rows that break the tracking conventions (`[conventions]`). Convention findings are
+//! data problems for marketing operations, not broken definitions: they are printed as
+//! warnings and do not change the exit code.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -41,6 +44,23 @@ pub async fn run(config: &Arc<Config>) -> Result<i32> {
                 writeln!(stdout, "{diagnostic}")?;
             }
             problems += diagnostics.len();
+        }
+    }
+    let rules = &config.conventions.rules;
+    if !rules.is_empty() {
+        let counts =
+            kpi::report::conventions::count_conventions(&engine, &config.calendar(), rules, None)
+                .await;
+        for count in &counts {
+            let unit = if count.carries == "spend" {
+                kpi::defs::Unit::Currency
+            } else {
+                kpi::defs::Unit::Count
+            };
+            match kpi::report::conventions::finding(count, unit) {
+                Some(text) => writeln!(stdout, "warning: {text}")?,
+                None => writeln!(stdout, "convention ok: {} ({})", count.rule, count.table)?,
+            }
         }
     }
     if problems > 0 {

@@ -51,6 +51,7 @@
 //! | `sources.<name>.lag_days` | | `1` (complete up to yesterday) |
 //! | `sources.<name>.ready_by` | | `06:00` (in the reporting time zone) |
 
+pub mod conventions;
 mod raw;
 mod resolve;
 
@@ -282,6 +283,8 @@ pub struct Config {
     pub email: EmailConfig,
     /// The rollup store.
     pub rollups: RollupsConfig,
+    /// Tracking conventions checked on the landed data (`[conventions]`; none by default).
+    pub conventions: conventions::Conventions,
 }
 
 /// Where the rollup store lives and whether it is used (see `rollup`).

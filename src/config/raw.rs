@@ -27,6 +27,8 @@ pub(super) struct RawConfig {
     pub(super) rollups: RawRollups,
     #[serde(default)]
     pub(super) sources: BTreeMap<String, RawSource>,
+    #[serde(default)]
+    pub(super) conventions: super::conventions::RawConventions,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -65,6 +65,10 @@ pub(super) fn resolve(
     let email = layers.email(project_dir, &raw.email);
     let rollups = layers.rollups(project_dir, &raw.rollups);
     let sources = layers.sources(raw.sources);
+    let (conventions, problems) = super::conventions::resolve(raw.conventions);
+    for (key, message) in problems {
+        layers.problem("conventions", &key, None, message);
+    }
     match (layers.problems.is_empty(), data_root) {
         (true, Some(data_root)) => Ok(Config {
             project_dir: project_dir.to_path_buf(),
@@ -79,6 +83,7 @@ pub(super) fn resolve(
             snapshots_root,
             email,
             rollups,
+            conventions,
         }),
         _ => Err(layers.problems),
     }

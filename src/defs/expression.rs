@@ -67,13 +67,25 @@ impl Expression {
             Self::Metric(name) => values.get(name).copied().flatten(),
             Self::Negate(inner) => inner.evaluate(values).map(|value| -value),
             Self::Binary(left, operator, right) => {
-                let (left, right) = (left.evaluate(values)?, right.evaluate(values)?);
+                let (left, right) = (left.evaluate(values), right.evaluate(values));
                 match operator {
-                    '+' => Some(left + right),
-                    '-' => Some(left - right),
-                    '*' => Some(left * right),
-                    _ if right == 0.0 => None,
-                    _ => Some(left / right),
+                    // A sum of parts: a missing side counts as 0 when the other has a value.
+                    '+' | '-' => {
+                        let (left, right) = match (left, right) {
+                            (None, None) => return None,
+                            (left, right) => (left.unwrap_or(0.0), right.unwrap_or(0.0)),
+                        };
+                        Some(if *operator == '+' {
+                            left + right
+                        } else {
+                            left - right
+                        })
+                    }
+                    '*' => Some(left? * right?),
+                    _ => {
+                        let (left, right) = (left?, right?);
+                        (right != 0.0).then(|| left / right)
+                    }
                 }
             }
         }
@@ -228,6 +240,24 @@ mod tests {
         );
         assert_eq!(
             expression.evaluate(&values(&[("spend", None), ("mqls", Some(2.0))])),
+            None
+        );
+    }
+
+    #[test]
+    fn a_missing_part_counts_as_zero_only_in_a_sum() {
+        let sum = Expression::parse("a + b - c").expect("parses");
+        assert_eq!(
+            sum.evaluate(&values(&[("a", Some(5.0)), ("b", None), ("c", Some(1.0))])),
+            Some(4.0)
+        );
+        assert_eq!(
+            sum.evaluate(&values(&[("a", None), ("b", None), ("c", None)])),
+            None
+        );
+        let product = Expression::parse("(a + b) * c").expect("parses");
+        assert_eq!(
+            product.evaluate(&values(&[("a", Some(5.0)), ("b", Some(1.0)), ("c", None)])),
             None
         );
     }

@@ -197,6 +197,10 @@ pub enum MetricKind {
         within_days: u32,
         /// The generated `reporting` view the metric averages.
         view: String,
+        /// Time columns of the first and second step (where the data's latest day is read
+        /// to tell a maturing cohort; not part of the hash, the view's SQL already is).
+        #[serde(skip)]
+        step_times: [String; 2],
     },
 }
 

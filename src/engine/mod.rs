@@ -325,6 +325,25 @@ impl Engine {
         }
     }
 
+    /// The latest local day (reporting time zone) of `column` in `table` over the data as
+    /// last listed; `None` when the table has no row. The answer is cached per data version.
+    pub async fn latest_day_as_listed(
+        &self,
+        table: &str,
+        column: &str,
+    ) -> Result<Option<chrono::NaiveDate>> {
+        let sql = format!("SELECT CAST(max({column}) AS VARCHAR) AS latest FROM {table}");
+        let batches = self.cached_query_as_listed(&sql).await?;
+        let text = batches.first().and_then(|batch| {
+            use arrow::array::{Array, AsArray};
+            let column =
+                arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8).ok()?;
+            let strings = column.as_string::<i32>();
+            (batch.num_rows() > 0 && !strings.is_null(0)).then(|| strings.value(0).to_string())
+        });
+        Ok(text.and_then(|text| local_day(&text, self.config().time_zone)))
+    }
+
     /// Returns the object store holding the data root (used by tests and `kpi demo`).
     pub fn store(&self) -> Arc<dyn ObjectStore> {
         Arc::clone(&self.inner.store)
@@ -838,4 +857,19 @@ fn table_prefix(root: &ObjectPath) -> String {
 
 fn table_path(table: &DiscoveredTable) -> String {
     format!("{}/{}", table.source, table.name)
+}
+
+/// The local day of a timestamp or date as text: RFC 3339 instants and naive timestamps (UTC)
+/// are cut in `time_zone`; dates are taken as they are.
+fn local_day(text: &str, time_zone: chrono_tz::Tz) -> Option<chrono::NaiveDate> {
+    use chrono::{DateTime, NaiveDate, NaiveDateTime};
+    if let Ok(instant) = DateTime::parse_from_rfc3339(text) {
+        return Some(instant.with_timezone(&time_zone).date_naive());
+    }
+    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
+        if let Ok(naive) = NaiveDateTime::parse_from_str(text.trim_end_matches('Z'), format) {
+            return Some(naive.and_utc().with_timezone(&time_zone).date_naive());
+        }
+    }
+    NaiveDate::parse_from_str(text.get(..10)?, "%Y-%m-%d").ok()
 }

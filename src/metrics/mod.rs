@@ -18,6 +18,7 @@
 //!   have a value); each with the absolute change and the relative change (`change / |base|`,
 //!   none when the base is 0 or missing).
 
+mod judging;
 mod text;
 mod values;
 
@@ -32,7 +33,8 @@ use crate::error::{Error, Result};
 pub use crate::time::Comparison;
 use crate::time::{Calendar, Grain, Period};
 pub use text::{
-    describe_sql, format_value, parse_comparisons, parse_filters, parse_range, to_csv, to_table,
+    describe_sql, format_display, format_value, parse_comparisons, parse_filters, parse_range,
+    to_csv, to_table,
 };
 
 /// What to compute.
@@ -66,6 +68,51 @@ pub struct ComparisonValue {
     pub change: Option<f64>,
     /// `(value - base) / |base|`.
     pub change_ratio: Option<f64>,
+    /// What the base is, in words, when the comparison's name does not say it
+    /// (`previous_window`: "the same week of the previous quarter").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basis: Option<String>,
+}
+
+/// How far a conversion cohort has been observed: a period's cohort is still maturing until
+/// the data reaches the end of the window of its last entrant.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+pub struct Maturity {
+    /// Days of data after the period's last day: what its last entrants have had.
+    pub days_observed: i64,
+    /// Days of data after the period's first day: what its first entrants have had.
+    pub days_observed_first: i64,
+    /// Days the conversion window needs.
+    pub days_needed: i64,
+}
+
+impl Maturity {
+    /// The cohort of `period` under a `days_needed`-day window when the data reaches `latest`
+    /// (a local day, included): `None` once every entrant's window has closed.
+    pub fn of(period: Period, days_needed: i64, latest: NaiveDate) -> Option<Self> {
+        let last = period.last_day();
+        if latest >= last + chrono::Duration::days(days_needed) {
+            return None;
+        }
+        let observed = |day: NaiveDate| (latest - day).num_days().clamp(0, days_needed);
+        Some(Self {
+            days_observed: observed(last),
+            days_observed_first: observed(period.start),
+            days_needed,
+        })
+    }
+
+    /// The maturity in words: `7 to 13 of its 30 days observed`.
+    pub fn describe(&self) -> String {
+        let days = if self.days_observed == self.days_observed_first {
+            self.days_observed.to_string()
+        } else {
+            format!("{} to {}", self.days_observed, self.days_observed_first)
+        };
+        format!("{days} of its {} days observed", self.days_needed)
+    }
 }
 
 /// One value of the series.
@@ -83,8 +130,16 @@ pub struct Point {
     pub value: Option<f64>,
     /// The weekly target in force, for week grain.
     pub target: Option<f64>,
-    /// One entry per comparison asked for.
+    /// One entry per comparison asked for (none for a maturing cohort, which is compared with
+    /// nothing: an immature cohort always looks worse than a matured one).
     pub comparisons: BTreeMap<String, ComparisonValue>,
+    /// Whether the value is a conversion cohort whose window has not closed by the data's
+    /// latest day: it will still rise.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub maturing: bool,
+    /// How far a maturing cohort has been observed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maturity: Option<Maturity>,
 }
 
 /// A computed series.
@@ -187,10 +242,11 @@ impl<'a> MetricService<'a> {
             self.engine.refresh().await?;
         }
         let main = self.periods(request)?;
+        let compare = self.comparisons_for(metric, &request.compare);
         let mut needed: BTreeSet<Period> = main.iter().copied().collect();
         for period in &main {
-            for comparison in &request.compare {
-                needed.extend(comparison.periods(&self.calendar, *period));
+            for comparison in &compare {
+                needed.extend(self.compared_periods(metric, *comparison, *period));
             }
         }
         let needed: Vec<Period> = needed.into_iter().collect();
@@ -199,6 +255,7 @@ impl<'a> MetricService<'a> {
         let values = self
             .values(metric, &needed, &request.by, &request.filters, settings)
             .await?;
+        let cohort = self.cohort_window(metric).await;
 
         let main_indexes: BTreeSet<usize> = main.iter().map(|p| index[p]).collect();
         let mut combinations: BTreeSet<Vec<Option<String>>> = values
@@ -214,14 +271,17 @@ impl<'a> MetricService<'a> {
             for combination in &combinations {
                 let lookup = |p: &Period| values.get(&(index[p], combination.clone())).copied();
                 let value = lookup(period);
-                let comparisons = request
-                    .compare
+                let maturity =
+                    cohort.and_then(|(days, latest)| Maturity::of(*period, days, latest));
+                let comparisons = compare
                     .iter()
+                    .filter(|_| maturity.is_none())
                     .map(|comparison| {
-                        let periods = comparison.periods(&self.calendar, *period);
+                        let periods = self.compared_periods(metric, *comparison, *period);
                         let present: Vec<f64> = periods.iter().filter_map(lookup).collect();
-                        let compared =
-                            compare(*comparison, value, &present, self.range_label(&periods));
+                        let mut compared =
+                            self::compare(*comparison, value, &present, self.range_label(&periods));
+                        compared.basis = self.basis(metric, *comparison);
                         (comparison.name().to_string(), compared)
                     })
                     .collect();
@@ -242,6 +302,8 @@ impl<'a> MetricService<'a> {
                     value,
                     target,
                     comparisons,
+                    maturing: maturity.is_some(),
+                    maturity,
                 });
             }
         }
@@ -361,6 +423,7 @@ pub fn compare(
         value: base,
         change,
         change_ratio,
+        basis: None,
     }
 }
 

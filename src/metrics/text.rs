@@ -114,6 +114,53 @@ pub fn format_value(unit: Unit, value: Option<f64>) -> String {
     }
 }
 
+/// Formats a value for a reader, with the currency's symbol on money (`$487,710.00`; a code
+/// without a well-known symbol is written before the amount: `CHF 12.00`). `compact` shortens
+/// money of a thousand or more where a reader scans (tiles, sentences: `$487.7K`, `$1.4M`);
+/// tables keep the full amount.
+pub fn format_display(
+    unit: Unit,
+    currency: Option<&str>,
+    value: Option<f64>,
+    compact: bool,
+) -> String {
+    let Some(value) = value else {
+        return "—".to_string();
+    };
+    if unit != Unit::Currency {
+        return format_value(unit, Some(value));
+    }
+    let symbol = match currency {
+        Some("USD") => "$".to_string(),
+        None => String::new(),
+        Some("EUR") => "€".to_string(),
+        Some("GBP") => "£".to_string(),
+        Some("JPY") => "¥".to_string(),
+        Some(code) => format!("{code} "),
+    };
+    let sign = if value < 0.0 { "-" } else { "" };
+    let magnitude = value.abs();
+    let amount = match [(1e9, "B"), (1e6, "M"), (1e3, "K")]
+        .into_iter()
+        .find(|(scale, _)| compact && magnitude >= *scale)
+    {
+        // 999,950 rounds to 1000.0K: say 1.0M instead.
+        Some((scale, suffix))
+            if (magnitude / scale * 10.0).round() >= 10_000.0 && suffix != "B" =>
+        {
+            let (bigger, next) = if suffix == "K" {
+                (1e6, "M")
+            } else {
+                (1e9, "B")
+            };
+            format!("{:.1}{next}", magnitude / bigger)
+        }
+        Some((scale, suffix)) => format!("{:.1}{suffix}", magnitude / scale),
+        None => group_thousands(&format!("{magnitude:.2}")),
+    };
+    format!("{sign}{symbol}{amount}")
+}
+
 fn group_thousands(text: &str) -> String {
     let (whole, fraction) = text
         .split_once('.')
@@ -250,6 +297,50 @@ pub fn describe_sql(registry: &Registry, metric: &Metric) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn money_has_its_symbol_and_compact_form_where_readers_scan() {
+        let usd = Some("USD");
+        assert_eq!(
+            format_display(Unit::Currency, usd, Some(487_710.0), false),
+            "$487,710.00"
+        );
+        assert_eq!(
+            format_display(Unit::Currency, usd, Some(487_710.0), true),
+            "$487.7K"
+        );
+        assert_eq!(
+            format_display(Unit::Currency, usd, Some(1_404_670.0), true),
+            "$1.4M"
+        );
+        assert_eq!(
+            format_display(Unit::Currency, usd, Some(999_960.0), true),
+            "$1.0M"
+        );
+        assert_eq!(
+            format_display(Unit::Currency, usd, Some(196.17), true),
+            "$196.17"
+        );
+        assert_eq!(
+            format_display(Unit::Currency, usd, Some(-2_500.0), true),
+            "-$2.5K"
+        );
+        assert_eq!(
+            format_display(Unit::Currency, Some("EUR"), Some(12.0), false),
+            "€12.00"
+        );
+        assert_eq!(
+            format_display(Unit::Currency, Some("CHF"), Some(12.0), false),
+            "CHF 12.00"
+        );
+        assert_eq!(format_display(Unit::Currency, usd, None, true), "—");
+        assert_eq!(
+            format_display(Unit::Currency, None, Some(12.0), true),
+            "12.00",
+            "no code, no symbol"
+        );
+        assert_eq!(format_display(Unit::Count, usd, Some(48.0), true), "48");
+    }
 
     #[test]
     fn values_are_formatted_for_people() {

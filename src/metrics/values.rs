@@ -6,15 +6,15 @@ use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 
-use chrono::{Datelike, NaiveDate};
+use chrono::NaiveDate;
 
 use super::{Key, MetricService, Values};
 use crate::attribution::Settings;
 use crate::defs::expression::Expression;
-use crate::defs::{CumulativeWindow, Metric, MetricKind};
+use crate::defs::{Metric, MetricKind};
 use crate::engine::aggregate::{AggregateQuery, Bucket};
 use crate::error::Result;
-use crate::time::{Grain, Period};
+use crate::time::Period;
 
 impl MetricService<'_> {
     /// Returns the metric's values for every period (by index) and dimension combination.
@@ -105,21 +105,6 @@ impl MetricService<'_> {
         })
     }
 
-    fn window_start(&self, window: CumulativeWindow, last_day: NaiveDate) -> NaiveDate {
-        let grain = match window {
-            CumulativeWindow::Week => Grain::Week,
-            CumulativeWindow::Month => Grain::Month,
-            CumulativeWindow::Quarter => Grain::Quarter,
-            CumulativeWindow::Year => {
-                return NaiveDate::from_ymd_opt(last_day.year(), 1, 1).unwrap_or(last_day)
-            }
-            CumulativeWindow::Running => {
-                return NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or(last_day)
-            }
-        };
-        self.calendar.period_of(last_day, grain).start
-    }
-
     #[allow(clippy::too_many_arguments)]
     async fn aggregate(
         &self,
@@ -176,7 +161,9 @@ fn divide(numerator: &Values, denominator: &Values) -> Values {
         .collect()
 }
 
-/// A derived metric per key where any part has a value (missing parts count as 0).
+/// A derived metric per key where any part has a value. A part missing for a key is missing
+/// to the expression: it counts as 0 beside `+` and `-` and leaves no value beside `*` and `/`
+/// (cost per MQL has no value, not 0, in a channel without spend).
 fn evaluate(expression: &Expression, parts: &HashMap<String, Values>) -> Values {
     let keys: BTreeSet<Key> = parts
         .values()
@@ -186,9 +173,7 @@ fn evaluate(expression: &Expression, parts: &HashMap<String, Values>) -> Values 
         .filter_map(|key| {
             let inputs = parts
                 .iter()
-                .map(|(name, values)| {
-                    (name.clone(), Some(values.get(&key).copied().unwrap_or(0.0)))
-                })
+                .map(|(name, values)| (name.clone(), values.get(&key).copied()))
                 .collect();
             expression.evaluate(&inputs).map(|value| (key, value))
         })

@@ -3,7 +3,8 @@
 //!
 //! Escaping is on for every value (the formatter below escapes `& < > " '`); markup made in
 //! Rust (chart SVGs, sparklines) is passed in marked safe. Filters format numbers exactly as
-//! the API and CSV do: `value(unit)` for people, `raw` for `data-value` attributes (Rust's
+//! the API and CSV do: `value(unit, currency, compact)` for people (money with its symbol,
+//! compact where a reader scans), `raw` for `data-value` attributes (Rust's
 //! shortest round-trip form), `change` for signed percentages.
 
 use std::sync::OnceLock;
@@ -12,7 +13,7 @@ use minijinja::value::Value;
 use minijinja::{AutoEscape, Environment, Error, ErrorKind};
 
 use crate::defs::{Choice, Good, Unit};
-use crate::metrics::format_value;
+use crate::metrics::format_display;
 
 /// The stylesheet of every page and of the email.
 pub const STYLE: &str = include_str!("templates/style.css");
@@ -87,11 +88,20 @@ fn environment() -> &'static Environment<'static> {
         env.add_global("style", Value::from_safe_string(STYLE.to_string()));
         env.add_filter(
             "value",
-            |value: Value, unit: &str| -> Result<String, Error> {
+            |value: Value,
+             unit: &str,
+             currency: Option<String>,
+             compact: Option<bool>|
+             -> Result<String, Error> {
                 let unit = Unit::from_name(unit).ok_or_else(|| {
                     Error::new(ErrorKind::InvalidOperation, format!("unknown unit {unit}"))
                 })?;
-                Ok(format_value(unit, number(&value)))
+                Ok(format_display(
+                    unit,
+                    currency.as_deref(),
+                    number(&value),
+                    compact.unwrap_or(false),
+                ))
             },
         );
         env.add_filter("raw", |value: Value| {

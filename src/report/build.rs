@@ -13,7 +13,7 @@ use super::narrative::summarise;
 use super::tiles::{tile_from, unavailable_tile};
 use super::Context;
 use crate::attribution::{Model, Settings};
-use crate::defs::{Breakdown, ChartKind, Dashboard};
+use crate::defs::{Breakdown, ChartKind, Dashboard, Metric, MetricKind};
 use crate::error::{Error, Result};
 use crate::metrics::{self, AttributionUsed, MetricService, SeriesRequest};
 use crate::time::Period;
@@ -34,7 +34,8 @@ impl Context<'_> {
         // model comparison, and freshness and data health.
         let complete = self.complete(dashboard, week);
         let tiles_and_charts = async {
-            let tiles = self.tiles(&service, dashboard, first, week).await;
+            let mut tiles = self.tiles(&service, dashboard, first, week).await;
+            self.drivers(&service, dashboard, &mut tiles, week).await;
             let charts = self.charts(&service, dashboard, &tiles, week).await;
             (tiles, charts)
         };
@@ -76,6 +77,16 @@ impl Context<'_> {
             description: dashboard.description.clone(),
             audience: dashboard.audience.clone(),
             week: self.calendar.label(week),
+            previous_week: Some(self.calendar.label(self.calendar.previous(week))),
+            next_week: {
+                let next = self.calendar.next(week);
+                (self
+                    .calendar
+                    .period_of_instant(self.now, next.grain())
+                    .start
+                    >= next.start)
+                    .then(|| self.calendar.label(next))
+            },
             start: week.start,
             end: week.last_day(),
             time_zone: self.config.time_zone.to_string(),
@@ -130,6 +141,76 @@ impl Context<'_> {
         }
         self.mark_definition_changes(&mut tiles, first, week);
         tiles
+    }
+
+    /// Fills the drivers of the KPIs "What changed" tells about: each dimension value's part
+    /// in the change against the week before, by the dashboard's breakdown dimension, for
+    /// KPIs that add up across its values (a SUM or COUNT of one table); largest first, only
+    /// values that moved with the total. A query that fails leaves the KPI without drivers.
+    async fn drivers(
+        &self,
+        service: &MetricService<'_>,
+        dashboard: &Dashboard,
+        tiles: &mut BTreeMap<String, Tile>,
+        week: Period,
+    ) {
+        let Some(by) = dashboard.breakdown.as_ref().map(|b| b.by.clone()) else {
+            return;
+        };
+        // The tiles the page shows, as the narrative ranks them.
+        let shown = dashboard
+            .primary
+            .iter()
+            .chain(dashboard.sections.iter().flat_map(|s| &s.metrics));
+        let mut seen = std::collections::BTreeSet::new();
+        let ranked: Vec<&Tile> = shown
+            .filter(|name| seen.insert(name.as_str()))
+            .filter_map(|name| tiles.get(name))
+            .collect();
+        let movers: Vec<String> = super::narrative::movers(&ranked)
+            .into_iter()
+            .filter(|tile| tile.comparisons.contains_key("previous"))
+            .map(|tile| tile.metric.clone())
+            .collect();
+        let previous = self.calendar.previous(week);
+        for name in movers {
+            let Some(metric) = self.registry.metrics.get(&name) else {
+                continue;
+            };
+            if !adds_up(metric) || !metric.dimensions.contains(&by) {
+                continue;
+            }
+            let attributed = metrics::reads_attribution(self.registry, metric);
+            let Ok(series) = service
+                .series(&SeriesRequest {
+                    metric: name.clone(),
+                    from: previous,
+                    to: week,
+                    by: vec![by.clone()],
+                    filters: Vec::new(),
+                    compare: Vec::new(),
+                    attribution: attributed.then_some(dashboard.attribution),
+                })
+                .await
+            else {
+                continue;
+            };
+            let this = self.calendar.label(week);
+            let mut changes: BTreeMap<String, f64> = BTreeMap::new();
+            for point in series.points {
+                let value = point
+                    .dimensions
+                    .get(&by)
+                    .cloned()
+                    .flatten()
+                    .unwrap_or_else(|| "(none)".into());
+                let sign = if point.period == this { 1.0 } else { -1.0 };
+                *changes.entry(value).or_default() += sign * point.value.unwrap_or(0.0);
+            }
+            if let Some(tile) = tiles.get_mut(&name) {
+                tile.drivers = super::tiles::drivers(&by, changes);
+            }
+        }
     }
 
     /// Marks tiles whose definition (or a part's) was first served inside `first..=week`.
@@ -261,6 +342,7 @@ impl Context<'_> {
                 metric: name.clone(),
                 label: metric.label.clone(),
                 unit: metric.unit,
+                currency: metric.currency.clone(),
                 attribution: metrics::reads_attribution(self.registry, metric)
                     .then(|| AttributionUsed::from(settings)),
             });
@@ -335,6 +417,7 @@ impl Context<'_> {
             metric: metric.to_string(),
             label: definition.label.clone(),
             unit: definition.unit,
+            currency: definition.currency.clone(),
             lookback: crate::attribution::format_duration(settings.lookback),
             models: models.iter().map(|m| m.name().to_string()).collect(),
             rows: rows.into_iter().collect(),
@@ -356,5 +439,17 @@ impl Context<'_> {
                 description: m.description.clone(),
             })
             .collect()
+    }
+}
+
+/// Whether a metric's values add up across a dimension's values: a SUM or COUNT over one
+/// table (so each value's change is its part of the total change).
+fn adds_up(metric: &Metric) -> bool {
+    match &metric.kind {
+        MetricKind::Simple { measure, .. } => {
+            let measure = measure.trim_start().to_ascii_uppercase();
+            measure.starts_with("SUM(") || measure.starts_with("COUNT(")
+        }
+        _ => false,
     }
 }

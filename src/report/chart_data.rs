@@ -23,7 +23,10 @@ pub fn trend(chart: &Chart, tile: &Tile, definition: Option<&Metric>) -> ChartDa
                 metric: tile.metric.clone(),
                 period: period.clone(),
                 unit: tile.unit,
-                note: None,
+                note: tile
+                    .maturing_weeks
+                    .contains(period)
+                    .then(|| "cohort still maturing".to_string()),
                 attribution: tile.attribution.clone(),
             })
             .collect(),
@@ -89,6 +92,8 @@ pub fn funnel(chart: &Chart, steps: &[&Tile], week: &str) -> (ChartData, Vec<Fun
             metric: tile.metric.clone(),
             label: tile.label.clone(),
             unit: tile.unit,
+            currency: tile.currency.clone(),
+            scope: tile.sources.clone(),
             value: tile.value,
             ratio_to_previous: ratio,
             rate: rate.clone(),
@@ -116,8 +121,10 @@ pub fn funnel(chart: &Chart, steps: &[&Tile], week: &str) -> (ChartData, Vec<Fun
     (data, rows)
 }
 
-/// A funnel step's rate in words: a percentage between counts, else a value per unit of the
-/// step before (clicks per $ of spend, $ of pipeline per SQL).
+/// A funnel step's rate in words: a percentage between counts when the step is at most the
+/// one before (a conversion rate), else a value per unit of the step before (clicks per $ of
+/// spend, $ of pipeline per SQL, sessions per ad click: steps counted in different scopes can
+/// exceed 100%, which is no conversion rate).
 pub fn step_text(
     ratio: f64,
     previous_unit: Option<Unit>,
@@ -125,14 +132,25 @@ pub fn step_text(
     previous: Option<&str>,
 ) -> String {
     match previous_unit {
-        Some(Unit::Count) if unit == Unit::Count => format!("{:.1}%", ratio * 100.0),
+        Some(Unit::Count) if unit == Unit::Count && ratio <= 1.0 => {
+            format!("{:.1}%", ratio * 100.0)
+        }
+        Some(Unit::Count) if unit == Unit::Count => format!(
+            "{ratio:.2} per {}",
+            singular(previous.unwrap_or("step")).to_lowercase()
+        ),
         Some(Unit::Currency) => format!("{ratio:.2} per $"),
         _ => format!(
             "{} per {}",
             metrics::format_value(unit, Some(ratio)),
-            previous.unwrap_or("step").trim_end_matches('s')
+            singular(previous.unwrap_or("step"))
         ),
     }
+}
+
+/// A plural label made singular for "per ..." (`Ad clicks` → `Ad click`).
+fn singular(label: &str) -> &str {
+    label.strip_suffix('s').unwrap_or(label)
 }
 
 #[cfg(test)]
@@ -153,6 +171,7 @@ mod tests {
         let spend = tile("spend", Unit::Currency, Some(1000.0));
         let clicks = tile("clicks", Unit::Count, Some(350.0));
         let mqls = tile("mqls", Unit::Count, Some(14.0));
+        let sessions = tile("Sessions", Unit::Count, Some(21.0));
         let pipeline = tile("pipeline", Unit::Currency, Some(70_000.0));
         let zero = tile("sqls", Unit::Count, Some(0.0));
         let after_zero = tile("won", Unit::Count, Some(3.0));
@@ -160,7 +179,15 @@ mod tests {
             &chart(crate::defs::ChartKind::Funnel {
                 metrics: Vec::new(),
             }),
-            &[&spend, &clicks, &mqls, &pipeline, &zero, &after_zero],
+            &[
+                &spend,
+                &clicks,
+                &mqls,
+                &sessions,
+                &pipeline,
+                &zero,
+                &after_zero,
+            ],
             "2026-W45",
         );
         let rates: Vec<Option<&str>> = rows.iter().map(|r| r.rate.as_deref()).collect();
@@ -170,13 +197,14 @@ mod tests {
                 None,
                 Some("0.35 per $"),
                 Some("4.0%"),
-                Some("5,000.00 per mql"),
+                Some("1.50 per mql"), // more sessions than MQLs: no conversion rate
+                Some("3,333.33 per Session"),
                 Some("0.00 per $"),
                 None, // the step before is zero: no ratio
             ]
         );
         assert_eq!(rows[2].ratio_to_previous, Some(0.04));
-        assert_eq!(data.points.len(), 6);
+        assert_eq!(data.points.len(), 7);
         assert_eq!(data.points[1].note.as_deref(), Some("0.35 per $"));
         assert!(data.points.iter().all(|p| p.period == "2026-W45"));
     }

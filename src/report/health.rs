@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use chrono::NaiveDate;
 
 use super::model::{DuplicateCount, Freshness, Health, ReconcileTable};
 use super::Context;
@@ -95,22 +95,12 @@ impl Context<'_> {
         }
         let mut latest: BTreeMap<String, Option<NaiveDate>> = BTreeMap::new();
         for (source, table, column) in reads {
-            let sql = format!("SELECT CAST(max({column}) AS VARCHAR) AS latest FROM {table}");
-            let day = match self.engine.cached_query_as_listed(&sql).await {
-                Ok(batches) => batches
-                    .first()
-                    .and_then(|b| {
-                        use arrow::array::{Array, AsArray};
-                        let column =
-                            arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8)
-                                .ok()?;
-                        let strings = column.as_string::<i32>();
-                        (b.num_rows() > 0 && !strings.is_null(0))
-                            .then(|| strings.value(0).to_string())
-                    })
-                    .and_then(|text| self.local_day(&text)),
-                Err(_) => None,
-            };
+            let day = self
+                .engine
+                .latest_day_as_listed(&table, &column)
+                .await
+                .ok()
+                .flatten();
             let entry = latest.entry(source).or_insert(None);
             *entry = match (*entry, day) {
                 (Some(a), Some(b)) => Some(a.max(b)),
@@ -118,23 +108,6 @@ impl Context<'_> {
             };
         }
         latest
-    }
-
-    fn local_day(&self, text: &str) -> Option<NaiveDate> {
-        if let Ok(instant) = DateTime::parse_from_rfc3339(text) {
-            return Some(instant.with_timezone(&self.config.time_zone).date_naive());
-        }
-        for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
-            if let Ok(naive) = NaiveDateTime::parse_from_str(text.trim_end_matches('Z'), format) {
-                return Some(
-                    naive
-                        .and_utc()
-                        .with_timezone(&self.config.time_zone)
-                        .date_naive(),
-                );
-            }
-        }
-        NaiveDate::parse_from_str(text.get(..10)?, "%Y-%m-%d").ok()
     }
 
     /// Landed rows and exact duplicates of every table of the dashboard's sources, and the
@@ -176,6 +149,27 @@ impl Context<'_> {
                 }
             };
             health.duplicates.push(count);
+        }
+        let rules: Vec<_> = self
+            .config
+            .conventions
+            .rules
+            .iter()
+            .filter(|rule| sources.contains(rule.table.split('.').next().unwrap_or_default()))
+            .cloned()
+            .collect();
+        health.conventions =
+            super::conventions::count_conventions(self.engine, &self.calendar, &rules, Some(week))
+                .await;
+        for count in &health.conventions {
+            let unit = if count.carries == "spend" {
+                crate::defs::Unit::Currency
+            } else {
+                crate::defs::Unit::Count
+            };
+            health
+                .findings
+                .extend(super::conventions::finding(count, unit));
         }
         for reconcile in &dashboard.reconcile {
             let left = self

@@ -14,6 +14,7 @@
 
 mod build;
 pub mod chart_data;
+pub mod conventions;
 pub mod export;
 mod health;
 pub mod model;

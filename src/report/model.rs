@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::defs::{ChartType, Good, Unit};
-use crate::metrics::{AttributionUsed, ComparisonValue};
+use crate::metrics::{AttributionUsed, ComparisonValue, Maturity};
 
 /// One report: everything its page shows.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -23,6 +23,12 @@ pub struct Report {
     pub audience: String,
     /// Week label (`2026-W47`).
     pub week: String,
+    /// The week before (for the page's link).
+    #[serde(default)]
+    pub previous_week: Option<String>,
+    /// The week after, when it has started (for the page's link).
+    #[serde(default)]
+    pub next_week: Option<String>,
     /// First day of the week.
     pub start: NaiveDate,
     /// Last day of the week.
@@ -194,6 +200,36 @@ pub struct Tile {
     /// values on either side of such a change were computed by different definitions.
     #[serde(default)]
     pub definition_changes: Vec<String>,
+    /// Currency code of a currency KPI (`USD`).
+    #[serde(default)]
+    pub currency: Option<String>,
+    /// Whether the week's value is a conversion cohort still maturing (compared with nothing,
+    /// never judged in the narrative or by an alert).
+    #[serde(default)]
+    pub maturing: bool,
+    /// How far the week's maturing cohort has been observed.
+    #[serde(default)]
+    pub maturity: Option<Maturity>,
+    /// Sparkline weeks whose cohorts are still maturing.
+    #[serde(default)]
+    pub maturing_weeks: Vec<String>,
+    /// What moved the value against the week before, by the report's breakdown dimension
+    /// (filled for the KPIs "What changed" ranks, when the metric adds up across values).
+    #[serde(default)]
+    pub drivers: Vec<Driver>,
+}
+
+/// One dimension value's part in a KPI's change against the week before.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Driver {
+    /// Dimension.
+    pub by: String,
+    /// Dimension value (`(none)` for rows without one).
+    pub value: String,
+    /// Change of this value's contribution (`this week - week before`).
+    pub change: f64,
+    /// Its share of the sum of all values' changes (same sign as the total change: positive).
+    pub share: f64,
 }
 
 /// Tiles under a heading.
@@ -259,6 +295,13 @@ pub struct FunnelStep {
     pub label: String,
     /// Unit.
     pub unit: Unit,
+    /// Currency code of money.
+    #[serde(default)]
+    pub currency: Option<String>,
+    /// Where the step is counted: its sources of truth (steps in different scopes, such as ad
+    /// clicks and all sessions, are not a conversion of one another).
+    #[serde(default)]
+    pub scope: Vec<String>,
     /// Value in the week.
     pub value: Option<f64>,
     /// This step's value divided by the previous step's.
@@ -289,6 +332,9 @@ pub struct Column {
     pub label: String,
     /// Unit.
     pub unit: Unit,
+    /// Currency code of money.
+    #[serde(default)]
+    pub currency: Option<String>,
     /// Attribution used, for attributed metrics.
     pub attribution: Option<AttributionUsed>,
 }
@@ -302,6 +348,9 @@ pub struct ModelComparison {
     pub label: String,
     /// Unit.
     pub unit: Unit,
+    /// Currency code of money.
+    #[serde(default)]
+    pub currency: Option<String>,
     /// Lookback.
     pub lookback: String,
     /// Models (columns).
@@ -321,6 +370,28 @@ pub struct Health {
     pub reconcile: Vec<ReconcileTable>,
     /// Problems worth a follow-up.
     pub findings: Vec<String>,
+    /// Tracking conventions (`[conventions]`): rows of the week that break each rule.
+    #[serde(default)]
+    pub conventions: Vec<ConventionCount>,
+}
+
+/// Rows of one table (in the report's week) that break one tracking convention.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ConventionCount {
+    /// The rule in words (`utm_medium is one of cpc, email`).
+    pub rule: String,
+    /// Landed table judged.
+    pub table: String,
+    /// Rows that break the rule.
+    pub rows: Option<i64>,
+    /// What a row carries (`sessions`, `spend`).
+    pub carries: String,
+    /// How much of it the breaking rows carry (distinct sessions, spend).
+    pub carried: Option<f64>,
+    /// The most frequent offending values and their rows (`(missing)` for a required field).
+    pub top: Vec<(String, i64)>,
+    /// Why the rule could not be checked.
+    pub error: Option<String>,
 }
 
 /// Rows of one landed table and how many are exact duplicates.

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::model::{TargetStatus, Tile, Unavailable};
+use super::model::{Driver, TargetStatus, Tile, Unavailable};
 use crate::defs::{Good, Metric, Thresholds};
 use crate::metrics::Series;
 
@@ -30,7 +30,43 @@ pub fn tile_from(metric: &Metric, series: &Series, thresholds: &Thresholds) -> T
         sources: metric.sources.clone(),
         attribution: series.attribution.clone(),
         definition_changes: Vec::new(),
+        currency: metric.currency.clone(),
+        maturing: last.is_some_and(|p| p.maturing),
+        maturity: last.and_then(|p| p.maturity),
+        maturing_weeks: series
+            .points
+            .iter()
+            .filter(|p| p.maturing)
+            .map(|p| p.period.clone())
+            .collect(),
+        drivers: Vec::new(),
     }
+}
+
+/// The drivers of a change from each dimension value's change: the values that moved with
+/// the total (same sign), largest first, each with its share of their sum; values that moved
+/// against it are left out (they explain nothing of the direction).
+pub fn drivers(by: &str, changes: BTreeMap<String, f64>) -> Vec<Driver> {
+    let total: f64 = changes.values().sum();
+    if total == 0.0 {
+        return Vec::new();
+    }
+    let with_total: Vec<(String, f64)> = changes
+        .into_iter()
+        .filter(|(_, change)| *change != 0.0 && (*change > 0.0) == (total > 0.0))
+        .collect();
+    let moved: f64 = with_total.iter().map(|(_, c)| c).sum();
+    let mut out: Vec<Driver> = with_total
+        .into_iter()
+        .map(|(value, change)| Driver {
+            by: by.to_string(),
+            value,
+            change,
+            share: change / moved,
+        })
+        .collect();
+    out.sort_by(|a, b| b.share.total_cmp(&a.share).then(a.value.cmp(&b.value)));
+    out
 }
 
 /// A tile for a metric that could not be computed, with the reason.
@@ -49,6 +85,11 @@ pub fn unavailable_tile(metric: &Metric, reason: String) -> Tile {
         sources: metric.sources.clone(),
         attribution: None,
         definition_changes: Vec::new(),
+        currency: metric.currency.clone(),
+        maturing: false,
+        maturity: None,
+        maturing_weeks: Vec::new(),
+        drivers: Vec::new(),
     }
 }
 
@@ -98,7 +139,45 @@ pub(crate) mod tests {
             sources: vec!["crm".into()],
             attribution: None,
             definition_changes: Vec::new(),
+            currency: None,
+            maturing: false,
+            maturity: None,
+            maturing_weeks: Vec::new(),
+            drivers: Vec::new(),
         }
+    }
+
+    #[test]
+    fn drivers_are_the_values_that_moved_with_the_total() {
+        let changes = BTreeMap::from([
+            ("paid_search".to_string(), 60.0),
+            ("email".to_string(), 20.0),
+            ("events".to_string(), -30.0),
+            ("organic".to_string(), 0.0),
+        ]);
+        let drivers = drivers("channel", changes);
+        let shares: Vec<(&str, f64)> = drivers
+            .iter()
+            .map(|d| (d.value.as_str(), d.share))
+            .collect();
+        assert_eq!(shares, vec![("paid_search", 0.75), ("email", 0.25)]);
+        let falling = drivers_of(&[("a", -10.0), ("b", -30.0), ("c", 5.0)]);
+        assert_eq!(
+            falling,
+            vec![("b".to_string(), 0.75), ("a".to_string(), 0.25)]
+        );
+        assert!(
+            drivers_of(&[("a", 5.0), ("b", -5.0)]).is_empty(),
+            "no net change"
+        );
+    }
+
+    fn drivers_of(changes: &[(&str, f64)]) -> Vec<(String, f64)> {
+        let changes = changes.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        drivers("d", changes)
+            .into_iter()
+            .map(|d| (d.value, d.share))
+            .collect()
     }
 
     /// A tile with a previous-week comparison of `change` (a share).
@@ -113,6 +192,7 @@ pub(crate) mod tests {
                 value: Some(base),
                 change: Some(value - base),
                 change_ratio: Some(change),
+                basis: None,
             },
         );
         tile

@@ -139,10 +139,10 @@ fn id_from(stderr: &str) -> String {
         .collect()
 }
 
-fn format_like_kpi(unit: &str, value: f64) -> String {
+fn format_like_kpi(unit: &str, currency: Option<&str>, value: f64) -> String {
     use kpi::defs::Choice;
     let unit = kpi::defs::Unit::from_name(unit).expect("a unit kpi knows");
-    kpi::metrics::format_value(unit, Some(value))
+    kpi::metrics::format_display(unit, currency, Some(value), false)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -255,7 +255,10 @@ async fn the_report_email_arrives_once_with_a_correct_mime_tree_and_the_snapshot
             continue;
         };
         assert!(
-            text.contains(&format!("{label}: {}", format_like_kpi(unit, value))),
+            text.contains(&format!(
+                "{label}: {}",
+                format_like_kpi(unit, tile["currency"].as_str(), value)
+            )),
             "text has {label}"
         );
         assert!(

@@ -460,6 +460,7 @@ impl Resolver<'_> {
             to_table: to.table.to_ascii_lowercase(),
             within_days,
             view: format!("{REPORTING_SCHEMA}.{view}"),
+            step_times: [from.time_column.clone(), to.time_column.clone()],
         };
         metric.hash = definition_hash(&metric);
         Some(metric)

@@ -72,8 +72,9 @@ pub fn send_key(dashboard: &str, week: &str, recipients: &[String]) -> String {
 }
 
 fn tile_line(tile: &Tile) -> String {
+    // Full amounts in the text part: a reader may copy them.
     let shown =
-        |value: Option<f64>| format_display(tile.unit, tile.currency.as_deref(), value, true);
+        |value: Option<f64>| format_display(tile.unit, tile.currency.as_deref(), value, false);
     let mut line = format!("{}: {}", tile.label, shown(tile.value));
     if let Some(reason) = &tile.unavailable {
         line.push_str(&format!(" (unavailable: {reason})"));
@@ -428,6 +429,45 @@ impl SendLog {
         records.sort_by_key(|r: &SendRecord| std::cmp::Reverse(r.updated_at));
         records
     }
+}
+
+/// Sends a short plain-text message (an alert) over the configured SMTP server, once.
+pub async fn send_text(
+    config: &EmailConfig,
+    to: &[String],
+    subject: &str,
+    body: &str,
+) -> Result<()> {
+    let from = config
+        .from
+        .parse::<lettre::message::Mailbox>()
+        .map_err(|e| Error::input("email_from", format!("email.from `{}`: {e}", config.from)))?;
+    let mut builder = lettre::Message::builder().from(from).subject(subject);
+    for recipient in to {
+        let mailbox = recipient
+            .parse::<lettre::message::Mailbox>()
+            .map_err(|e| Error::input("email_to", format!("`{recipient}`: {e}")))?;
+        builder = builder.to(mailbox);
+    }
+    let message = builder
+        .header(lettre::message::header::ContentType::TEXT_PLAIN)
+        .body(body.to_string())
+        .map_err(|e| Error::internal(format!("alert email: {e}")))?;
+    transport(config)?
+        .send(message)
+        .await
+        .map(|_| ())
+        .map_err(|error| {
+            Error::unavailable(
+                "smtp_failed",
+                format!(
+                    "{}:{} did not accept the alert email: {}",
+                    config.smtp_host,
+                    config.smtp_port,
+                    smtp_error_text(config, &error)
+                ),
+            )
+        })
 }
 
 fn transport(config: &EmailConfig) -> Result<AsyncSmtpTransport<Tokio1Executor>> {

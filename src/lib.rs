@@ -3,6 +3,7 @@
 //! Data flows one way: files → definitions → engine → report → web. Each module's own doc
 //! says what it owns and what it must not touch.
 
+pub mod alerts;
 pub mod attribution;
 pub mod cache;
 pub mod config;

@@ -39,3 +39,6 @@ mod rollups;
 
 #[path = "suite/judging.rs"]
 mod judging;
+
+#[path = "suite/alerts.rs"]
+mod alerts;

@@ -3,6 +3,7 @@
 //! printing what it returns; [`Project`] is the one way commands open the engine and the
 //! definitions.
 
+mod alerts;
 mod attribution;
 mod check;
 mod demo;
@@ -56,6 +57,8 @@ enum Command {
     Email(email::EmailArgs),
     /// Credit conversions to touches under an attribution model, from CSV or Parquet files.
     Attribution(attribution::AttributionArgs),
+    /// Judge a dashboard's alerts for a week and deliver each firing alert once; `snooze`.
+    Alerts(alerts::AlertsArgs),
     /// Print a signed link to a report or snapshot that opens without a token until it expires.
     Share(share::ShareArgs),
     /// The rollup store: status, build ahead of time, prune.
@@ -83,6 +86,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Snapshot(args) => snapshot::run(&config, args).await,
         Command::Email(args) => email::run(&config, args).await,
         Command::Attribution(args) => attribution::run(args).await,
+        Command::Alerts(args) => alerts::run(&config, args).await,
         Command::Share(args) => share::run(&config, args).await,
         Command::Rollups(args) => rollups::run(&config, args).await,
         Command::Serve(args) => serve::run(&config, args).await,

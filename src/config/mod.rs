@@ -46,6 +46,9 @@
 //! | `email.retries` | | `3` (backoff 1 s, 2 s, 4 s) |
 //! | `email.link_lifetime` | | `30d` (signed links in emails, from the snapshot's time) |
 //! | `email.send_log` | `KPI_SEND_LOG` | `./.kpi/sends` (or `s3://bucket/prefix`, shared by every host) |
+//! | `alerts.log` | `KPI_ALERT_LOG` | `./.kpi/alerts` (or `s3://bucket/prefix`, shared by every host) |
+//! | `alerts.signing_key` | `KPI_ALERT_SIGNING_KEY` | none: webhook bodies unsigned |
+//! | `alerts.retries` | | `3` |
 //! | `sources.<name>.kind` | | the source's name |
 //! | `sources.<name>.owner` | | `unassigned` |
 //! | `sources.<name>.lag_days` | | `1` (complete up to yesterday) |
@@ -285,6 +288,19 @@ pub struct Config {
     pub rollups: RollupsConfig,
     /// Tracking conventions checked on the landed data (`[conventions]`; none by default).
     pub conventions: conventions::Conventions,
+    /// Where alert states and deliveries are recorded, and how webhooks are signed.
+    pub alerts: AlertsConfig,
+}
+
+/// `[alerts]`: the alert log and webhook signing.
+#[derive(Debug, Clone)]
+pub struct AlertsConfig {
+    /// Folder or `s3://` prefix of alert states, delivery claims and snoozes.
+    pub log: DataRoot,
+    /// Key of the `X-Kpi-Signature` HMAC of webhook bodies (none: unsigned).
+    pub signing_key: Option<Secret>,
+    /// Delivery attempts after the first, with backoff (default 3).
+    pub retries: u32,
 }
 
 /// Where the rollup store lives and whether it is used (see `rollup`).

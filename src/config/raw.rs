@@ -29,6 +29,16 @@ pub(super) struct RawConfig {
     pub(super) sources: BTreeMap<String, RawSource>,
     #[serde(default)]
     pub(super) conventions: super::conventions::RawConventions,
+    #[serde(default)]
+    pub(super) alerts: RawAlerts,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAlerts {
+    pub(super) log: Option<String>,
+    pub(super) signing_key: Option<String>,
+    pub(super) retries: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -10,12 +10,13 @@ use chrono::{NaiveTime, Weekday};
 use chrono_tz::Tz;
 
 use super::raw::{
-    RawAttribution, RawConfig, RawData, RawEmail, RawRollups, RawServer, RawSource, RawTime,
+    RawAlerts, RawAttribution, RawConfig, RawData, RawEmail, RawRollups, RawServer, RawSource,
+    RawTime,
 };
 use super::{
-    is_identifier, key_line, line_of, parse_bool, parse_data_root, AttributionConfig, Config,
-    ConfigProblem, DataRoot, EmailConfig, EngineConfig, Overrides, PageAccess, RollupsConfig,
-    S3Options, Secret, ServerConfig, SmtpTls, Source, CONFIG_FILE,
+    is_identifier, key_line, line_of, parse_bool, parse_data_root, AlertsConfig, AttributionConfig,
+    Config, ConfigProblem, DataRoot, EmailConfig, EngineConfig, Overrides, PageAccess,
+    RollupsConfig, S3Options, Secret, ServerConfig, SmtpTls, Source, CONFIG_FILE,
 };
 use crate::attribution::{self, Model, Settings};
 
@@ -65,6 +66,7 @@ pub(super) fn resolve(
     let email = layers.email(project_dir, &raw.email);
     let rollups = layers.rollups(project_dir, &raw.rollups);
     let sources = layers.sources(raw.sources);
+    let alerts = layers.alerts(project_dir, &raw.alerts);
     let (conventions, problems) = super::conventions::resolve(raw.conventions);
     for (key, message) in problems {
         layers.problem("conventions", &key, None, message);
@@ -84,6 +86,7 @@ pub(super) fn resolve(
             email,
             rollups,
             conventions,
+            alerts,
         }),
         _ => Err(layers.problems),
     }
@@ -404,6 +407,21 @@ impl Layers<'_> {
                 DataRoot::Local(project_dir.join(".kpi/snapshots"))
             },
         )
+    }
+
+    fn alerts(&mut self, project_dir: &Path, raw: &RawAlerts) -> AlertsConfig {
+        let (text, origin) = self.pick(None, &["KPI_ALERT_LOG"], raw.log.as_ref());
+        let log = parse_data_root(project_dir, text.as_deref().unwrap_or("./.kpi/alerts"))
+            .unwrap_or_else(|message| {
+                self.problem("alerts", "log", origin, message);
+                DataRoot::Local(project_dir.join(".kpi/alerts"))
+            });
+        let (key, _) = self.pick(None, &["KPI_ALERT_SIGNING_KEY"], raw.signing_key.as_ref());
+        AlertsConfig {
+            log,
+            signing_key: key.filter(|k| !k.is_empty()).map(Secret::new),
+            retries: raw.retries.unwrap_or(3),
+        }
     }
 
     fn rollups(&mut self, project_dir: &Path, raw: &RawRollups) -> RollupsConfig {

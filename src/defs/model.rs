@@ -280,8 +280,86 @@ pub struct Dashboard {
     pub email_to: Vec<String>,
     /// When `kpi serve` sends it: weekday and local time, for the latest complete week.
     pub schedule: Option<Schedule>,
+    /// Alerts on its KPIs.
+    pub alerts: Vec<Alert>,
     /// Content hash of the file (part of report ETags).
     pub hash: String,
+}
+
+/// An alert of a dashboard: one condition on one metric (optionally filtered), judged per week.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Alert {
+    /// Unique name across the project.
+    pub name: String,
+    /// Metric judged.
+    pub metric: String,
+    /// Dimension = value filters.
+    pub filter: Vec<(String, String)>,
+    /// The condition.
+    pub condition: AlertCondition,
+    /// Webhook URL.
+    pub webhook: Option<String>,
+    /// Email recipients.
+    pub to: Vec<String>,
+}
+
+/// When an alert fires.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertCondition {
+    /// The value is below a number.
+    Below(f64),
+    /// The value is above a number.
+    Above(f64),
+    /// The relative change against a comparison is below a share (`-0.2`).
+    ChangeBelow {
+        /// Threshold.
+        ratio: f64,
+        /// Comparison.
+        against: Comparison,
+        /// Smallest base judged.
+        min_baseline: f64,
+    },
+    /// The relative change against a comparison is above a share.
+    ChangeAbove {
+        /// Threshold.
+        ratio: f64,
+        /// Comparison.
+        against: Comparison,
+        /// Smallest base judged.
+        min_baseline: f64,
+    },
+    /// The value is behind this share of the week's target.
+    BehindTarget(f64),
+    /// No value for the week, or a source stale for it.
+    NoData,
+}
+
+impl AlertCondition {
+    /// The condition in words (`change against previous below -20.0%`).
+    pub fn describe(&self) -> String {
+        let percent = |r: f64| format!("{:+.1}%", r * 100.0);
+        match self {
+            Self::Below(v) => format!("value below {v}"),
+            Self::Above(v) => format!("value above {v}"),
+            Self::ChangeBelow { ratio, against, .. } => {
+                format!(
+                    "change against {} below {}",
+                    against.name(),
+                    percent(*ratio)
+                )
+            }
+            Self::ChangeAbove { ratio, against, .. } => {
+                format!(
+                    "change against {} above {}",
+                    against.name(),
+                    percent(*ratio)
+                )
+            }
+            Self::BehindTarget(share) => format!("behind {:.0}% of target", share * 100.0),
+            Self::NoData => "no data for the week, or a stale source".to_string(),
+        }
+    }
 }
 
 /// A weekly send time in the reporting time zone.

@@ -127,6 +127,43 @@ pub struct RawDashboard {
     pub thresholds: Option<RawThresholds>,
     /// Who gets the email, and when.
     pub email: Option<RawDashboardEmail>,
+    /// Alerts on the dashboard's KPIs.
+    #[serde(default)]
+    pub alert: Vec<RawAlert>,
+}
+
+/// `[[alert]]` of a dashboard: a metric, exactly one condition, and where to deliver.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlert {
+    /// Unique name across the project (used by `kpi alerts snooze`).
+    pub name: Spanned<String>,
+    /// Metric judged.
+    pub metric: Spanned<String>,
+    /// Dimension = value filters (`{ channel = "paid_search" }`).
+    #[serde(default)]
+    pub filter: BTreeMap<String, Spanned<String>>,
+    /// Fires when the value is below this.
+    pub below: Option<f64>,
+    /// Fires when the value is above this.
+    pub above: Option<f64>,
+    /// Fires when the relative change against `against` is below this (`-0.2`).
+    pub change_below: Option<f64>,
+    /// Fires when the relative change against `against` is above this.
+    pub change_above: Option<f64>,
+    /// Comparison of a change condition: `previous` (default), `year_ago`, `trailing_4`.
+    pub against: Option<Spanned<String>>,
+    /// A change condition is not judged when the base is below this (default 0).
+    pub min_baseline: Option<f64>,
+    /// Fires when the value is behind this share of the week's target (`0.9`).
+    pub behind_target: Option<f64>,
+    /// Fires when the week has no value or a source of the metric is stale for it.
+    pub no_data: Option<bool>,
+    /// Webhook URL (a Slack incoming-webhook URL works as it is).
+    pub webhook: Option<Spanned<String>>,
+    /// Email recipients.
+    #[serde(default)]
+    pub to: Vec<Spanned<String>>,
 }
 
 /// `[email]` of a dashboard.

@@ -184,3 +184,51 @@ async fn every_problem_is_reported_with_its_line() {
         assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
     }
 }
+
+#[tokio::test]
+async fn alerts_are_validated_like_every_definition() {
+    let good = "title = \"Weekly\"\nprimary = [\"revenue\"]\n\n[[alert]]\nname = \"revenue-drop\"\nmetric = \"revenue\"\nfilter = { region = \"NA\" }\nchange_below = -0.2\nagainst = \"year_ago\"\nmin_baseline = 10\nwebhook = \"https://hooks.example/x\"\nto = [\"a@b.example\"]\n";
+    let dir = project(&[
+        (
+            "queries/orders_clean.sql",
+            "SELECT DISTINCT * FROM shop.orders",
+        ),
+        ("metrics/shop.toml", REVENUE),
+        ("dashboards/weekly.toml", good),
+    ]);
+    let registry = resolve(dir.path())
+        .await
+        .unwrap_or_else(|p| panic!("{}", rendered(&p)));
+    let alert = &registry.dashboards["weekly"].alerts[0];
+    assert_eq!(alert.filter, vec![("region".to_string(), "NA".to_string())]);
+    assert_eq!(
+        alert.condition,
+        crate::defs::AlertCondition::ChangeBelow {
+            ratio: -0.2,
+            against: crate::defs::Comparison::YearAgo,
+            min_baseline: 10.0
+        }
+    );
+
+    let bad = "title = \"Weekly\"\nprimary = [\"revenue\"]\n\n[[alert]]\nname = \"two\"\nmetric = \"revenue\"\nbelow = 1\nabove = 2\nto = [\"a@b.example\"]\n\n[[alert]]\nname = \"nowhere\"\nmetric = \"ghost\"\nno_data = true\n\n[[alert]]\nname = \"two\"\nmetric = \"revenue\"\nfilter = { colour = \"red\" }\nbehind_target = 0.9\nagainst = \"previous\"\nwebhook = \"ftp://x\"\n";
+    let dir = project(&[
+        (
+            "queries/orders_clean.sql",
+            "SELECT DISTINCT * FROM shop.orders",
+        ),
+        ("metrics/shop.toml", REVENUE),
+        ("dashboards/weekly.toml", bad),
+    ]);
+    let text = rendered(&resolve(dir.path()).await.expect_err("invalid"));
+    for expected in [
+        "dashboards/weekly.toml:5: alert `two` needs exactly one condition, found 2",
+        "dashboards/weekly.toml:13: alert `nowhere`: no metric named `ghost`",
+        "dashboards/weekly.toml:12: alert `nowhere` has nowhere to deliver",
+        "dashboards/weekly.toml:17: alert `two` is declared twice",
+        "dashboards/weekly.toml:18: alert `two`: metric `revenue` has no dimension `colour`",
+        "dashboards/weekly.toml:17: alert `two`: `against` and `min_baseline` apply to change_below and change_above only",
+        "dashboards/weekly.toml:22: alert `two`: webhook `ftp://x` is not an http(s) URL",
+    ] {
+        assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
+    }
+}

@@ -34,6 +34,7 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("templates/attribution.html"),
     ),
     ("refused.html", include_str!("templates/refused.html")),
+    ("alerts.html", include_str!("templates/alerts.html")),
 ];
 
 /// Escapes text for HTML (also for attribute values).

@@ -16,6 +16,12 @@ use crate::metrics::{self, MetricService};
 use crate::time::Period;
 
 impl Context<'_> {
+    /// Freshness of every source `dashboard` reads, for `week` (what alerts call stale).
+    pub async fn freshness_of(&self, dashboard: &Dashboard, week: Period) -> Vec<Freshness> {
+        let complete = self.complete(dashboard, week);
+        self.freshness(dashboard, week, complete).await.0
+    }
+
     /// Freshness of every source the report places in time, and the banners of the page:
     /// an incomplete week first, then each source whose data stops before the week's end.
     pub(super) async fn freshness(

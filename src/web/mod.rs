@@ -5,6 +5,7 @@
 //! are short adapters: extract, call one library function, render. No SQL is built here.
 
 pub mod access;
+pub mod alerts;
 pub mod api;
 pub mod attribution;
 pub mod builder;
@@ -67,6 +68,9 @@ pub struct AppState {
     pub reports: Arc<reports::ReportCache>,
     /// The background build: its progress, and whether it is running.
     pub builder: Arc<builder::Builder>,
+    /// The report ETag each dashboard's alerts were last judged at (judged again when it
+    /// changes: new data, new definitions, a new week).
+    pub alerts_judged: Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
 }
 
 impl AppState {
@@ -105,6 +109,7 @@ impl AppState {
             history: Arc::new(std::sync::Mutex::new(history)),
             reports: Arc::new(reports::ReportCache::default()),
             builder: Arc::new(builder::Builder::new(config.rollups.background)),
+            alerts_judged: Arc::default(),
             config,
         })
     }
@@ -180,6 +185,51 @@ impl AppState {
     /// The report context over `registry` at the current time.
     pub fn report_context<'a>(&'a self, registry: &'a Registry) -> crate::report::Context<'a> {
         crate::report::Context::new(registry, &self.engine, &self.config, chrono::Utc::now())
+    }
+
+    /// Judges the alerts of every dashboard for its latest complete week when that report's
+    /// inputs changed since the last judgement (new data landed, definitions changed, a new
+    /// week became complete), and delivers what fires, once.
+    pub async fn judge_alerts(&self) {
+        let registry = self.read_definitions().registry;
+        let context = self.report_context(&registry);
+        if let Err(error) = self.engine.refresh().await {
+            tracing::warn!("alerts: cannot list the data root: {error}");
+            return;
+        }
+        for dashboard in registry.dashboards.values() {
+            if dashboard.alerts.is_empty() {
+                continue;
+            }
+            let week = context.latest_complete_week(dashboard);
+            let tag = context.etag_as_listed(dashboard, week).await;
+            let judged = self
+                .alerts_judged
+                .lock()
+                .map(|seen| seen.get(&dashboard.name) == Some(&tag))
+                .unwrap_or(false);
+            if judged {
+                continue;
+            }
+            match crate::alerts::run(&context, dashboard, week, false).await {
+                Ok(outcomes) => {
+                    for outcome in outcomes.iter().filter(|o| !o.delivery.is_empty()) {
+                        tracing::info!(
+                            "alert {} {}: {}",
+                            outcome.record.alert,
+                            outcome.record.week,
+                            outcome.delivery
+                        );
+                    }
+                    // A failed delivery is claimed again by the next evaluation: when data
+                    // lands, definitions change or a week completes (or at a restart).
+                    if let Ok(mut seen) = self.alerts_judged.lock() {
+                        seen.insert(dashboard.name.clone(), tag);
+                    }
+                }
+                Err(error) => tracing::warn!("alerts of {}: {error}", dashboard.name),
+            }
+        }
     }
 
     /// Sends the scheduled emails that are due (each at most once; see `email`).
@@ -442,6 +492,7 @@ impl Application {
             loop {
                 tokio::time::sleep(every).await;
                 scheduler.send_due().await;
+                scheduler.judge_alerts().await;
             }
         });
         axum::serve(self.listener, router(self.state))

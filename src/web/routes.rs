@@ -103,6 +103,16 @@ pub(super) fn table() -> Vec<(Route, MethodRouter<AppState>)> {
             get(snapshots::get_sends),
         ),
         (
+            route("get", "/alerts", "Every alert with its state per week", true, &[],
+                &[(200, "page", Body::Html)]),
+            get(super::alerts::get_alerts_page),
+        ),
+        (
+            route("get", "/api/v1/alerts", "Every alert with its condition and recorded states", true, &[],
+                &[(200, "every alert", Body::AnyJson)]),
+            get(super::alerts::get_alerts),
+        ),
+        (
             route("post", "/api/v1/sql", "Run one read-only SQL query (body: SqlRequest)", false, &[],
                 &[(200, "rows (JSON, or CSV with Accept: text/csv)", Body::Json("SqlAnswer")),
                   (400, "the SQL does not parse, is not read-only, or does not plan", Body::Json("Error")),

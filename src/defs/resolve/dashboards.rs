@@ -118,6 +118,7 @@ impl Resolver<'_> {
                 .unwrap_or(0.95),
         };
         let (email_to, schedule) = self.resolve_email(scope, parsed.email.as_ref());
+        let alerts = self.resolve_alerts(scope.file, scope.metrics, &parsed.alert);
         if self.problems.len() > problems_before {
             return None;
         }
@@ -139,6 +140,7 @@ impl Resolver<'_> {
             thresholds,
             email_to,
             schedule,
+            alerts,
             hash: hex(&Sha256::digest(scope.file.text.as_bytes())[..8]),
         })
     }

@@ -4,11 +4,12 @@
 //! the resolver's state and the helpers they share (locating errors, source lookups). It plans
 //! SQL through an engine [`Sandbox`] and never changes what the engine serves.
 
+mod alerts;
 mod dashboards;
 mod metrics;
 mod views;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
@@ -33,6 +34,8 @@ pub(super) struct Resolver<'a> {
     declared_metrics: BTreeSet<String>,
     /// Views generated for conversion metrics, installed with the project's own.
     generated_views: Vec<ViewDef>,
+    /// Alert names seen so far and where (names are unique across dashboards).
+    alert_names: BTreeMap<String, String>,
 }
 
 impl<'a> Resolver<'a> {
@@ -51,6 +54,7 @@ impl<'a> Resolver<'a> {
             view_sources: HashMap::new(),
             declared_metrics: BTreeSet::new(),
             generated_views: Vec::new(),
+            alert_names: BTreeMap::new(),
         }
     }
 

@@ -168,6 +168,29 @@ fn trend<DB: DrawingBackend>(
                 .map(|(x, y)| Circle::new((*x, *y), 3, INK.filled())),
         )?;
     }
+    // Maturing cohorts: hollow markers over the line, with a legend entry (they will rise).
+    let maturing: Vec<(f64, f64)> = chart
+        .points
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.note.as_deref() == Some(crate::report::chart_data::MATURING_NOTE))
+        .filter_map(|(i, p)| p.value.map(|v| (i as f64, v)))
+        .collect();
+    if !maturing.is_empty() {
+        context
+            .draw_series(
+                maturing
+                    .iter()
+                    .map(|(x, y)| Circle::new((*x, *y), 5, WHITE.filled())),
+            )?
+            .label("cohort still maturing")
+            .legend(|(x, y)| Circle::new((x + 8, y), 4, INK.stroke_width(2)));
+        context.draw_series(
+            maturing
+                .iter()
+                .map(|(x, y)| Circle::new((*x, *y), 5, INK.stroke_width(2))),
+        )?;
+    }
     context
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperLeft)
@@ -476,6 +499,24 @@ mod tests {
             reader.next_frame(&mut pixels).expect("frame");
             assert!(pixels.iter().any(|p| *p < 200), "{} is blank", chart.name);
         }
+    }
+
+    #[test]
+    fn maturing_cohorts_are_drawn_hollow_with_a_legend() {
+        let mut chart = golden_charts().remove(0);
+        let plain = svg(&chart).expect("renders");
+        for point in chart.points.iter_mut().skip(4) {
+            point.note = Some(crate::report::chart_data::MATURING_NOTE.into());
+        }
+        let marked = svg(&chart).expect("renders");
+        assert!(!plain.contains("cohort still maturing"));
+        assert!(marked.contains("cohort still maturing"), "legend entry");
+        let hollow = |text: &str| text.matches("r=\"5\"").count();
+        assert_eq!(
+            hollow(&marked) - hollow(&plain),
+            2 * 2,
+            "two points, each a fill and a ring"
+        );
     }
 
     #[test]

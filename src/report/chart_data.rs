@@ -5,6 +5,9 @@ use super::model::{ChartData, ChartPoint, FunnelStep, Tile};
 use crate::defs::{Chart, ChartType, Metric, Unit};
 use crate::metrics;
 
+/// The note of a trend point whose conversion cohort is still maturing (drawn hollow).
+pub const MATURING_NOTE: &str = "cohort still maturing";
+
 /// One metric over the tile's trend weeks, with the target in force each week.
 pub fn trend(chart: &Chart, tile: &Tile, definition: Option<&Metric>) -> ChartData {
     ChartData {
@@ -26,7 +29,7 @@ pub fn trend(chart: &Chart, tile: &Tile, definition: Option<&Metric>) -> ChartDa
                 note: tile
                     .maturing_weeks
                     .contains(period)
-                    .then(|| "cohort still maturing".to_string()),
+                    .then(|| MATURING_NOTE.to_string()),
                 attribution: tile.attribution.clone(),
             })
             .collect(),

@@ -336,3 +336,118 @@ fn a_delivery_that_keeps_failing_is_recorded_and_retried_by_the_next_evaluation(
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no alert named `nope`"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_judge_alerts_when_data_lands_and_deliver_once_between_them() {
+    let receiver = Receiver::start(0);
+    let project = project_copy();
+    // The latest complete week by today's clock is past the test data's end: no MQLs, so a
+    // `no_data` alert fires and a `below` alert has nothing to judge.
+    std::fs::write(
+        project.path().join("dashboards/alerting.toml"),
+        format!(
+            "title = \"Alerting\"\nprimary = [\"mqls\"]\n\n[[alert]]\nname = \"mqls-missing\"\nmetric = \"mqls\"\nno_data = true\nwebhook = \"http://127.0.0.1:{}/hook\"\n\n[[alert]]\nname = \"mqls-low\"\nmetric = \"mqls\"\nbelow = 5\nwebhook = \"http://127.0.0.1:{}/hook\"\n",
+            receiver.port, receiver.port
+        ),
+    )
+    .expect("dashboard");
+    let data = demo_data_copy();
+    let state = tempfile::TempDir::new().expect("temp");
+    let log = state.path().to_str().expect("utf-8").to_string();
+    let envs = [
+        ("KPI_ALERT_LOG", log.as_str()),
+        ("KPI_ALERT_SIGNING_KEY", KEY),
+    ];
+    let data_arg = data.path().to_str().expect("utf-8");
+    let first = TestServer::start(
+        project.path(),
+        data_arg,
+        "schedule_interval_ms = 200",
+        &envs,
+    )
+    .await;
+    let second = TestServer::start(
+        project.path(),
+        data_arg,
+        "schedule_interval_ms = 200",
+        &envs,
+    )
+    .await;
+    assert!(
+        eventually(60, || async { receiver.delivered() >= 1 }).await,
+        "the firing alert was delivered"
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(receiver.delivered(), 1, "two servers, one delivery");
+    let requests = receiver.requests();
+    assert_eq!(requests[0].1["alert"], "mqls-missing");
+
+    // The API and the page show every alert with its state.
+    let alerts = first.get_json("/api/v1/alerts").await;
+    let missing = alerts
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .find(|a| a["name"] == "mqls-missing")
+        .expect("listed");
+    assert_eq!(missing["history"][0]["state"], "firing");
+    assert_eq!(missing["history"][0]["delivery"]["status"], "delivered");
+    assert_eq!(missing["webhook"], true);
+    assert!(
+        !alerts.to_string().contains("/hook"),
+        "webhook URLs are never shown"
+    );
+    let low = alerts
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .find(|a| a["name"] == "mqls-low")
+        .expect("listed");
+    assert_eq!(low["history"][0]["state"], "ok");
+    let page = second
+        .client
+        .get(format!("{}/alerts", second.base))
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        page.contains("data-alert=\"mqls-missing\" data-state=\"firing\""),
+        "{page}"
+    );
+
+    // New data lands: the servers judge again (the history grows), and deliver nothing new.
+    let before = missing["history"][0]["history"]
+        .as_array()
+        .expect("history")
+        .len();
+    let folder = data.path().join("crm/lifecycle_changes");
+    let file = std::fs::read_dir(&folder)
+        .expect("folder")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .expect("a file");
+    land(
+        &folder.join("zz-landed-again.parquet"),
+        &std::fs::read(file).expect("read"),
+    );
+    let judged_again = eventually(60, || async {
+        let alerts = first.get_json("/api/v1/alerts").await;
+        alerts
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["name"] == "mqls-missing")
+            .and_then(|a| a["history"][0]["history"].as_array().map(Vec::len))
+            .is_some_and(|n| n > before)
+    })
+    .await;
+    assert!(
+        judged_again,
+        "a landed file makes the servers judge the alerts again"
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_eq!(receiver.delivered(), 1, "still one delivery");
+}

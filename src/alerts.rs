@@ -424,14 +424,10 @@ pub async fn run(
         } else {
             log.state(&alert.name, &label).await?
         };
-        let was_firing = previous
-            .as_ref()
-            .is_some_and(|r| r.history.iter().any(|(_, s)| *s == State::Firing));
-        let state = match (verdict.fires, was_firing) {
-            (true, _) => State::Firing,
-            (false, true) => State::Resolved,
-            (false, false) => State::Ok,
-        };
+        let state = next_state(
+            verdict.fires,
+            previous.as_ref().map(|r| r.history.as_slice()).unwrap_or(&[]),
+        );
         let snoozed_until = log
             .snoozed_until(&alert.name)
             .await?
@@ -480,6 +476,18 @@ pub async fn run(
         outcomes.push(Outcome { record, delivery });
     }
     Ok(outcomes)
+}
+
+/// The state of an alert for a week from its verdict and the week's earlier evaluations:
+/// firing while the condition holds; resolved once it no longer holds after having fired for
+/// the week; ok otherwise.
+pub fn next_state(fires: bool, history: &[(DateTime<Utc>, State)]) -> State {
+    let fired = history.iter().any(|(_, s)| *s == State::Firing);
+    match (fires, fired) {
+        (true, _) => State::Firing,
+        (false, true) => State::Resolved,
+        (false, false) => State::Ok,
+    }
 }
 
 fn state_name(state: State) -> &'static str {
@@ -838,6 +846,18 @@ mod tests {
             )
             .fires
         );
+    }
+
+    #[test]
+    fn states_go_ok_firing_resolved_and_fire_again() {
+        let at = Utc::now();
+        assert_eq!(next_state(false, &[]), State::Ok);
+        assert_eq!(next_state(true, &[(at, State::Ok)]), State::Firing);
+        let fired = [(at, State::Ok), (at, State::Firing)];
+        assert_eq!(next_state(false, &fired), State::Resolved);
+        assert_eq!(next_state(true, &fired), State::Firing);
+        let resolved = [(at, State::Firing), (at, State::Resolved)];
+        assert_eq!(next_state(false, &resolved), State::Resolved);
     }
 
     #[test]

@@ -299,12 +299,13 @@ fn a_delivery_that_keeps_failing_is_recorded_and_retried_by_the_next_evaluation(
     assert_eq!(outcomes[0]["delivery"], "delivered");
     assert_eq!(receiver.delivered(), 1);
 
-    // A snoozed alert is judged and not delivered.
+    // A snoozed alert is judged and recorded, not delivered.
+    let fresh = tempfile::TempDir::new().expect("temp");
     let snooze = kpi(
         &[
             "alerts",
             "snooze",
-            "mqls-impossible",
+            "mqls-present",
             "--until",
             "2099-01-01",
             "--project",
@@ -312,13 +313,20 @@ fn a_delivery_that_keeps_failing_is_recorded_and_retried_by_the_next_evaluation(
             "--data",
             demo_data().to_str().expect("utf-8"),
         ],
-        &[("KPI_ALERT_LOG", state.path().to_str().expect("utf-8"))],
+        &[("KPI_ALERT_LOG", fresh.path().to_str().expect("utf-8"))],
     );
     assert!(
         snooze.status.success(),
         "{}",
         String::from_utf8_lossy(&snooze.stderr)
     );
+    let snoozed = alerts(project.path(), &smtp, fresh.path())
+        .output()
+        .expect("runs");
+    let outcomes: serde_json::Value = serde_json::from_slice(&snoozed.stdout).expect("json");
+    assert_eq!(outcomes[0]["record"]["state"], "firing");
+    assert_eq!(outcomes[0]["delivery"], "snoozed");
+    assert_eq!(receiver.delivered(), 1, "nothing delivered while snoozed");
     let unknown = kpi(
         &[
             "alerts",

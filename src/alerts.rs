@@ -426,7 +426,10 @@ pub async fn run(
         };
         let state = next_state(
             verdict.fires,
-            previous.as_ref().map(|r| r.history.as_slice()).unwrap_or(&[]),
+            previous
+                .as_ref()
+                .map(|r| r.history.as_slice())
+                .unwrap_or(&[]),
         );
         let snoozed_until = log
             .snoozed_until(&alert.name)

@@ -83,14 +83,7 @@ pub fn funnel(chart: &Chart, steps: &[&Tile], week: &str) -> (ChartData, Vec<Fun
             (Some(p), Some(v)) if p != 0.0 => Some(v / p),
             _ => None,
         };
-        let rate = ratio.map(|r| {
-            step_text(
-                r,
-                previous.map(|p| p.unit),
-                tile.unit,
-                previous.map(|p| p.label.as_str()),
-            )
-        });
+        let rate = ratio.zip(previous).map(|(r, p)| step_text(r, p, tile));
         rows.push(FunnelStep {
             metric: tile.metric.clone(),
             label: tile.label.clone(),
@@ -128,25 +121,33 @@ pub fn funnel(chart: &Chart, steps: &[&Tile], week: &str) -> (ChartData, Vec<Fun
 /// one before (a conversion rate), else a value per unit of the step before (clicks per $ of
 /// spend, $ of pipeline per SQL, sessions per ad click: steps counted in different scopes can
 /// exceed 100%, which is no conversion rate).
-pub fn step_text(
-    ratio: f64,
-    previous_unit: Option<Unit>,
-    unit: Unit,
-    previous: Option<&str>,
-) -> String {
-    match previous_unit {
-        Some(Unit::Count) if unit == Unit::Count && ratio <= 1.0 => {
-            format!("{:.1}%", ratio * 100.0)
-        }
-        Some(Unit::Count) if unit == Unit::Count => format!(
+pub fn step_text(ratio: f64, previous: &Tile, step: &Tile) -> String {
+    match (previous.unit, step.unit) {
+        (Unit::Count, Unit::Count) if ratio <= 1.0 => format!("{:.1}%", ratio * 100.0),
+        (Unit::Count, Unit::Count) => format!(
             "{ratio:.2} per {}",
-            singular(previous.unwrap_or("step")).to_lowercase()
+            singular(&previous.label).to_lowercase()
         ),
-        Some(Unit::Currency) => format!("{ratio:.2} per $"),
+        (Unit::Currency, _) => {
+            // "0.24 per $": the previous step's currency unit, as a symbol or a code.
+            let one = metrics::format_display(
+                Unit::Currency,
+                previous.currency.as_deref(),
+                Some(1.0),
+                false,
+            );
+            let unit = one.trim_end_matches("1.00").trim();
+            let unit = if unit.is_empty() {
+                "unit of spend"
+            } else {
+                unit
+            };
+            format!("{ratio:.2} per {unit}")
+        }
         _ => format!(
             "{} per {}",
-            metrics::format_value(unit, Some(ratio)),
-            singular(previous.unwrap_or("step"))
+            metrics::format_display(step.unit, step.currency.as_deref(), Some(ratio), false),
+            singular(&previous.label)
         ),
     }
 }
@@ -171,11 +172,13 @@ mod tests {
 
     #[test]
     fn funnel_rates_compare_each_step_with_the_one_before() {
-        let spend = tile("spend", Unit::Currency, Some(1000.0));
+        let mut spend = tile("spend", Unit::Currency, Some(1000.0));
+        spend.currency = Some("USD".into());
         let clicks = tile("clicks", Unit::Count, Some(350.0));
         let mqls = tile("mqls", Unit::Count, Some(14.0));
         let sessions = tile("Sessions", Unit::Count, Some(21.0));
-        let pipeline = tile("pipeline", Unit::Currency, Some(70_000.0));
+        let mut pipeline = tile("pipeline", Unit::Currency, Some(70_000.0));
+        pipeline.currency = Some("USD".into());
         let zero = tile("sqls", Unit::Count, Some(0.0));
         let after_zero = tile("won", Unit::Count, Some(3.0));
         let (data, rows) = funnel(
@@ -201,7 +204,7 @@ mod tests {
                 Some("0.35 per $"),
                 Some("4.0%"),
                 Some("1.50 per mql"), // more sessions than MQLs: no conversion rate
-                Some("3,333.33 per Session"),
+                Some("$3,333.33 per Session"),
                 Some("0.00 per $"),
                 None, // the step before is zero: no ratio
             ]

@@ -326,12 +326,26 @@ impl Engine {
     }
 
     /// The latest local day (reporting time zone) of `column` in `table` over the data as
-    /// last listed; `None` when the table has no row. The answer is cached per data version.
+    /// last listed; `None` when the table has no row. With the rollup store, from per-month
+    /// maxima (a landed file recomputes its months); else one query, cached per data version.
     pub async fn latest_day_as_listed(
         &self,
         table: &str,
         column: &str,
     ) -> Result<Option<chrono::NaiveDate>> {
+        if let Some(rollups) = self.rollups() {
+            if let Some((latest, is_date)) = rollups.latest(self, table, column).await? {
+                let tz = self.config().time_zone;
+                return Ok(latest.and_then(|seconds| {
+                    let instant = chrono::DateTime::from_timestamp(seconds.floor() as i64, 0)?;
+                    Some(if is_date {
+                        instant.date_naive()
+                    } else {
+                        instant.with_timezone(&tz).date_naive()
+                    })
+                }));
+            }
+        }
         let sql = format!("SELECT CAST(max({column}) AS VARCHAR) AS latest FROM {table}");
         let batches = self.cached_query_as_listed(&sql).await?;
         let text = batches.first().and_then(|batch| {
@@ -551,7 +565,19 @@ impl Engine {
         self.register_views(&mut state, views).await;
     }
 
-    async fn register_views(&self, state: &mut CatalogState, views: Vec<ViewDef>) {
+    async fn register_views(&self, state: &mut CatalogState, mut views: Vec<ViewDef>) {
+        // Every readable table's distinct rows, so data health counts exact duplicates per
+        // period through the rollup store (a landed day recounts its period, not the table).
+        views.extend(
+            state
+                .tables
+                .iter()
+                .filter(|(_, table)| table.error.is_none())
+                .map(|(name, _)| ViewDef {
+                    name: distinct_view(name),
+                    sql: format!("SELECT DISTINCT * FROM {name}"),
+                }),
+        );
         self.inner.attribution.invalidate();
         self.bump_generation();
         let provider = Arc::new(MemorySchemaProvider::new());
@@ -857,6 +883,12 @@ fn table_prefix(root: &ObjectPath) -> String {
 
 fn table_path(table: &DiscoveredTable) -> String {
     format!("{}/{}", table.source, table.name)
+}
+
+/// The name (in the `reporting` schema) of the view of a landed table's distinct rows, which
+/// the engine registers for every readable table.
+pub fn distinct_view(table: &str) -> String {
+    format!("_distinct__{}", table.replace('.', "__"))
 }
 
 /// The local day of a timestamp or date as text: RFC 3339 instants and naive timestamps (UTC)

@@ -134,7 +134,7 @@ impl Context<'_> {
                 continue;
             }
             let version = versions.get(&table.name).cloned().unwrap_or_default();
-            let count = match self.duplicates(&table.name, version).await {
+            let count = match self.duplicates(&table, version).await {
                 Ok((rows, duplicates)) => DuplicateCount {
                     table: table.name.clone(),
                     rows: Some(rows),
@@ -193,12 +193,32 @@ impl Context<'_> {
         health
     }
 
-    /// A table's landed rows and how many repeat another row exactly. Counting reads the
-    /// whole table, so it runs once per data version of it.
-    async fn duplicates(&self, table: &str, version: String) -> crate::Result<(i64, i64)> {
+    /// A table's landed rows and how many repeat another row exactly, once per data version
+    /// of it: per month of its first date or timestamp column through the rollup store (a
+    /// landed file recounts the months it touches), else by reading the whole table.
+    async fn duplicates(
+        &self,
+        info: &crate::engine::TableInfo,
+        version: String,
+    ) -> crate::Result<(i64, i64)> {
+        let table = info.name.as_str();
         let key = (table.to_string(), version);
         if let Some(known) = duplicate_counts().get(&key) {
             return Ok(known);
+        }
+        let time_column = info
+            .columns
+            .iter()
+            .find(|(name, kind)| {
+                !info.partition_columns.contains(name)
+                    && (kind.starts_with("Date") || kind.starts_with("Timestamp"))
+            })
+            .map(|(name, _)| name.clone());
+        if let (Some(rollups), Some(column)) = (self.engine.rollups(), time_column) {
+            if let Some(counted) = rollups.duplicates(self.engine, table, &column).await? {
+                duplicate_counts().insert(key, counted);
+                return Ok(counted);
+            }
         }
         let sql = format!(
             "SELECT (SELECT count(*) FROM {table}) AS landed, (SELECT count(*) FROM (SELECT DISTINCT * FROM {table})) AS distinct_rows"

@@ -119,7 +119,8 @@ pub struct Rollups {
     location: String,
     index: tokio::sync::Mutex<Index>,
     loaded: tokio::sync::OnceCell<()>,
-    ranges: std::sync::Mutex<HashMap<RangeKey, Option<(i64, i64)>>>,
+    /// Each file's `(low, high, nulls)` of a time column, from its footer.
+    ranges: std::sync::Mutex<HashMap<RangeKey, Option<(i64, i64, u64)>>>,
     counters: Counters,
 }
 
@@ -640,31 +641,168 @@ impl Rollups {
         lineage: &Lineage,
         files: &BTreeMap<String, Vec<ObjectMeta>>,
     ) -> HashMap<String, Option<(i64, i64)>> {
-        let mut out = HashMap::new();
         let Some((table, column)) = &lineage.time else {
-            return out;
+            return HashMap::new();
         };
-        for meta in files.get(table).into_iter().flatten() {
+        self.spans(
+            engine,
+            files.get(table).map(Vec::as_slice).unwrap_or(&[]),
+            column,
+        )
+        .await
+        .into_iter()
+        .map(|(path, span)| (path, span.map(|(low, high, _)| (low, high))))
+        .collect()
+    }
+
+    /// Each file's `(low, high, nulls)` of `column`, from its footer (cached per file version).
+    async fn spans(
+        &self,
+        engine: &Engine,
+        files: &[ObjectMeta],
+        column: &str,
+    ) -> HashMap<String, Option<(i64, i64, u64)>> {
+        let mut out = HashMap::new();
+        for meta in files {
             let key = (
                 meta.location.to_string(),
                 meta.size,
                 meta.last_modified.timestamp_micros(),
-                column.clone(),
+                column.to_string(),
             );
             let known = self.ranges.lock().ok().and_then(|r| r.get(&key).copied());
-            let range = match known {
-                Some(range) => range,
+            let span = match known {
+                Some(span) => span,
                 None => {
-                    let range = ranges::time_range(engine.store(), meta, column).await;
+                    let span = ranges::time_span(engine.store(), meta, column).await;
                     if let Ok(mut cache) = self.ranges.lock() {
-                        cache.insert(key, range);
+                        cache.insert(key, span);
                     }
-                    range
+                    span
                 }
             };
-            out.insert(meta.location.to_string(), range);
+            out.insert(meta.location.to_string(), span);
         }
         out
+    }
+
+    /// The latest value of `column` in `relation` as seconds since the epoch, with whether the
+    /// column is a date (`Some(None)`: no row), from per-month maxima through the store (a
+    /// landed file recomputes the months it touches). `None` when the store cannot place the
+    /// rows (the time column's origin is not traced, or a file's footer has no statistics):
+    /// the caller reads the whole relation instead.
+    pub async fn latest(
+        &self,
+        engine: &Engine,
+        relation: &str,
+        column: &str,
+    ) -> Result<Option<(Option<f64>, bool)>> {
+        let probe = AggregateQuery {
+            table: relation.to_string(),
+            measure: format!("MAX(date_part('epoch', {column}))"),
+            filter: None,
+            time_column: column.to_string(),
+            buckets: Vec::new(),
+            dimensions: Vec::new(),
+            equals: Vec::new(),
+            attribution: None,
+        };
+        let frame = engine.relation(&probe).await?;
+        let is_date = matches!(
+            frame
+                .schema()
+                .field_with_unqualified_name(column)
+                .map(|f| f.data_type().clone()),
+            Ok(DataType::Date32 | DataType::Date64)
+        );
+        let Ok(lineage) =
+            lineage::trace(engine.session(), frame.logical_plan(), Some(column)).await
+        else {
+            return Ok(None);
+        };
+        let Some((table, origin)) = &lineage.time else {
+            return Ok(None);
+        };
+        let files = engine.files_of(std::iter::once(table)).await;
+        let files = files.get(table).map(Vec::as_slice).unwrap_or(&[]);
+        let mut bounds: Option<(i64, i64)> = None;
+        for span in self.spans(engine, files, origin).await.values() {
+            let Some((low, high, _)) = span else {
+                return Ok(None);
+            };
+            bounds = Some(match bounds {
+                Some((l, h)) => (l.min(*low), h.max(*high)),
+                None => (*low, *high),
+            });
+        }
+        let Some((low, high)) = bounds else {
+            return Ok(Some((None, is_date)));
+        };
+        let query = AggregateQuery {
+            buckets: month_buckets(low, high),
+            ..probe
+        };
+        let latest = self
+            .aggregate(engine, &query)
+            .await?
+            .iter()
+            .filter_map(|row| row.value)
+            .reduce(f64::max);
+        Ok(Some((latest, is_date)))
+    }
+
+    /// A landed table's rows and exact duplicates, counted per calendar month (UTC) of its
+    /// `column` through the store: rows of the table, minus rows of its distinct view
+    /// ([`crate::engine::distinct_view`]). Exact duplicates agree on every column, the time
+    /// column too, so they fall in one month: a landed file recounts only the months its rows
+    /// can touch. `None` when the footers cannot place every row (a file without statistics,
+    /// or null times): the caller counts the whole table instead.
+    pub async fn duplicates(
+        &self,
+        engine: &Engine,
+        table: &str,
+        column: &str,
+    ) -> Result<Option<(i64, i64)>> {
+        let files = engine.files_of(std::iter::once(&table.to_string())).await;
+        let files = files.get(table).map(Vec::as_slice).unwrap_or(&[]);
+        let spans = self.spans(engine, files, column).await;
+        let mut bounds: Option<(i64, i64)> = None;
+        for span in spans.values() {
+            match span {
+                Some((low, high, 0)) => {
+                    bounds = Some(match bounds {
+                        Some((l, h)) => (l.min(*low), h.max(*high)),
+                        None => (*low, *high),
+                    });
+                }
+                _ => return Ok(None),
+            }
+        }
+        let Some((low, high)) = bounds else {
+            return Ok(Some((0, 0)));
+        };
+        let buckets = month_buckets(low, high);
+        let count = |relation: String| AggregateQuery {
+            table: relation,
+            measure: "COUNT(*)".into(),
+            filter: None,
+            time_column: column.to_string(),
+            buckets: buckets.clone(),
+            dimensions: Vec::new(),
+            equals: Vec::new(),
+            attribution: None,
+        };
+        let sum = |rows: Vec<AggregateRow>| -> i64 {
+            rows.iter().filter_map(|r| r.value).sum::<f64>() as i64
+        };
+        let landed = sum(self.aggregate(engine, &count(table.to_string())).await?);
+        let distinct_view = format!(
+            "{}.{}",
+            crate::engine::REPORTING_SCHEMA,
+            crate::engine::distinct_view(table)
+        );
+        let distinct = sum(self.aggregate(engine, &count(distinct_view)).await?);
+        Ok(Some((landed, landed - distinct)))
     }
 
     /// What the store holds, for `kpi rollups status` and `prune`.
@@ -773,6 +911,39 @@ fn piece_key(info: &PieceInfo, lineage: &Lineage) -> String {
         hasher.update([0]);
     }
     crate::digest::short_hex(&hasher.finalize(), 10)
+}
+
+/// Calendar months (UTC) covering `[low, high]` (microseconds since the epoch), as buckets.
+fn month_buckets(low: i64, high: i64) -> Vec<Bucket> {
+    use chrono::{Datelike, NaiveDate};
+    let day = |micros: i64| {
+        chrono::DateTime::from_timestamp_micros(micros)
+            .map(|t| t.date_naive())
+            .unwrap_or_default()
+    };
+    let first_of = |date: NaiveDate| date.with_day(1).unwrap_or(date);
+    let next = |date: NaiveDate| {
+        let (year, month) = if date.month() == 12 {
+            (date.year() + 1, 1)
+        } else {
+            (date.year(), date.month() + 1)
+        };
+        NaiveDate::from_ymd_opt(year, month, 1).unwrap_or(date)
+    };
+    let (mut start, last) = (first_of(day(low)), first_of(day(high)));
+    let mut out = Vec::new();
+    while start <= last {
+        let end = next(start);
+        let instant = |d: NaiveDate| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
+        out.push(Bucket {
+            start_day: start,
+            end_day: end,
+            start: instant(start),
+            end: instant(end),
+        });
+        start = end;
+    }
+    out
 }
 
 fn key_bucket(

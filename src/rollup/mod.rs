@@ -120,9 +120,12 @@ pub struct Rollups {
     index: tokio::sync::Mutex<Index>,
     loaded: tokio::sync::OnceCell<()>,
     /// Each file's `(low, high, nulls)` of a time column, from its footer.
-    ranges: std::sync::Mutex<HashMap<RangeKey, Option<(i64, i64, u64)>>>,
+    ranges: std::sync::Mutex<HashMap<RangeKey, Option<Span>>>,
     counters: Counters,
 }
+
+/// A file's `(low, high, nulls)` of a time column (see [`ranges::time_span`]).
+type Span = (i64, i64, u64);
 
 /// A bucket's identity and the files that can affect it.
 struct Keyed {
@@ -661,7 +664,7 @@ impl Rollups {
         engine: &Engine,
         files: &[ObjectMeta],
         column: &str,
-    ) -> HashMap<String, Option<(i64, i64, u64)>> {
+    ) -> HashMap<String, Option<Span>> {
         let mut out = HashMap::new();
         for meta in files {
             let key = (

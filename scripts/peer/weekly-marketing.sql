@@ -12,6 +12,7 @@
 --      derived, quarter-to-date and the MQL -> SQL 30-day conversion cohorts);
 --   3. the channel breakdown of the report week, the MQL-by-channel chart and ad clicks
 --      against analytics sessions by platform;
+--      what changed: the moving KPIs by channel; the tracking conventions of the report week;
 --   4. exact-duplicate counts and the latest day of every table the dashboard reads;
 --   5. pipeline attributed by channel under four heuristic models (first touch, last touch,
 --      linear, position-based; 30-day lookback) with window functions.
@@ -123,6 +124,36 @@ SELECT 'clicks by platform', platform, sum(clicks)
 FROM campaign_daily WHERE date BETWEEN DATE '{week_start}' AND DATE '{week_end}' GROUP BY ALL ORDER BY ALL;
 SELECT 'sessions by platform', platform, count(DISTINCT session_id)
 FROM sessions WHERE week_of(started_at) = DATE '{week_start}' GROUP BY ALL ORDER BY ALL;
+
+-- 3b. What changed: the KPIs that move, by channel, in every week read (kpi asks the movers
+--     by the breakdown dimension for the report week and the week before).
+SELECT 'pipeline by channel', week_of(created_at) AS week, channel, sum(amount)
+FROM opportunities WHERE in_range(week_of(created_at)) GROUP BY ALL ORDER BY ALL;
+SELECT 'won by channel', week_of(closed_at) AS week, channel, sum(amount)
+FROM opportunities WHERE status = 'won' AND in_range(week_of(closed_at)) GROUP BY ALL ORDER BY ALL;
+SELECT 'sqls by channel', week_of(changed_at) AS week, channel, count(DISTINCT contact_id)
+FROM lifecycle_changes WHERE to_stage = 'sql' AND in_range(week_of(changed_at)) GROUP BY ALL ORDER BY ALL;
+SELECT 'sessions by channel', week_of(started_at) AS week, channel, count(DISTINCT session_id)
+FROM sessions WHERE in_range(week_of(started_at)) GROUP BY ALL ORDER BY ALL;
+
+-- 3c. Tracking conventions of kpi.toml on the landed rows of the report week: breaking rows,
+--     the sessions or spend they carry, by offending value.
+CREATE TEMP TABLE raw_sessions AS
+SELECT * FROM read_parquet('{data}/analytics/sessions/**/*.parquet', hive_partitioning = true, union_by_name = true)
+WHERE week_of(started_at) = DATE '{week_start}';
+SELECT 'utm_source', utm_source, count(*), count(DISTINCT session_id) FROM raw_sessions
+WHERE coalesce(utm_source, '') <> '' AND NOT regexp_matches(utm_source, '^[a-z0-9]+$') GROUP BY ALL ORDER BY 3 DESC;
+SELECT 'utm_medium', utm_medium, count(*), count(DISTINCT session_id) FROM raw_sessions
+WHERE coalesce(utm_medium, '') <> '' AND utm_medium NOT IN ('cpc', 'paid_social', 'social', 'email', 'referral') GROUP BY ALL ORDER BY 3 DESC;
+SELECT 'utm_campaign', utm_campaign, count(*), count(DISTINCT session_id) FROM raw_sessions
+WHERE coalesce(utm_campaign, '') <> '' AND NOT regexp_matches(utm_campaign, '^[a-z0-9]+(-[a-z0-9]+)*$') GROUP BY ALL ORDER BY 3 DESC;
+SELECT 'required', count(*) FILTER (WHERE coalesce(utm_source, '') = ''), count(*) FILTER (WHERE coalesce(utm_medium, '') = ''),
+       count(*) FILTER (WHERE coalesce(utm_campaign, '') = '')
+FROM raw_sessions WHERE coalesce(utm_source, '') <> '' OR coalesce(utm_medium, '') <> '' OR coalesce(utm_campaign, '') <> '';
+SELECT 'campaign_name', campaign_name, count(*), sum(spend)
+FROM read_parquet('{data}/ads/campaign_daily/**/*.parquet', hive_partitioning = true, union_by_name = true)
+WHERE date BETWEEN DATE '{week_start}' AND DATE '{week_end}' AND NOT regexp_matches(campaign_name, '^[A-Z][A-Za-z0-9 -]*$')
+GROUP BY ALL ORDER BY 3 DESC;
 
 -- 4. Data health: exact duplicates and the latest day of every table read.
 SELECT 'duplicates ads.campaign_daily', count(*) - (SELECT count(*) FROM (SELECT DISTINCT * FROM read_parquet('{data}/ads/campaign_daily/**/*.parquet', hive_partitioning = true, union_by_name = true)))

@@ -325,19 +325,39 @@ impl Engine {
         }
     }
 
-    /// The latest local day (reporting time zone) of `column` in `table` over the data as
-    /// last listed; `None` when the table has no row. With the rollup store, from per-month
-    /// maxima (a landed file recomputes its months); else one query, cached per data version.
+    /// The latest local day (reporting time zone) of the data behind `column` of `table` over
+    /// the data as last listed; `None` when there is no row. When `table` is a view whose
+    /// `column` copies a landed table's column, that landed column is read, whatever rows the
+    /// view filters: a source's freshness is what has landed. With the rollup store the answer
+    /// comes from the files' footers (no data read); else from one query.
     pub async fn latest_day_as_listed(
         &self,
         table: &str,
         column: &str,
     ) -> Result<Option<chrono::NaiveDate>> {
-        if let Some(rollups) = self.rollups() {
-            if let Some((latest, is_date)) = rollups.latest(self, table, column).await? {
-                let tz = self.config().time_zone;
-                return Ok(latest.and_then(|seconds| {
-                    let instant = chrono::DateTime::from_timestamp(seconds.floor() as i64, 0)?;
+        let plan = self
+            .plan_sql(&format!("SELECT {column} FROM {table}"))
+            .await?;
+        let origin = crate::rollup::lineage::trace(self.session(), &plan, Some(column))
+            .await
+            .ok()
+            .and_then(|lineage| lineage.time);
+        let (table, column) = match &origin {
+            Some((landed, landed_column)) => (landed.as_str(), landed_column.as_str()),
+            None => (table, column),
+        };
+        let tz = self.config().time_zone;
+        if let (Some(rollups), true) = (self.rollups(), origin.is_some()) {
+            let is_date = self.tables().await.iter().any(|info| {
+                info.name == table
+                    && info
+                        .columns
+                        .iter()
+                        .any(|(name, kind)| name == column && kind.starts_with("Date"))
+            });
+            if let Some(latest) = rollups.latest_landed(self, table, column).await {
+                return Ok(latest.and_then(|micros| {
+                    let instant = chrono::DateTime::from_timestamp_micros(micros)?;
                     Some(if is_date {
                         instant.date_naive()
                     } else {
@@ -355,7 +375,7 @@ impl Engine {
             let strings = column.as_string::<i32>();
             (batch.num_rows() > 0 && !strings.is_null(0)).then(|| strings.value(0).to_string())
         });
-        Ok(text.and_then(|text| local_day(&text, self.config().time_zone)))
+        Ok(text.and_then(|text| local_day(&text, tz)))
     }
 
     /// Returns the object store holding the data root (used by tests and `kpi demo`).

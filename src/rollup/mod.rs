@@ -689,69 +689,23 @@ impl Rollups {
         out
     }
 
-    /// The latest value of `column` in `relation` as seconds since the epoch, with whether the
-    /// column is a date (`Some(None)`: no row), from per-month maxima through the store (a
-    /// landed file recomputes the months it touches). `None` when the store cannot place the
-    /// rows (the time column's origin is not traced, or a file's footer has no statistics):
-    /// the caller reads the whole relation instead.
-    pub async fn latest(
+    /// The largest value of a landed table's `column` as UTC microseconds (dates at UTC
+    /// midnight), from its files' footers (cached per file version): no data is read. `None`
+    /// when a file's footer cannot say; `Some(None)` when the table has no file.
+    pub async fn latest_landed(
         &self,
         engine: &Engine,
-        relation: &str,
+        table: &str,
         column: &str,
-    ) -> Result<Option<(Option<f64>, bool)>> {
-        let probe = AggregateQuery {
-            table: relation.to_string(),
-            measure: format!("MAX(date_part('epoch', {column}))"),
-            filter: None,
-            time_column: column.to_string(),
-            buckets: Vec::new(),
-            dimensions: Vec::new(),
-            equals: Vec::new(),
-            attribution: None,
-        };
-        let frame = engine.relation(&probe).await?;
-        let is_date = matches!(
-            frame
-                .schema()
-                .field_with_unqualified_name(column)
-                .map(|f| f.data_type().clone()),
-            Ok(DataType::Date32 | DataType::Date64)
-        );
-        let Ok(lineage) =
-            lineage::trace(engine.session(), frame.logical_plan(), Some(column)).await
-        else {
-            return Ok(None);
-        };
-        let Some((table, origin)) = &lineage.time else {
-            return Ok(None);
-        };
-        let files = engine.files_of(std::iter::once(table)).await;
+    ) -> Option<Option<i64>> {
+        let files = engine.files_of(std::iter::once(&table.to_string())).await;
         let files = files.get(table).map(Vec::as_slice).unwrap_or(&[]);
-        let mut bounds: Option<(i64, i64)> = None;
-        for span in self.spans(engine, files, origin).await.values() {
-            let Some((low, high, _)) = span else {
-                return Ok(None);
-            };
-            bounds = Some(match bounds {
-                Some((l, h)) => (l.min(*low), h.max(*high)),
-                None => (*low, *high),
-            });
+        let mut latest = None;
+        for span in self.spans(engine, files, column).await.values() {
+            let (_, high, _) = (*span)?;
+            latest = latest.max(Some(high));
         }
-        let Some((low, high)) = bounds else {
-            return Ok(Some((None, is_date)));
-        };
-        let query = AggregateQuery {
-            buckets: month_buckets(low, high),
-            ..probe
-        };
-        let latest = self
-            .aggregate(engine, &query)
-            .await?
-            .iter()
-            .filter_map(|row| row.value)
-            .reduce(f64::max);
-        Ok(Some((latest, is_date)))
+        Some(latest)
     }
 
     /// A landed table's rows and exact duplicates, counted per calendar month (UTC) of its

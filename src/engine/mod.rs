@@ -680,7 +680,12 @@ impl Engine {
         let serving = self.catalog()?.schema(REPORTING_SCHEMA);
         for view in &views {
             let provider: Arc<dyn TableProvider> = match sandbox.plan(&view.sql).await {
-                Ok(plan) if materialize::worth_keeping(&plan) => {
+                // A table's distinct view is read once per data version (its duplicate
+                // count): keeping it would only hold the whole table in memory.
+                Ok(plan)
+                    if materialize::worth_keeping(&plan)
+                        && !view.name.starts_with("_distinct__") =>
+                {
                     Arc::new(materialize::KeptView::new(&view.name, plan))
                 }
                 Ok(plan) => Arc::new(datafusion::datasource::ViewTable::new(

@@ -119,13 +119,13 @@ pub struct Rollups {
     location: String,
     index: tokio::sync::Mutex<Index>,
     loaded: tokio::sync::OnceCell<()>,
-    /// Each file's `(low, high, nulls)` of a time column, from its footer.
+    /// Each file's `(low, high, nulls, rows)` of a time column, from its footer.
     ranges: std::sync::Mutex<HashMap<RangeKey, Option<Span>>>,
     counters: Counters,
 }
 
-/// A file's `(low, high, nulls)` of a time column (see [`ranges::time_span`]).
-type Span = (i64, i64, u64);
+/// A file's `(low, high, nulls, rows)` of a time column (see [`ranges::time_span`]).
+type Span = (i64, i64, u64, u64);
 
 /// A bucket's identity and the files that can affect it.
 struct Keyed {
@@ -654,11 +654,12 @@ impl Rollups {
         )
         .await
         .into_iter()
-        .map(|(path, span)| (path, span.map(|(low, high, _)| (low, high))))
+        .map(|(path, span)| (path, span.map(|(low, high, _, _)| (low, high))))
         .collect()
     }
 
-    /// Each file's `(low, high, nulls)` of `column`, from its footer (cached per file version).
+    /// Each file's `(low, high, nulls, rows)` of `column`, from its footer (cached per file
+    /// version).
     async fn spans(
         &self,
         engine: &Engine,
@@ -702,15 +703,15 @@ impl Rollups {
         let files = files.get(table).map(Vec::as_slice).unwrap_or(&[]);
         let mut latest = None;
         for span in self.spans(engine, files, column).await.values() {
-            let (_, high, _) = (*span)?;
+            let (_, high, _, _) = (*span)?;
             latest = latest.max(Some(high));
         }
         Some(latest)
     }
 
-    /// A landed table's rows and exact duplicates, counted per calendar month (UTC) of its
-    /// `column` through the store: rows of the table, minus rows of its distinct view
-    /// ([`crate::engine::distinct_view`]). Exact duplicates agree on every column, the time
+    /// A landed table's rows and exact duplicates: its rows (from the files' footers), minus
+    /// the rows of its distinct view ([`crate::engine::distinct_view`]) counted per calendar
+    /// month (UTC) of its `column` through the store. Exact duplicates agree on every column, the time
     /// column too, so they fall in one month: a landed file recounts only the months its rows
     /// can touch. `None` when the footers cannot place every row (a file without statistics,
     /// or null times): the caller counts the whole table instead.
@@ -724,9 +725,11 @@ impl Rollups {
         let files = files.get(table).map(Vec::as_slice).unwrap_or(&[]);
         let spans = self.spans(engine, files, column).await;
         let mut bounds: Option<(i64, i64)> = None;
+        let mut landed = 0i64;
         for span in spans.values() {
             match span {
-                Some((low, high, 0)) => {
+                Some((low, high, 0, rows)) => {
+                    landed += i64::try_from(*rows).unwrap_or(i64::MAX);
                     bounds = Some(match bounds {
                         Some((l, h)) => (l.min(*low), h.max(*high)),
                         None => (*low, *high),
@@ -752,7 +755,6 @@ impl Rollups {
         let sum = |rows: Vec<AggregateRow>| -> i64 {
             rows.iter().filter_map(|r| r.value).sum::<f64>() as i64
         };
-        let landed = sum(self.aggregate(engine, &count(table.to_string())).await?);
         let distinct_view = format!(
             "{}.{}",
             crate::engine::REPORTING_SCHEMA,

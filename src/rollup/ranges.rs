@@ -12,14 +12,14 @@ use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
-/// `(min, max, nulls)` of `column` in the file, min and max as UTC microseconds (dates at UTC midnight), or `None`
+/// `(min, max, nulls, rows)` of `column` in the file (rows: the file's row count), min and max as UTC microseconds (dates at UTC midnight), or `None`
 /// when the footer cannot say (no statistics, a partition column, an unreadable file): such a
 /// file counts as covering every period.
 pub async fn time_span(
     store: Arc<dyn ObjectStore>,
     meta: &ObjectMeta,
     column: &str,
-) -> Option<(i64, i64, u64)> {
+) -> Option<(i64, i64, u64, u64)> {
     let metadata = footer(&store, meta).await?;
     let file = metadata.file_metadata();
     let schema =
@@ -48,7 +48,8 @@ pub async fn time_span(
         .ok()?
         .iter()
         .try_fold(0u64, |sum, count| count.map(|c| sum + c))?;
-    Some((scale.apply(low), scale.apply(high), nulls))
+    let rows = u64::try_from(file.num_rows()).ok()?;
+    Some((scale.apply(low), scale.apply(high), nulls, rows))
 }
 
 /// Reads a file's footer: the last 64 KiB first, more when the footer is bigger.

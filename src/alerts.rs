@@ -402,8 +402,9 @@ pub struct Outcome {
     pub delivery: String,
 }
 
-/// Judges every alert of `dashboard` for `week`, records the states and delivers each firing
-/// alert once (`dry_run`: judge only, record and deliver nothing).
+/// Judges every alert of `dashboard` for `week` over the data as last listed (callers list
+/// it: the CLI when it opens the engine, the server before judging), records the states and
+/// delivers each firing alert once (`dry_run`: judge only, record and deliver nothing).
 pub async fn run(
     context: &Context<'_>,
     dashboard: &Dashboard,
@@ -412,12 +413,13 @@ pub async fn run(
 ) -> Result<Vec<Outcome>> {
     let log = AlertLog::open(context.config)?;
     let label = context.calendar.label(week);
-    context.engine.refresh().await?;
     let service =
         MetricService::new(context.registry, context.engine, context.calendar).as_listed();
     let mut outcomes = Vec::new();
+    // Read once, for every `no_data` alert of the run.
+    let mut freshness = None;
     for alert in &dashboard.alerts {
-        let verdict = evaluate(context, &service, dashboard, alert, week).await?;
+        let verdict = evaluate(context, &service, dashboard, alert, week, &mut freshness).await?;
         let now = Utc::now();
         let previous = if dry_run {
             None
@@ -457,18 +459,19 @@ pub async fn run(
                 ""
             }
             .to_string()
+        } else if state != State::Firing {
+            String::new()
+        } else if snoozed_until.is_some() {
+            "snoozed".into()
         } else {
-            log.write_state(&record).await?;
-            if state != State::Firing {
-                String::new()
-            } else if snoozed_until.is_some() {
-                "snoozed".into()
-            } else {
-                deliver(context, &log, &mut record).await?
-            }
+            deliver(context, &log, &mut record).await?
         };
         if !dry_run {
-            record.delivery = log.delivery(&alert.name, &label).await?;
+            // A delivery made now is on the record; an earlier one (this week's, before it
+            // resolved, or another process's) is read.
+            if record.delivery.is_none() {
+                record.delivery = log.delivery(&alert.name, &label).await?;
+            }
             log.write_state(&record).await?;
         }
         crate::telemetry::count(
@@ -508,6 +511,7 @@ async fn evaluate(
     dashboard: &Dashboard,
     alert: &Alert,
     week: Period,
+    freshness: &mut Option<Vec<crate::report::Freshness>>,
 ) -> Result<Verdict> {
     let metric = service.metric(&alert.metric)?;
     let compare = match &alert.condition {
@@ -542,7 +546,10 @@ async fn evaluate(
         }
     };
     let stale = if alert.condition == AlertCondition::NoData {
-        let freshness = context.freshness_of(dashboard, week).await;
+        if freshness.is_none() {
+            *freshness = Some(context.freshness_of(dashboard, week).await);
+        }
+        let freshness = freshness.as_deref().unwrap_or_default();
         metric.sources.iter().any(|source| {
             freshness
                 .iter()
@@ -705,15 +712,7 @@ async fn attempt(
 
 /// The hex HMAC-SHA256 of `body` under `key` (what `X-Kpi-Signature` carries after `sha256=`).
 pub fn sign(key: &str, body: &[u8]) -> String {
-    use hmac::{Hmac, Mac};
-    // HMAC takes a key of any length; `new_from_slice` cannot fail for HMAC.
-    match Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()) {
-        Ok(mut mac) => {
-            mac.update(body);
-            crate::digest::hex(&mac.finalize().into_bytes())
-        }
-        Err(_) => String::new(),
-    }
+    crate::digest::hmac_sha256_hex(key.as_bytes(), body)
 }
 
 #[cfg(test)]

@@ -12,6 +12,19 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
+/// Returns the hex HMAC-SHA256 of `message` under `key` (signed links, webhook signatures).
+pub fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    // HMAC takes a key of any length; `new_from_slice` cannot fail for HMAC.
+    match Hmac::<sha2::Sha256>::new_from_slice(key) {
+        Ok(mut mac) => {
+            mac.update(message);
+            hex(&mac.finalize().into_bytes())
+        }
+        Err(_) => String::new(),
+    }
+}
+
 /// Returns the first `bytes` bytes of a SHA-256 digest as hex.
 pub fn short_hex(digest: &[u8], bytes: usize) -> String {
     hex(&digest[..bytes.min(digest.len())])

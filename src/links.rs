@@ -8,11 +8,8 @@
 //! signed with a key listed in `server.signing_keys_previous` stay valid.
 
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 
 use crate::config::Secret;
-use crate::digest::hex;
 
 /// What a signed link gives access to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,13 +166,7 @@ impl Signer {
 }
 
 fn sign(key: &Secret, message: &str) -> String {
-    // HMAC takes a key of any length; `new_from_slice` cannot fail for HMAC.
-    let mut mac = match Hmac::<Sha256>::new_from_slice(key.expose().as_bytes()) {
-        Ok(mac) => mac,
-        Err(_) => return String::new(),
-    };
-    mac.update(message.as_bytes());
-    hex(&mac.finalize().into_bytes())
+    crate::digest::hmac_sha256_hex(key.expose().as_bytes(), message.as_bytes())
 }
 
 /// Compares every byte, so the time taken does not reveal how much of a secret matched.

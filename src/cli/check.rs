@@ -52,12 +52,7 @@ pub async fn run(config: &Arc<Config>) -> Result<i32> {
             kpi::report::conventions::count_conventions(&engine, &config.calendar(), rules, None)
                 .await;
         for count in &counts {
-            let unit = if count.carries == "spend" {
-                kpi::defs::Unit::Currency
-            } else {
-                kpi::defs::Unit::Count
-            };
-            match kpi::report::conventions::finding(count, unit) {
+            match kpi::report::conventions::finding(count) {
                 Some(text) => writeln!(stdout, "warning: {text}")?,
                 None => writeln!(stdout, "convention ok: {} ({})", count.rule, count.table)?,
             }

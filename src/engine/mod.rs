@@ -348,13 +348,21 @@ impl Engine {
         };
         let tz = self.config().time_zone;
         if let (Some(rollups), true) = (self.rollups(), origin.is_some()) {
-            let is_date = self.tables().await.iter().any(|info| {
-                info.name == table
-                    && info
-                        .columns
-                        .iter()
-                        .any(|(name, kind)| name == column && kind.starts_with("Date"))
-            });
+            let is_date = self
+                .inner
+                .catalog
+                .lock()
+                .await
+                .tables
+                .get(table)
+                .is_some_and(|t| {
+                    t.schema.field_with_name(column).is_ok_and(|f| {
+                        matches!(
+                            f.data_type(),
+                            arrow::datatypes::DataType::Date32 | arrow::datatypes::DataType::Date64
+                        )
+                    })
+                });
             if let Some(latest) = rollups.latest_landed(self, table, column).await {
                 return Ok(latest.and_then(|micros| {
                     let instant = chrono::DateTime::from_timestamp_micros(micros)?;

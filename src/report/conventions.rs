@@ -111,7 +111,12 @@ fn everything() -> Bucket {
 }
 
 /// The data-health finding of a rule broken in the week, or of a count that failed.
-pub fn finding(count: &ConventionCount, unit: crate::defs::Unit) -> Option<String> {
+pub fn finding(count: &ConventionCount) -> Option<String> {
+    let unit = if count.carries == "spend" {
+        crate::defs::Unit::Currency
+    } else {
+        crate::defs::Unit::Count
+    };
     if let Some(error) = &count.error {
         return Some(format!(
             "Tracking convention \u{201c}{}\u{201d} cannot be checked on {}: {error}",

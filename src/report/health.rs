@@ -167,16 +167,11 @@ impl Context<'_> {
         health.conventions =
             super::conventions::count_conventions(self.engine, &self.calendar, &rules, Some(week))
                 .await;
-        for count in &health.conventions {
-            let unit = if count.carries == "spend" {
-                crate::defs::Unit::Currency
-            } else {
-                crate::defs::Unit::Count
-            };
-            health
-                .findings
-                .extend(super::conventions::finding(count, unit));
-        }
+        let findings = health
+            .conventions
+            .iter()
+            .filter_map(super::conventions::finding);
+        health.findings.extend(findings.collect::<Vec<_>>());
         for reconcile in &dashboard.reconcile {
             let left = self
                 .by_dimension(service, &reconcile.left, &reconcile.by, week, settings)

@@ -73,7 +73,8 @@ pub struct Freshness {
     pub source: String,
     /// Owner.
     pub owner: String,
-    /// Latest day with data (local), over the tables the report reads.
+    /// Latest day with data (local): over the landed columns the report's metrics place rows
+    /// in time by (a view's time column is traced to the landed column it copies).
     pub latest: Option<NaiveDate>,
     /// Whether the data reaches the last day of the week.
     pub covers_week: bool,

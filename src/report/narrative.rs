@@ -29,7 +29,7 @@ pub const MOVERS: usize = 4;
 /// needs a follow-up across all tiles.
 pub fn summarise(report: &Report, thresholds: &Thresholds) -> Vec<Sentence> {
     let all: Vec<&Tile> = tiles(report).collect();
-    let mut out: Vec<Sentence> = movers(&all).into_iter().map(what_changed).collect();
+    let mut out: Vec<Sentence> = movers(&all).into_iter().filter_map(what_changed).collect();
     out.extend(
         report
             .primary
@@ -128,21 +128,10 @@ fn plural(label: &str) -> bool {
         && !exceptions.contains(&lower.as_str())
 }
 
-/// A mover: its change against its week comparison, its value and base, and its drivers.
-fn what_changed(tile: &Tile) -> Sentence {
-    let Some((against, c)) = week_comparison(tile) else {
-        // `movers` keeps only tiles with a comparison.
-        return sentence(
-            SentenceKind::Changed,
-            format!(
-                "{} {} {}.",
-                tile.label,
-                was(&tile.label),
-                shown(tile, tile.value)
-            ),
-            tile,
-        );
-    };
+/// A mover: its change against its week comparison, its value and base, and its drivers
+/// (`None` without a comparison, which [`movers`] never returns).
+fn what_changed(tile: &Tile) -> Option<Sentence> {
+    let (against, c) = week_comparison(tile)?;
     let ratio = c.change_ratio.unwrap_or(0.0);
     let verb = if ratio > 0.0 {
         "rose"
@@ -188,7 +177,7 @@ fn what_changed(tile: &Tile) -> Sentence {
         text.push_str(&format!("; by {by}, mostly {}", drivers.join(" and ")));
     }
     text.push('.');
-    sentence(SentenceKind::Changed, text, tile)
+    Some(sentence(SentenceKind::Changed, text, tile))
 }
 
 /// A headline conversion cohort still maturing: its value, how far it has been observed, and

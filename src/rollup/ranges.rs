@@ -12,9 +12,10 @@ use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
-/// `(min, max, nulls, rows)` of `column` in the file (rows: the file's row count), min and max as UTC microseconds (dates at UTC midnight), or `None`
-/// when the footer cannot say (no statistics, a partition column, an unreadable file): such a
-/// file counts as covering every period.
+/// `(min, max, nulls, rows)` of `column` in the file: min and max as UTC microseconds (dates
+/// at UTC midnight), the rows whose value is null, and the file's row count; `None` when the
+/// footer cannot say (no statistics, a partition column, an unreadable file): such a file
+/// counts as covering every period.
 pub async fn time_span(
     store: Arc<dyn ObjectStore>,
     meta: &ObjectMeta,

@@ -24,8 +24,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::{
-    ArrayRef, AsArray, Decimal128Builder, Float64Builder, StringBuilder,
-    TimestampMicrosecondBuilder, UInt32Builder,
+    ArrayRef, Decimal128Builder, Float64Builder, StringBuilder, TimestampMicrosecondBuilder,
+    UInt32Builder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
@@ -43,7 +43,7 @@ use datafusion::prelude::SessionContext;
 use super::io::Columns;
 use super::markov::{channel_weights, entity_paths, PathCount};
 use super::stream::{conversion_groups, for_each_entity, touch_groups, Input};
-use super::{credit_entity, format_duration, Conversion, Model, Settings};
+use super::{credit_entity, format_duration, Conversion, Model, Settings, Touch};
 use crate::error::Result;
 
 /// Name of the table inside the `reporting` schema.
@@ -167,14 +167,11 @@ impl AttributionTable {
         format!("{}|{}|{:?}", self.touches, self.conversions, settings)
     }
 
-    /// The settings computed in the same pass as this table's: every model but `markov` at
-    /// the same lookback (one read of the inputs credits them all; a report comparing models
-    /// asks for each), or `markov` alone (its channel weights need a pass of their own).
+    /// The settings computed in the same pass as this table's: every model at the same lookback
+    /// (one read of the inputs credits them all: a report comparing models asks for each, and
+    /// Markov's channel weights come from the same walk over the entities).
     fn pass(&self) -> Vec<Settings> {
         let mut all = vec![self.settings];
-        if self.settings.model == Model::Markov {
-            return all;
-        }
         let lookback = self.settings.lookback;
         for model in [
             Model::FirstTouch,
@@ -185,6 +182,7 @@ impl AttributionTable {
             Model::TimeDecay {
                 half_life: self.half_life,
             },
+            Model::Markov,
         ] {
             let settings = Settings { model, lookback };
             if !all.contains(&settings) {
@@ -330,7 +328,10 @@ async fn input(ctx: &SessionContext, name: &str) -> Result<Input> {
 }
 
 /// Credits every conversion of `conversions` under each of `all` in one read of the inputs;
-/// one set of batches per settings, in order.
+/// one set of batches per settings, in order. Heuristic credits are written while walking the
+/// entities; Markov's need the channel weights of every path, so the walk also counts the paths
+/// and keeps the entities that converted (their touches and conversions only), credited once
+/// the weights are known.
 async fn compute(
     ctx: &SessionContext,
     touches: &str,
@@ -338,11 +339,9 @@ async fn compute(
     all: &[Settings],
 ) -> Result<Vec<Vec<RecordBatch>>> {
     let columns = view_columns()?;
-    let mut weights: HashMap<String, HashMap<String, f64>> = HashMap::new();
-    if let Some(markov) = all.iter().find(|settings| settings.model == Model::Markov) {
-        weights = markov_weights(ctx, touches, conversions, &columns, markov.lookback).await?;
-    }
-    let no_weights = HashMap::new();
+    let markov = all.iter().find(|settings| settings.model == Model::Markov);
+    let mut paths = MarkovPaths::default();
+    let mut converted: Vec<(Vec<Touch>, ByKind)> = Vec::new();
     let mut outputs: Vec<Rows> = all.iter().map(|settings| Rows::new(*settings)).collect();
     let mut touch_rows = touch_groups(input(ctx, touches).await?, &columns).await?;
     let mut conversion_rows = conversion_groups(
@@ -351,29 +350,53 @@ async fn compute(
         Some("conversion_type"),
     )
     .await?;
+    let unweighted = |_: &str| 0.0;
     for_each_entity(&mut touch_rows, &mut conversion_rows, |t, c| {
-        for (kind, group) in by_kind(c) {
-            let kind_weights = weights.get(&kind).unwrap_or(&no_weights);
-            let weight = |channel: &str| kind_weights.get(channel).copied().unwrap_or(0.0);
-            let by_id: HashMap<&str, &Conversion> =
-                group.iter().map(|c| (c.id.as_str(), c)).collect();
+        let grouped = by_kind(c);
+        if let Some(markov) = markov {
+            paths.add(&t, &grouped, markov.lookback);
+        }
+        for (kind, group) in &grouped {
             for (settings, output) in all.iter().zip(outputs.iter_mut()) {
-                let credits = credit_entity(&t, &group, settings.model, settings.lookback, &weight);
-                for credit in credits {
-                    if let Some(conversion) = by_id.get(credit.conversion_id.as_str()) {
-                        output.push(&kind, conversion, &credit)?;
-                    }
+                if settings.model != Model::Markov {
+                    let credits =
+                        credit_entity(&t, group, settings.model, settings.lookback, &unweighted);
+                    output.push_all(kind, group, &credits)?;
                 }
             }
+        }
+        if markov.is_some() && !grouped.is_empty() {
+            converted.push((t, grouped));
         }
         Ok(())
     })
     .await?;
+    if let Some(markov) = markov {
+        let weights = paths.weights();
+        let no_weights = HashMap::new();
+        let output = all
+            .iter()
+            .zip(outputs.iter_mut())
+            .find(|(settings, _)| settings.model == Model::Markov)
+            .map(|(_, output)| output)
+            .ok_or_else(|| crate::Error::internal("Markov settings without output"))?;
+        for (t, grouped) in converted {
+            for (kind, group) in &grouped {
+                let kind_weights = weights.get(kind).unwrap_or(&no_weights);
+                let weight = |channel: &str| kind_weights.get(channel).copied().unwrap_or(0.0);
+                let credits = credit_entity(&t, group, Model::Markov, markov.lookback, &weight);
+                output.push_all(kind, group, &credits)?;
+            }
+        }
+    }
     outputs.into_iter().map(Rows::finish).collect()
 }
 
+/// One entity's conversions by type.
+type ByKind = Vec<(String, Vec<Conversion>)>;
+
 /// Groups one entity's conversions by type (sorted, so the order is stable).
-fn by_kind(conversions: Vec<Conversion>) -> Vec<(String, Vec<Conversion>)> {
+fn by_kind(conversions: Vec<Conversion>) -> ByKind {
     let mut groups: std::collections::BTreeMap<String, Vec<Conversion>> = Default::default();
     for conversion in conversions {
         groups
@@ -384,68 +407,71 @@ fn by_kind(conversions: Vec<Conversion>) -> Vec<(String, Vec<Conversion>)> {
     groups.into_iter().collect()
 }
 
-/// Markov channel weights per conversion type. For a type, every entity contributes its
-/// converting paths to that type and one non-converting path (its touches after its last
-/// conversion of that type, or all of them if it never converted to it).
-async fn markov_weights(
-    ctx: &SessionContext,
-    touches: &str,
-    conversions: &str,
-    columns: &Columns,
-    lookback: Duration,
-) -> Result<HashMap<String, HashMap<String, f64>>> {
-    let kinds_frame = ctx
-        .table(conversions)
-        .await?
-        .aggregate(vec![datafusion::prelude::col("conversion_type")], vec![])?;
-    let mut kinds = Vec::new();
-    for batch in kinds_frame.collect().await? {
-        let column = arrow::compute::cast(batch.column(0), &DataType::Utf8)?;
-        let strings = column.as_string::<i32>();
-        kinds.extend(strings.iter().flatten().map(str::to_string));
-    }
-    kinds.sort();
-    let mut counts: HashMap<String, HashMap<Vec<String>, (f64, f64)>> = HashMap::new();
-    let mut touch_rows = touch_groups(input(ctx, touches).await?, columns).await?;
-    let mut conversion_rows = conversion_groups(
-        input(ctx, conversions).await?,
-        columns,
-        Some("conversion_type"),
-    )
-    .await?;
-    for_each_entity(&mut touch_rows, &mut conversion_rows, |t, c| {
-        let grouped = by_kind(c);
-        for kind in &kinds {
-            let own: &[Conversion] = grouped
-                .iter()
-                .find(|(k, _)| k == kind)
-                .map(|(_, group)| group.as_slice())
-                .unwrap_or(&[]);
-            let kind_counts = counts.entry(kind.clone()).or_default();
-            for path in entity_paths(&t, own, lookback) {
-                let entry = kind_counts.entry(path.channels).or_default();
-                entry.0 += path.conversions;
-                entry.1 += path.nulls;
+/// Path counts for Markov channel weights, per conversion type, gathered one entity at a time.
+/// For a type, every entity contributes its converting paths to that type and one
+/// non-converting path (its touches after its last conversion of that type, or all of them if
+/// it never converted to it). The types are known only at the end, so the walk counts every
+/// entity's never-converted path once (`base`) and, per type an entity converted to, the
+/// difference its conversions make (`by_kind`); counts are whole numbers, so the sums are exact.
+#[derive(Default)]
+struct MarkovPaths {
+    base: HashMap<Vec<String>, (f64, f64)>,
+    by_kind: HashMap<String, HashMap<Vec<String>, (f64, f64)>>,
+}
+
+impl MarkovPaths {
+    fn add(
+        &mut self,
+        touches: &[Touch],
+        grouped: &[(String, Vec<Conversion>)],
+        lookback: Duration,
+    ) {
+        fn count(counts: &mut HashMap<Vec<String>, (f64, f64)>, path: &PathCount, sign: f64) {
+            let entry = counts.entry(path.channels.clone()).or_default();
+            entry.0 += sign * path.conversions;
+            entry.1 += sign * path.nulls;
+        }
+        let never = entity_paths(touches, &[], lookback);
+        for path in &never {
+            count(&mut self.base, path, 1.0);
+        }
+        for (kind, own) in grouped {
+            let counts = self.by_kind.entry(kind.clone()).or_default();
+            for path in entity_paths(touches, own, lookback) {
+                count(counts, &path, 1.0);
+            }
+            for path in &never {
+                count(counts, path, -1.0);
             }
         }
-        Ok(())
-    })
-    .await?;
-    Ok(counts
-        .into_iter()
-        .map(|(kind, paths)| {
-            let mut paths: Vec<PathCount> = paths
-                .into_iter()
-                .map(|(channels, (conversions, nulls))| PathCount {
-                    channels,
-                    conversions,
-                    nulls,
-                })
-                .collect();
-            paths.sort_by(|a, b| a.channels.cmp(&b.channels));
-            (kind, channel_weights(paths).into_iter().collect())
-        })
-        .collect())
+    }
+
+    /// Channel weights per conversion type.
+    fn weights(self) -> HashMap<String, HashMap<String, f64>> {
+        let Self { base, by_kind } = self;
+        by_kind
+            .into_iter()
+            .map(|(kind, difference)| {
+                let mut counts = base.clone();
+                for (channels, (conversions, nulls)) in difference {
+                    let entry = counts.entry(channels).or_default();
+                    entry.0 += conversions;
+                    entry.1 += nulls;
+                }
+                let mut paths: Vec<PathCount> = counts
+                    .into_iter()
+                    .filter(|(_, (conversions, nulls))| *conversions != 0.0 || *nulls != 0.0)
+                    .map(|(channels, (conversions, nulls))| PathCount {
+                        channels,
+                        conversions,
+                        nulls,
+                    })
+                    .collect();
+                paths.sort_by(|a, b| a.channels.cmp(&b.channels));
+                (kind, channel_weights(paths).into_iter().collect())
+            })
+            .collect()
+    }
 }
 
 /// Output batches under construction.
@@ -507,6 +533,22 @@ impl Rows {
         Ok(())
     }
 
+    /// Writes an entity's credits for `group` (conversions of one type).
+    fn push_all(
+        &mut self,
+        kind: &str,
+        group: &[Conversion],
+        credits: &[super::Credit],
+    ) -> Result<()> {
+        let by_id: HashMap<&str, &Conversion> = group.iter().map(|c| (c.id.as_str(), c)).collect();
+        for credit in credits {
+            if let Some(conversion) = by_id.get(credit.conversion_id.as_str()) {
+                self.push(kind, conversion, credit)?;
+            }
+        }
+        Ok(())
+    }
+
     fn flush(&mut self) -> Result<()> {
         if self.len == 0 {
             return Ok(());
@@ -549,4 +591,195 @@ pub fn missing_columns(schema: &Schema, required: &[&str]) -> Vec<String> {
         .filter(|name| schema.field_with_name(name).is_err())
         .map(|name| name.to_string())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{Decimal128Type, Float64Type, UInt32Type};
+    use chrono::{DateTime, Utc};
+
+    use super::*;
+    use crate::attribution::{attribute, Credit};
+
+    /// Credits by (conversion, position): channel, credit, revenue cents.
+    type ByPosition = BTreeMap<(String, Option<u32>), (String, f64, Option<i64>)>;
+
+    fn from_batches(batches: &[RecordBatch], kind: &str) -> ByPosition {
+        let mut out = BTreeMap::new();
+        for batch in batches {
+            let column = |name: &str| batch.column_by_name(name).expect(name).clone();
+            let (ids, kinds, channels) = (
+                column("conversion_id"),
+                column("conversion_type"),
+                column("channel"),
+            );
+            let (positions, credits, revenue) = (
+                column("position"),
+                column("credit"),
+                column("revenue_credit"),
+            );
+            let positions = positions.as_primitive::<UInt32Type>();
+            let credits = credits.as_primitive::<Float64Type>();
+            let revenue = revenue.as_primitive::<Decimal128Type>();
+            for row in 0..batch.num_rows() {
+                if kinds.as_string::<i32>().value(row) != kind {
+                    continue;
+                }
+                out.insert(
+                    (
+                        ids.as_string::<i32>().value(row).to_string(),
+                        (!positions.is_null(row)).then(|| positions.value(row)),
+                    ),
+                    (
+                        channels.as_string::<i32>().value(row).to_string(),
+                        credits.value(row),
+                        (!revenue.is_null(row)).then(|| revenue.value(row) as i64),
+                    ),
+                );
+            }
+        }
+        out
+    }
+
+    fn from_credits(credits: &[Credit]) -> ByPosition {
+        credits
+            .iter()
+            .map(|c| {
+                (
+                    (c.conversion_id.clone(), c.position.map(|p| p as u32)),
+                    (c.channel.clone(), c.credit, c.revenue_cents),
+                )
+            })
+            .collect()
+    }
+
+    /// The table credits every model, Markov's weights per conversion type included, in one
+    /// read: each type's credits equal the in-memory reference over that type's conversions.
+    #[tokio::test]
+    async fn one_pass_credits_equal_the_reference_for_every_model_and_type() {
+        let channels = ["direct", "email", "paid_search", "social", "referral"];
+        let kinds = ["mql", "opportunity_created", "closed_won"];
+        let base = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .expect("a time")
+            .with_timezone(&Utc);
+        let mut seed = 7u64;
+        let mut next = |n: u64| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) % n
+        };
+        let (mut touches, mut conversions) = (Vec::new(), Vec::new());
+        for entity in 0..60 {
+            for t in 0..next(6) {
+                touches.push(Touch {
+                    id: format!("t{entity}-{t}"),
+                    entity: format!("e{entity}"),
+                    ts: base + Duration::hours(next(24 * 90) as i64),
+                    channel: channels[next(5) as usize].to_string(),
+                    campaign: (next(2) == 0).then(|| format!("c{}", next(3))),
+                });
+            }
+            for c in 0..next(3) {
+                let kind = kinds[next(3) as usize];
+                conversions.push(Conversion {
+                    id: format!("{kind}:{entity}-{c}"),
+                    entity: format!("e{entity}"),
+                    ts: base + Duration::hours(next(24 * 100) as i64),
+                    revenue_cents: (kind != "mql").then(|| next(1_000_000) as i64),
+                    kind: Some(kind.to_string()),
+                });
+            }
+        }
+        let ctx = SessionContext::new();
+        let time = |ts: DateTime<Utc>| format!("TIMESTAMP '{}'", ts.format("%Y-%m-%dT%H:%M:%S"));
+        let touch_rows: Vec<String> = touches
+            .iter()
+            .map(|t| {
+                let campaign = t
+                    .campaign
+                    .as_ref()
+                    .map_or("NULL".into(), |c| format!("'{c}'"));
+                format!(
+                    "('{}', '{}', {}, '{}', {campaign})",
+                    t.id,
+                    t.entity,
+                    time(t.ts),
+                    t.channel
+                )
+            })
+            .collect();
+        let conversion_rows: Vec<String> = conversions
+            .iter()
+            .map(|c| {
+                let revenue = c
+                    .revenue_cents
+                    .map_or("NULL".into(), |r| format!("{}.{:02}", r / 100, r % 100));
+                format!(
+                    "('{}', '{}', {}, '{}', CAST({revenue} AS DECIMAL(12, 2)))",
+                    c.id,
+                    c.entity,
+                    time(c.ts),
+                    c.kind.as_deref().unwrap_or_default()
+                )
+            })
+            .collect();
+        for sql in [
+            format!(
+                "CREATE VIEW touches AS SELECT column1 AS touch_id, column2 AS entity_id, \
+                 column3 AS touched_at, column4 AS channel, column5 AS campaign FROM (VALUES {})",
+                touch_rows.join(", ")
+            ),
+            format!(
+                "CREATE VIEW conversions AS SELECT column1 AS conversion_id, column2 AS entity_id, \
+                 column3 AS converted_at, column4 AS conversion_type, column5 AS revenue \
+                 FROM (VALUES {})",
+                conversion_rows.join(", ")
+            ),
+        ] {
+            ctx.sql(&sql).await.expect("the inputs");
+        }
+        let lookback = Duration::days(30);
+        let table = AttributionTable {
+            touches: "touches".into(),
+            conversions: "conversions".into(),
+            settings: Settings {
+                model: Model::Linear,
+                lookback,
+            },
+            half_life: Duration::days(7),
+            cache: Arc::new(Cache::default()),
+        };
+        let all = table.pass();
+        assert_eq!(all.len(), 7, "every model in one pass: {all:?}");
+        let computed = compute(&ctx, "touches", "conversions", &all)
+            .await
+            .expect("credits");
+        for (settings, batches) in all.iter().zip(&computed) {
+            for kind in kinds {
+                let own: Vec<Conversion> = conversions
+                    .iter()
+                    .filter(|c| c.kind.as_deref() == Some(kind))
+                    .cloned()
+                    .collect();
+                let expected = from_credits(&attribute(&touches, &own, settings.model, lookback));
+                let actual = from_batches(batches, kind);
+                assert!(!expected.is_empty());
+                assert_eq!(
+                    actual.keys().collect::<Vec<_>>(),
+                    expected.keys().collect::<Vec<_>>(),
+                    "{settings:?} {kind}"
+                );
+                for (key, (channel, credit, revenue)) in &expected {
+                    let got = &actual[key];
+                    assert_eq!(&got.0, channel, "{settings:?} {kind} {key:?}");
+                    assert!((got.1 - credit).abs() < 1e-12, "{settings:?} {key:?}");
+                    assert_eq!(&got.2, revenue, "{settings:?} {kind} {key:?}");
+                }
+            }
+        }
+    }
 }

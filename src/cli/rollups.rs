@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use kpi::config::Config;
 use kpi::defs::MetricKind;
-use kpi::rollup::{signature, Delta, Rollups};
+use kpi::rollup::{file_id, signature, Delta, Rollups};
 use kpi::{Error, Result};
 
 use super::Project;
@@ -153,6 +153,18 @@ async fn usage(project: &Project, rollups: &Rollups) -> Result<Usage> {
             current
                 .inputs
                 .insert(entry.fingerprint.clone(), inputs.clone());
+        }
+    }
+    // Recorded reach stays for the files still landed (a file's reach never goes stale).
+    let listed: HashSet<String> = files.values().flatten().map(file_id).collect();
+    for (key, reach) in &stored.reach {
+        let kept: BTreeMap<String, _> = reach
+            .iter()
+            .filter(|(file, _)| listed.contains(*file))
+            .map(|(file, reach)| (file.clone(), *reach))
+            .collect();
+        if !kept.is_empty() {
+            current.reach.insert(key.clone(), kept);
         }
     }
     Ok(Usage {

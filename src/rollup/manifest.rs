@@ -74,6 +74,10 @@ pub struct Delta {
     pub inputs: BTreeMap<String, Vec<InputFile>>,
     /// Partitions.
     pub entries: Vec<Entry>,
+    /// Reach of joined tables' files (see `engine::reach`), by relation and table
+    /// ([`super::reach_key`]), then by file ([`super::file_id`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub reach: BTreeMap<String, BTreeMap<String, crate::engine::Reach>>,
 }
 
 impl Delta {
@@ -83,6 +87,15 @@ impl Delta {
     pub fn merge(&mut self, other: Delta) {
         self.pieces.extend(other.pieces);
         self.inputs.extend(other.inputs);
+        // The first reach recorded for a file stays: every recorded reach is exact, so two
+        // processes recording a file differently (one before, one after its relation's first
+        // build) only differ in how much they recompute.
+        for (key, files) in other.reach {
+            let known = self.reach.entry(key).or_default();
+            for (file, reach) in files {
+                known.entry(file).or_insert(reach);
+            }
+        }
         let mut known: std::collections::HashSet<(String, String, String, String)> = self
             .entries
             .iter()

@@ -40,6 +40,7 @@ use sha2::{Digest, Sha256};
 use crate::config::Config;
 use crate::engine::aggregate::{AggregateQuery, AggregateRow, Bucket};
 use crate::engine::Engine;
+use crate::engine::Reach;
 use crate::error::{Error, Result};
 pub use lineage::Lineage;
 pub use manifest::{Delta, Entry, InputFile, PieceInfo};
@@ -110,6 +111,8 @@ struct Index {
     merged: Delta,
     /// Data files read, by relative path.
     files: HashMap<String, Arc<Loaded>>,
+    /// Reach recorded in this process and not yet written (the next delta carries it).
+    unsaved_reach: BTreeMap<String, BTreeMap<String, Reach>>,
 }
 
 /// The store, shared by every request of a process.
@@ -121,8 +124,13 @@ pub struct Rollups {
     loaded: tokio::sync::OnceCell<()>,
     /// Each file's `(low, high, nulls, rows)` of a time column, from its footer.
     ranges: std::sync::Mutex<HashMap<RangeKey, Option<Span>>>,
+    /// Reach probes, each run once per process (see [`Rollups::reach_for`]).
+    probes: std::sync::Mutex<HashMap<(String, String), Probe>>,
     counters: Counters,
 }
+
+/// One file's reach through one relation, probed once (by relation key and file id).
+type Probe = Arc<tokio::sync::OnceCell<Reach>>;
 
 /// A file's `(low, high, nulls, rows)` of a time column (see [`ranges::time_span`]).
 type Span = (i64, i64, u64, u64);
@@ -145,6 +153,7 @@ impl Rollups {
             index: tokio::sync::Mutex::new(Index::default()),
             loaded: tokio::sync::OnceCell::new(),
             ranges: std::sync::Mutex::new(HashMap::new()),
+            probes: std::sync::Mutex::new(HashMap::new()),
             counters: Counters::default(),
         })
     }
@@ -209,16 +218,17 @@ impl Rollups {
         };
         let piece = piece_key(&info, &lineage);
         let files = engine.files_of(lineage.tables.keys()).await;
-        let ranges = self.ranges_for(engine, &lineage, &files).await;
+        self.ensure_loaded().await?;
+        let mut spans = self.ranges_for(engine, &lineage, &files).await;
+        spans.extend(self.reach_for(engine, query, &lineage, &files).await);
         let keyed: Vec<Keyed> = query
             .buckets
             .iter()
-            .map(|bucket| key_bucket(bucket, &lineage, &files, &ranges))
+            .map(|bucket| key_bucket(bucket, &lineage, &files, &spans))
             .collect();
 
         let mut rows = Vec::new();
         let mut missing = Vec::new();
-        self.ensure_loaded().await?;
         for (index, key) in keyed.iter().enumerate() {
             match self.aggregate_rows(&piece, key).await {
                 Some(found) => {
@@ -506,7 +516,10 @@ impl Rollups {
         let sha256 = crate::digest::hex(&Sha256::digest(&buffer));
         let file = format!("{}/data/{piece}/{}.parquet", manifest::VERSION, unique());
         self.put_new(&file, buffer).await?;
-        let mut delta = Delta::default();
+        let mut delta = Delta {
+            reach: std::mem::take(&mut self.index.lock().await.unsaved_reach),
+            ..Delta::default()
+        };
         delta.pieces.insert(piece.to_string(), info.clone());
         for (key, rows) in keys {
             delta
@@ -658,6 +671,88 @@ impl Rollups {
         .collect()
     }
 
+    /// The reach (see [`crate::engine::Reach`]) of every file of the tables `query`'s relation
+    /// joins (every table but its time column's), recorded in the store per relation and file.
+    /// The first time a relation is built, its joined tables' files are recorded as reaching
+    /// every period (probing each would cost a build per file); a file that lands later is
+    /// probed once, so it recomputes only the periods its rows reach.
+    async fn reach_for(
+        &self,
+        engine: &Engine,
+        query: &AggregateQuery,
+        lineage: &Lineage,
+        files: &BTreeMap<String, Vec<ObjectMeta>>,
+    ) -> HashMap<String, Option<(i64, i64)>> {
+        let mut out = HashMap::new();
+        if !lineage.attribution.is_empty() {
+            return out;
+        }
+        let time_table = lineage.time.as_ref().map(|(table, _)| table);
+        for (table, metas) in files {
+            if Some(table) == time_table || metas.is_empty() {
+                continue;
+            }
+            let key = reach_key(query, lineage, table);
+            let known = self.index.lock().await.merged.reach.get(&key).cloned();
+            let mut recorded = BTreeMap::new();
+            for meta in metas {
+                let id = file_id(meta);
+                let reach = match known.as_ref().map(|known| known.get(&id)) {
+                    Some(Some(reach)) => *reach,
+                    None => None,
+                    Some(None) => self.probe(engine, query, table, &key, &id, meta).await,
+                };
+                if known.as_ref().is_none_or(|known| !known.contains_key(&id)) {
+                    recorded.insert(id, reach);
+                }
+                out.insert(meta.location.to_string(), reach);
+            }
+            if !recorded.is_empty() {
+                let mut index = self.index.lock().await;
+                let merged = index.merged.reach.entry(key.clone()).or_default();
+                for (id, reach) in &recorded {
+                    merged.entry(id.clone()).or_insert(*reach);
+                }
+                let unsaved = index.unsaved_reach.entry(key).or_default();
+                unsaved.extend(recorded);
+            }
+        }
+        out
+    }
+
+    /// Probes one file's reach, once per process however many pieces ask.
+    async fn probe(
+        &self,
+        engine: &Engine,
+        query: &AggregateQuery,
+        table: &str,
+        key: &str,
+        id: &str,
+        meta: &ObjectMeta,
+    ) -> Reach {
+        let cell = match self.probes.lock() {
+            Ok(mut probes) => {
+                Arc::clone(probes.entry((key.to_string(), id.to_string())).or_default())
+            }
+            Err(_) => return None,
+        };
+        *cell
+            .get_or_init(|| async {
+                let started = std::time::Instant::now();
+                let reach = engine
+                    .reach(&query.table, &query.time_column, table, meta)
+                    .await;
+                tracing::debug!(
+                    "rollups: reach of {} through {} in {} ms: {reach:?}",
+                    meta.location,
+                    query.table,
+                    started.elapsed().as_millis()
+                );
+                reach.unwrap_or(None)
+            })
+            .await
+    }
+
     /// Each file's `(low, high, nulls, rows)` of `column`, from its footer (cached per file
     /// version).
     async fn spans(
@@ -703,8 +798,10 @@ impl Rollups {
         let files = files.get(table).map(Vec::as_slice).unwrap_or(&[]);
         let mut latest = None;
         for span in self.spans(engine, files, column).await.values() {
-            let (_, high, _, _) = (*span)?;
-            latest = latest.max(Some(high));
+            let (low, high, _, _) = (*span)?;
+            if low <= high {
+                latest = latest.max(Some(high));
+            }
         }
         Some(latest)
     }
@@ -872,6 +969,38 @@ fn piece_key(info: &PieceInfo, lineage: &Lineage) -> String {
     crate::digest::short_hex(&hasher.finalize(), 10)
 }
 
+/// The key reach is recorded under: the relation (its name, time column and the SQL of every
+/// view it reads) and the joined table.
+pub(crate) fn reach_key(query: &AggregateQuery, lineage: &Lineage, table: &str) -> String {
+    let mut hasher = Sha256::new();
+    for part in [
+        manifest::VERSION,
+        &query.table.to_ascii_lowercase(),
+        &query.time_column,
+        table,
+    ] {
+        hasher.update(part.as_bytes());
+        hasher.update([0]);
+    }
+    for (name, sql) in &lineage.views {
+        hasher.update(name.as_bytes());
+        hasher.update([0]);
+        hasher.update(sql.as_bytes());
+        hasher.update([0]);
+    }
+    crate::digest::short_hex(&hasher.finalize(), 10)
+}
+
+/// A file version's identity in recorded reach: path, size and modification time.
+pub fn file_id(meta: &ObjectMeta) -> String {
+    format!(
+        "{}|{}|{}",
+        meta.location,
+        meta.size,
+        meta.last_modified.timestamp_micros()
+    )
+}
+
 /// Calendar months (UTC) covering `[low, high]` (microseconds since the epoch), as buckets.
 fn month_buckets(low: i64, high: i64) -> Vec<Bucket> {
     use chrono::{Datelike, NaiveDate};
@@ -909,24 +1038,22 @@ fn key_bucket(
     bucket: &Bucket,
     lineage: &Lineage,
     files: &BTreeMap<String, Vec<ObjectMeta>>,
-    ranges: &HashMap<String, Option<(i64, i64)>>,
+    spans: &HashMap<String, Option<(i64, i64)>>,
 ) -> Keyed {
     let (start, end) = (
         bucket.start.timestamp_micros(),
         bucket.end.timestamp_micros(),
     );
-    let relevant = |table: &str, meta: &ObjectMeta| match &lineage.time {
-        Some((time_table, _)) if time_table == table => {
-            match ranges.get(meta.location.as_ref()).copied().flatten() {
-                Some((low, high)) => {
-                    low <= end.saturating_add(MARGIN_MICROS)
-                        && high >= start.saturating_sub(MARGIN_MICROS)
-                }
-                None => true,
+    // A file counts where its rows' times can fall (the time table's footer statistics, a
+    // joined table's reach); a file with neither counts for every bucket.
+    let relevant =
+        |_: &str, meta: &ObjectMeta| match spans.get(meta.location.as_ref()).copied().flatten() {
+            Some((low, high)) => {
+                low <= end.saturating_add(MARGIN_MICROS)
+                    && high >= start.saturating_sub(MARGIN_MICROS)
             }
-        }
-        _ => true,
-    };
+            None => true,
+        };
     let (fingerprint, inputs) = fingerprint(lineage, files, relevant);
     Keyed {
         bucket: format!("{}..{}@{start}..{end}", bucket.start_day, bucket.end_day),

@@ -15,7 +15,8 @@ const MICROS_PER_DAY: i64 = 86_400_000_000;
 /// `(min, max, nulls, rows)` of `column` in the file: min and max as UTC microseconds (dates
 /// at UTC midnight), the rows whose value is null, and the file's row count; `None` when the
 /// footer cannot say (no statistics, a partition column, an unreadable file): such a file
-/// counts as covering every period.
+/// counts as covering every period. A file whose values are all null has `min > max` (it has no
+/// row in any period).
 pub async fn time_span(
     store: Arc<dyn ObjectStore>,
     meta: &ObjectMeta,
@@ -31,6 +32,16 @@ pub async fn time_span(
     if row_groups.is_empty() {
         return None;
     }
+    let nulls = converter
+        .row_group_null_counts(row_groups.iter())
+        .ok()?
+        .iter()
+        .try_fold(0u64, |sum, count| count.map(|c| sum + c))?;
+    let rows = u64::try_from(file.num_rows()).ok()?;
+    if nulls == rows {
+        // Every value null: the file has no row in any period.
+        return Some((i64::MAX, i64::MIN, nulls, rows));
+    }
     let mins = converter.row_group_mins(row_groups.iter()).ok()?;
     let maxes = converter.row_group_maxes(row_groups.iter()).ok()?;
     let scale = match mins.data_type() {
@@ -44,12 +55,6 @@ pub async fn time_span(
     };
     let low = extreme(&mins, i64::min)?;
     let high = extreme(&maxes, i64::max)?;
-    let nulls = converter
-        .row_group_null_counts(row_groups.iter())
-        .ok()?
-        .iter()
-        .try_fold(0u64, |sum, count| count.map(|c| sum + c))?;
-    let rows = u64::try_from(file.num_rows()).ok()?;
     Some((scale.apply(low), scale.apply(high), nulls, rows))
 }
 

@@ -541,3 +541,104 @@ async fn serve_builds_in_the_background_and_serves_the_last_report_while_refresh
         "no request was answered with the last complete report while the build ran"
     );
 }
+
+/// `mqls` by channel over 2026-W30..W46, as JSON, and what the store did computing it.
+async fn mqls_by_channel(
+    project: &Path,
+    data: &Path,
+    store: Option<&Path>,
+) -> (String, kpi::rollup::Activity) {
+    let (config, engine) = open(project, data, store).await;
+    let registry = kpi::defs::load_and_install(&config, &engine)
+        .await
+        .expect("definitions load");
+    let calendar = config.calendar();
+    let week = |label: &str| {
+        calendar
+            .parse_as(label, kpi::time::Grain::Week, false)
+            .expect("week")
+    };
+    let request = kpi::metrics::SeriesRequest {
+        metric: "mqls".into(),
+        from: week("2026-W30"),
+        to: week("2026-W46"),
+        by: vec!["channel".into()],
+        filters: Vec::new(),
+        compare: Vec::new(),
+        attribution: None,
+    };
+    let series = kpi::metrics::MetricService::new(&registry, &engine, calendar)
+        .series(&request)
+        .await
+        .expect("series");
+    let activity = engine
+        .rollups()
+        .map(|rollups| rollups.activity())
+        .unwrap_or_default();
+    (
+        serde_json::to_string_pretty(&series).expect("json"),
+        activity,
+    )
+}
+
+/// A file of a joined table (`crm.contacts`, joined into `reporting.lifecycle_changes`) counts
+/// for the periods its rows reach through the relation, not for every period: contacts no
+/// lifecycle change names recompute no MQL partition; contacts who became MQLs in W45, landed
+/// again under another lead source (created long before), change W45's breakdown, and the
+/// store's numbers follow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joined_tables_file_recomputes_only_the_periods_its_rows_reach() {
+    let data = demo_data_copy();
+    let project = project_copy();
+    let store = TempDir::new().expect("store");
+    let (before, first) = mqls_by_channel(project.path(), data.path(), Some(store.path())).await;
+    assert!(first.computed > 0, "the first build computes: {first:?}");
+
+    let contacts = parquet_files(&data.path().join("crm/contacts"));
+    let newest = contacts.last().expect("a contacts file");
+    derive(
+        newest,
+        &data.path().join("crm/contacts/new-0.parquet"),
+        0,
+        40,
+        Change {
+            suffix: Some(("contact_id", "-new".to_string())),
+            ..Change::default()
+        },
+    );
+    let (after, activity) = mqls_by_channel(project.path(), data.path(), Some(store.path())).await;
+    let (reference, _) = mqls_by_channel(project.path(), data.path(), None).await;
+    assert!(
+        after == reference,
+        "new contacts: the store differs from the reference path"
+    );
+    assert_eq!(
+        activity.computed, 0,
+        "contacts no lifecycle change names reach no period: {activity:?}"
+    );
+
+    let staging = TempDir::new().expect("staging");
+    let written = staging.path().join("again.parquet");
+    let copied = duckdb_scalar(&format!(
+        "COPY (SELECT contact_id, created_at, 'trade_show' AS lead_source, company_size, \
+         industry, region, owner FROM {contacts} WHERE contact_id IN (SELECT contact_id FROM \
+         {changes} WHERE to_stage = 'mql' AND changed_at >= TIMESTAMPTZ '2026-11-03 00:00:00+00' \
+         AND changed_at < TIMESTAMPTZ '2026-11-08 00:00:00+00')) TO '{}' (FORMAT parquet)",
+        written.display(),
+        contacts = duckdb_table(data.path(), "crm.contacts"),
+        changes = duckdb_table(data.path(), "crm.lifecycle_changes"),
+    ));
+    assert!(copied.parse::<i64>().expect("rows") > 0, "W45 has MQLs");
+    land(
+        &data.path().join("crm/contacts/again-1.parquet"),
+        &std::fs::read(&written).expect("written"),
+    );
+    let (after, activity) = mqls_by_channel(project.path(), data.path(), Some(store.path())).await;
+    let (reference, _) = mqls_by_channel(project.path(), data.path(), None).await;
+    assert!(reference != before, "the landing changes W45's breakdown");
+    assert!(
+        after == reference,
+        "contacts landed again under another lead source: the store differs from the reference"
+    );
+    assert!(activity.computed > 0, "W45 is recomputed: {activity:?}");
+}

@@ -6,9 +6,9 @@
 //! query runs the view's `SELECT DISTINCT` again. The rollup store computes wide misses (many
 //! buckets at once, as in a first build) and whole health queries here; a narrow miss (the
 //! week a day landed in) stays in the serving session, where filters reach the Parquet scan
-//! and prune files. A view whose rows exceed [`KEEP_BYTES`] is not kept
-//! (kept views never hold more than that each): each scan computes it again, as a plain view
-//! would.
+//! and prune files. A view whose rows exceed [`KEEP_BYTES`] is not kept: its first
+//! computation stops as soon as its rows pass that size (so no view is ever held whole in memory
+//! beyond it), and each scan streams it again, as a plain view would.
 //!
 //! The session is made again whenever data or views change (see `Engine::build_session`),
 //! so a kept view never outlives the files it was computed from; the server drops it after
@@ -30,6 +30,7 @@ use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
+use futures::StreamExt;
 
 /// A kept view holds at most this many bytes of Arrow arrays.
 pub const KEEP_BYTES: usize = 192 * 1024 * 1024;
@@ -55,33 +56,55 @@ pub fn worth_keeping(plan: &LogicalPlan) -> bool {
     heavy
 }
 
-/// Bytes of the buffers the batches hold, each buffer counted once (batches cut from one
-/// result share their buffers, which `get_array_memory_size` counts once per batch).
-fn held_bytes(batches: &[RecordBatch]) -> usize {
-    fn visit(data: &arrow::array::ArrayData, seen: &mut HashSet<usize>, total: &mut usize) {
+/// Whether a view's rows could fit in [`KEEP_BYTES`], judged from the Parquet bytes of the
+/// landed tables it scans (`landed`, by qualified name): Arrow arrays take at least about twice
+/// their compressed Parquet size, so a view over more than half the budget is not tried (trying
+/// would compute it once only to drop it).
+pub fn could_fit(plan: &LogicalPlan, landed: &std::collections::HashMap<String, u64>) -> bool {
+    let mut bytes = 0u64;
+    let _ = plan.apply(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            bytes += landed
+                .get(&scan.table_name.to_string())
+                .copied()
+                .unwrap_or(0);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    bytes.saturating_mul(2) <= KEEP_BYTES as u64
+}
+
+/// Bytes of the buffers batches hold, each buffer counted once (batches cut from one result
+/// share their buffers, which `get_array_memory_size` counts once per batch).
+#[derive(Default)]
+struct HeldBytes {
+    seen: HashSet<usize>,
+    total: usize,
+}
+
+impl HeldBytes {
+    fn add(&mut self, batch: &RecordBatch) {
+        for column in batch.columns() {
+            self.visit(&column.to_data());
+        }
+    }
+
+    fn visit(&mut self, data: &arrow::array::ArrayData) {
         for buffer in data.buffers() {
-            if seen.insert(buffer.data_ptr().as_ptr() as usize) {
-                *total += buffer.capacity();
+            if self.seen.insert(buffer.data_ptr().as_ptr() as usize) {
+                self.total += buffer.capacity();
             }
         }
         if let Some(nulls) = data.nulls() {
             let buffer = nulls.buffer();
-            if seen.insert(buffer.data_ptr().as_ptr() as usize) {
-                *total += buffer.capacity();
+            if self.seen.insert(buffer.data_ptr().as_ptr() as usize) {
+                self.total += buffer.capacity();
             }
         }
         for child in data.child_data() {
-            visit(child, seen, total);
+            self.visit(child);
         }
     }
-    let mut seen = HashSet::new();
-    let mut total = 0;
-    for batch in batches {
-        for column in batch.columns() {
-            visit(&column.to_data(), &mut seen, &mut total);
-        }
-    }
-    total
 }
 
 /// A view computed on first scan and kept (when small enough) for the session's life.
@@ -105,20 +128,41 @@ impl KeptView {
         }
     }
 
-    async fn compute(&self, state: &SessionState) -> datafusion::error::Result<Vec<RecordBatch>> {
+    /// Computes the view, keeping its rows unless they grow past [`KEEP_BYTES`]: then the
+    /// rows read so far are dropped at once (never the whole view in memory) and `None` says
+    /// every scan computes it again, streaming.
+    async fn compute(
+        &self,
+        state: &SessionState,
+    ) -> datafusion::error::Result<Option<Vec<RecordBatch>>> {
         let started = std::time::Instant::now();
         let ctx = SessionContext::new_with_state(state.clone());
-        let batches = ctx
+        let mut stream = ctx
             .execute_logical_plan(self.plan.clone())
             .await?
-            .collect()
+            .execute_stream()
             .await?;
+        let (mut batches, mut held) = (Vec::new(), HeldBytes::default());
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            held.add(&batch);
+            if held.total > KEEP_BYTES {
+                tracing::debug!(
+                    "build session: view {} is over {} MiB, not kept (streamed on each scan)",
+                    self.name,
+                    KEEP_BYTES / (1024 * 1024)
+                );
+                return Ok(None);
+            }
+            batches.push(batch);
+        }
         tracing::debug!(
-            "build session: view {} computed in {} ms",
+            "build session: view {} computed in {} ms ({} MiB kept)",
             self.name,
-            started.elapsed().as_millis()
+            started.elapsed().as_millis(),
+            held.total / (1024 * 1024)
         );
-        Ok(batches)
+        Ok(Some(batches))
     }
 }
 
@@ -147,29 +191,29 @@ impl TableProvider for KeptView {
         let kept = self
             .rows
             .get_or_try_init(|| async {
-                let batches = self.compute(state).await?;
-                let bytes = held_bytes(&batches);
-                Ok::<_, DataFusionError>(if bytes <= KEEP_BYTES {
-                    Some(Arc::new(batches))
-                } else {
-                    tracing::debug!(
-                        "build session: view {} is {} MiB, not kept",
-                        self.name,
-                        bytes / (1024 * 1024)
-                    );
-                    None
-                })
+                Ok::<_, DataFusionError>(self.compute(state).await?.map(Arc::new))
             })
             .await?;
-        let batches = match kept {
-            Some(batches) => batches.as_ref().clone(),
-            None => self.compute(state).await?,
+        let Some(batches) = kept else {
+            // Too big to keep: the view's own plan, streamed like a plain view's.
+            let mut frame = SessionContext::new_with_state(state.clone())
+                .execute_logical_plan(self.plan.clone())
+                .await?;
+            if let Some(projection) = projection {
+                let names: Vec<String> = projection
+                    .iter()
+                    .map(|i| self.schema.field(*i).name().clone())
+                    .collect();
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                frame = frame.select_columns(&names)?;
+            }
+            return frame.create_physical_plan().await;
         };
         // Spread over the session's partitions so both cores scan.
         let partitions = state.config().target_partitions().max(1);
         let mut split: Vec<Vec<RecordBatch>> = vec![Vec::new(); partitions];
-        for (index, batch) in batches.into_iter().enumerate() {
-            split[index % partitions].push(batch);
+        for (index, batch) in batches.iter().enumerate() {
+            split[index % partitions].push(batch.clone());
         }
         Ok(MemorySourceConfig::try_new_exec(
             &split,

@@ -685,16 +685,29 @@ impl Engine {
         }
         *slot = None;
         let sandbox = self.sandbox()?;
-        let views = self.inner.catalog.lock().await.views.clone();
+        let (views, landed_bytes) = {
+            let state = self.inner.catalog.lock().await;
+            let bytes: HashMap<String, u64> = state
+                .tables
+                .iter()
+                .map(|(name, loaded)| {
+                    let size = loaded.discovered.files.iter().map(|f| f.size).sum();
+                    (name.clone(), size)
+                })
+                .collect();
+            (state.views.clone(), bytes)
+        };
         self.add_attribution_table(&sandbox, &views)?;
         let serving = self.catalog()?.schema(REPORTING_SCHEMA);
         for view in &views {
             let provider: Arc<dyn TableProvider> = match sandbox.plan(&view.sql).await {
                 // A table's distinct view is read once per data version (its duplicate
-                // count): keeping it would only hold the whole table in memory.
+                // count): keeping it would only hold the whole table in memory. A view over
+                // more landed bytes than could fit is not tried either.
                 Ok(plan)
                     if materialize::worth_keeping(&plan)
-                        && !view.name.starts_with("_distinct__") =>
+                        && !view.name.starts_with("_distinct__")
+                        && materialize::could_fit(&plan, &landed_bytes) =>
                 {
                     Arc::new(materialize::KeptView::new(&view.name, plan))
                 }

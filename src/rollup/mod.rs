@@ -54,6 +54,74 @@ const MARGIN_MICROS: i64 = 36 * 3_600_000_000;
 /// `engine::materialize`).
 const WIDE_DAYS: i64 = 35;
 
+/// Landed bytes (Parquet, of the time column's table) one query computing misses may read; more
+/// are split into runs of buckets. Arrow holds about 14 times the Parquet bytes of the demo's
+/// sessions once de-duplicated, so a run's hash table stays near 200 MiB.
+const RUN_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Splits `buckets` (indexes, by start) into runs whose time-table files (those a bucket's
+/// span overlaps) add up to at most `budget` bytes; a bucket over the budget alone is a run.
+/// One run when the time column's table is not known (every file counts for every bucket) or
+/// the relation reads another table.
+fn runs_within(
+    buckets: &[Bucket],
+    lineage: &Lineage,
+    files: &BTreeMap<String, Vec<ObjectMeta>>,
+    spans: &HashMap<String, Option<(i64, i64)>>,
+    budget: u64,
+) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..buckets.len()).collect();
+    let time_files = match &lineage.time {
+        // Only a relation over its time column's table alone: a joined table is not pruned by
+        // the time filter, so every run would read all of it again.
+        Some((table, _)) if lineage.tables.len() == 1 => {
+            files.get(table).map(Vec::as_slice).unwrap_or(&[])
+        }
+        _ => return vec![order],
+    };
+    order.sort_by_key(|i| buckets[*i].start);
+    let mut runs: Vec<Vec<usize>> = Vec::new();
+    let mut run_files: HashSet<&str> = HashSet::new();
+    let mut run_bytes = 0u64;
+    for index in order {
+        let (start, end) = (
+            buckets[index].start.timestamp_micros(),
+            buckets[index].end.timestamp_micros(),
+        );
+        let touched: Vec<&ObjectMeta> = time_files
+            .iter()
+            .filter(
+                |meta| match spans.get(meta.location.as_ref()).copied().flatten() {
+                    Some((low, high)) => {
+                        low <= end.saturating_add(MARGIN_MICROS)
+                            && high >= start.saturating_sub(MARGIN_MICROS)
+                    }
+                    None => true,
+                },
+            )
+            .collect();
+        let added: u64 = touched
+            .iter()
+            .filter(|meta| !run_files.contains(meta.location.as_ref()))
+            .map(|meta| meta.size)
+            .sum();
+        if runs.is_empty() || (run_bytes + added > budget && run_bytes > 0) {
+            runs.push(Vec::new());
+            run_files.clear();
+            run_bytes = 0;
+        }
+        run_bytes += touched
+            .iter()
+            .filter(|meta| run_files.insert(meta.location.as_ref()))
+            .map(|meta| meta.size)
+            .sum::<u64>();
+        if let Some(run) = runs.last_mut() {
+            run.push(index);
+        }
+    }
+    runs
+}
+
 /// Days from the first bucket's start to the last bucket's end.
 fn span_days(buckets: &[Bucket]) -> i64 {
     let first = buckets.iter().map(|b| b.start_day).min();
@@ -126,6 +194,8 @@ pub struct Rollups {
     ranges: std::sync::Mutex<HashMap<RangeKey, Option<Span>>>,
     /// Reach probes, each run once per process (see [`Rollups::reach_for`]).
     probes: std::sync::Mutex<HashMap<(String, String), Probe>>,
+    /// One permit: wide computations (whole views, runs of buckets, health queries) queue.
+    heavy: tokio::sync::Semaphore,
     counters: Counters,
 }
 
@@ -154,6 +224,7 @@ impl Rollups {
             loaded: tokio::sync::OnceCell::new(),
             ranges: std::sync::Mutex::new(HashMap::new()),
             probes: std::sync::Mutex::new(HashMap::new()),
+            heavy: tokio::sync::Semaphore::new(1),
             counters: Counters::default(),
         })
     }
@@ -251,9 +322,34 @@ impl Rollups {
         };
         self.counters.queries.fetch_add(1, Ordering::Relaxed);
         let started = std::time::Instant::now();
-        // Wide misses (a first build, a trend) read whole views: computed in the build
-        // session, where each view runs once; narrow ones prune files in the serving session.
-        let computed = if span_days(&sub.buckets) > WIDE_DAYS {
+        // Misses over more landed bytes than one query should hold are computed a run of
+        // buckets at a time in the serving session (the time filter prunes each run's files,
+        // so a de-duplicating view's hash table holds one run); other wide misses (a first
+        // build, a trend) read whole views in the build session, where each view runs once;
+        // narrow ones prune files in the serving session.
+        let runs = runs_within(&sub.buckets, &lineage, &files, &spans, RUN_BYTES);
+        let wide = runs.len() > 1 || span_days(&sub.buckets) > WIDE_DAYS;
+        // One wide computation at a time: each already uses every core, and side by side
+        // their hash tables would add up.
+        let _turn = if wide {
+            Some(self.heavy.acquire().await)
+        } else {
+            None
+        };
+        let computed = if runs.len() > 1 {
+            let mut rows = Vec::new();
+            for run in &runs {
+                let part = AggregateQuery {
+                    buckets: run.iter().map(|i| sub.buckets[*i]).collect(),
+                    ..sub.clone()
+                };
+                for mut row in engine.aggregate_over(frame.clone(), &part).await? {
+                    row.bucket = run[row.bucket];
+                    rows.push(row);
+                }
+            }
+            rows
+        } else if span_days(&sub.buckets) > WIDE_DAYS {
             let ctx = engine.build_session().await?;
             let frame = engine.relation_in(&ctx, query).await?;
             engine.aggregate_over(frame, &sub).await?
@@ -333,7 +429,10 @@ impl Rollups {
         let started = std::time::Instant::now();
         // Health queries read whole tables and views: planned again in the build session (the
         // plan above has the views inlined, for the lineage), where each view runs once.
-        let batches = engine.collect_sql_in_build_session(sql).await?;
+        let batches = {
+            let _turn = self.heavy.acquire().await;
+            engine.collect_sql_in_build_session(sql).await?
+        };
         tracing::debug!(
             "rollups: query computed in {} ms: {sql}",
             started.elapsed().as_millis()
@@ -1110,4 +1209,74 @@ fn unique() -> String {
     );
     hasher.write_u32(std::process::id());
     format!("{:016x}", hasher.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn week(start: &str) -> Bucket {
+        let day = chrono::NaiveDate::parse_from_str(start, "%Y-%m-%d").expect("day");
+        let end = day + chrono::Duration::days(7);
+        let instant = |d: chrono::NaiveDate| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+        Bucket {
+            start_day: day,
+            end_day: end,
+            start: instant(day),
+            end: instant(end),
+        }
+    }
+
+    fn file(path: &str, size: u64) -> ObjectMeta {
+        ObjectMeta {
+            location: ObjectPath::from(path),
+            last_modified: chrono::Utc::now(),
+            size,
+            e_tag: None,
+            version: None,
+        }
+    }
+
+    /// Weekly buckets over monthly files: runs never read more than the budget of files, each
+    /// bucket is in exactly one run, and a table not traced to its time column is one run.
+    #[test]
+    fn runs_of_buckets_stay_within_the_byte_budget() {
+        let micros = |day: &str| week(day).start.timestamp_micros();
+        let months = [
+            ("t/2026-09.parquet", "2026-09-01", "2026-09-30"),
+            ("t/2026-10.parquet", "2026-10-01", "2026-10-31"),
+            ("t/2026-11.parquet", "2026-11-01", "2026-11-30"),
+        ];
+        let metas: Vec<ObjectMeta> = months.iter().map(|(path, _, _)| file(path, 10)).collect();
+        let spans: HashMap<String, Option<(i64, i64)>> = months
+            .iter()
+            .map(|(path, low, high)| (path.to_string(), Some((micros(low), micros(high)))))
+            .collect();
+        let files = BTreeMap::from([("t.x".to_string(), metas)]);
+        let lineage = Lineage {
+            time: Some(("t.x".into(), "at".into())),
+            tables: BTreeMap::from([("t.x".to_string(), 1)]),
+            ..Lineage::default()
+        };
+        // Out of order on purpose: runs follow time.
+        let buckets: Vec<Bucket> = [
+            "2026-11-09",
+            "2026-09-07",
+            "2026-10-12",
+            "2026-09-14",
+            "2026-11-16",
+        ]
+        .iter()
+        .map(|d| week(d))
+        .collect();
+        let runs = runs_within(&buckets, &lineage, &files, &spans, 10);
+        assert_eq!(runs, vec![vec![1, 3], vec![2], vec![0, 4]]);
+        let one = runs_within(&buckets, &lineage, &files, &spans, 1_000);
+        assert_eq!(one, vec![vec![1, 3, 2, 0, 4]]);
+        let untraced = runs_within(&buckets, &Lineage::default(), &files, &spans, 10);
+        assert_eq!(untraced.len(), 1);
+        let mut joined = lineage.clone();
+        joined.tables.insert("t.y".into(), 1);
+        assert_eq!(runs_within(&buckets, &joined, &files, &spans, 10).len(), 1);
+    }
 }

@@ -194,8 +194,6 @@ pub struct Rollups {
     ranges: std::sync::Mutex<HashMap<RangeKey, Option<Span>>>,
     /// Reach probes, each run once per process (see [`Rollups::reach_for`]).
     probes: std::sync::Mutex<HashMap<(String, String), Probe>>,
-    /// One permit: wide computations (whole views, runs of buckets, health queries) queue.
-    heavy: tokio::sync::Semaphore,
     counters: Counters,
 }
 
@@ -224,7 +222,6 @@ impl Rollups {
             loaded: tokio::sync::OnceCell::new(),
             ranges: std::sync::Mutex::new(HashMap::new()),
             probes: std::sync::Mutex::new(HashMap::new()),
-            heavy: tokio::sync::Semaphore::new(1),
             counters: Counters::default(),
         })
     }
@@ -328,14 +325,6 @@ impl Rollups {
         // build, a trend) read whole views in the build session, where each view runs once;
         // narrow ones prune files in the serving session.
         let runs = runs_within(&sub.buckets, &lineage, &files, &spans, RUN_BYTES);
-        let wide = runs.len() > 1 || span_days(&sub.buckets) > WIDE_DAYS;
-        // One wide computation at a time: each already uses every core, and side by side
-        // their hash tables would add up.
-        let _turn = if wide {
-            Some(self.heavy.acquire().await)
-        } else {
-            None
-        };
         let computed = if runs.len() > 1 {
             let mut rows = Vec::new();
             for run in &runs {
@@ -429,10 +418,7 @@ impl Rollups {
         let started = std::time::Instant::now();
         // Health queries read whole tables and views: planned again in the build session (the
         // plan above has the views inlined, for the lineage), where each view runs once.
-        let batches = {
-            let _turn = self.heavy.acquire().await;
-            engine.collect_sql_in_build_session(sql).await?
-        };
+        let batches = engine.collect_sql_in_build_session(sql).await?;
         tracing::debug!(
             "rollups: query computed in {} ms: {sql}",
             started.elapsed().as_millis()

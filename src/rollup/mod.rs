@@ -342,6 +342,9 @@ impl Rollups {
             let ctx = engine.build_session().await?;
             let frame = engine.relation_in(&ctx, query).await?;
             engine.aggregate_over(frame, &sub).await?
+        } else if lineage.tables.len() > 1 {
+            let frame = engine.relation_in(engine.pushdown_session(), query).await?;
+            engine.aggregate_over(frame, &sub).await?
         } else {
             engine.aggregate_over(frame, &sub).await?
         };

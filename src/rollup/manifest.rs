@@ -75,7 +75,7 @@ pub struct Delta {
     /// Partitions.
     pub entries: Vec<Entry>,
     /// Reach of joined tables' files (see `engine::reach`), by relation and table
-    /// ([`super::reach_key`]), then by file ([`super::file_id`]).
+    /// (`reach_key`), then by file ([`super::file_id`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub reach: BTreeMap<String, BTreeMap<String, crate::engine::Reach>>,
 }

@@ -6,12 +6,13 @@
 //! *bucket* (a period's bounds). A piece's answer for a bucket is stored as a *partition*
 //! together with a *fingerprint* of the input files that can affect it:
 //!
-//! - the files of every landed table the piece reads (through views and the attribution
-//!   table), all of them, except
 //! - for the one landed table the piece's time column is proven to be copied from (see
-//!   [`lineage`]), only the files whose footer statistics place rows within 36 hours of the
-//!   bucket (the margin covers time zones and date columns; a file without statistics counts
-//!   for every bucket).
+//!   [`lineage`]), the files whose footer statistics place rows within 36 hours of the bucket
+//!   (the margin covers time zones and date columns; a file without statistics counts for
+//!   every bucket);
+//! - for every other landed table the piece reads (through views and the attribution table),
+//!   the files whose recorded *reach* through the relation overlaps the bucket (see
+//!   `engine::reach` and `Rollups::reach_for`); a file without one counts for every bucket.
 //!
 //! A partition is served only when its fingerprint equals the fingerprint of the files listed
 //! now, so a new, replaced or removed file makes exactly the buckets it can affect miss, and

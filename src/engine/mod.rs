@@ -233,8 +233,9 @@ impl Engine {
             .build()?;
         // The same catalog, with filters evaluated while Parquet pages are decoded: a join's
         // filter from its small side (the landed week's form submits) then skips the other
-        // side's rows before they are de-duplicated. Only for narrow misses of relations that
-        // join tables: on small files and whole views it costs more than it saves.
+        // side's rows before they are de-duplicated. Only for misses of relations that join
+        // tables (narrow ones, and runs of wide ones): on small files and whole views it costs
+        // more than it saves.
         let mut pushdown_state = ctx.state();
         let parquet = &mut pushdown_state.config_mut().options_mut().execution.parquet;
         parquet.pushdown_filters = true;
@@ -273,8 +274,8 @@ impl Engine {
         &self.inner.ctx
     }
 
-    /// The serving session with filters pushed into Parquet decoding (narrow misses of
-    /// relations that join tables).
+    /// The serving session with filters pushed into Parquet decoding (misses of relations that
+    /// join tables).
     pub(crate) fn pushdown_session(&self) -> &SessionContext {
         &self.inner.pushdown
     }

@@ -37,6 +37,7 @@
 //! | `rollups.root` | `KPI_ROLLUPS` | `./.kpi/rollups` (or `s3://bucket/prefix`, with the `[data.s3]` settings) |
 //! | `rollups.enabled` | `KPI_ROLLUPS_ENABLED` | `true` (`false`: every number straight from the views, the reference path) |
 //! | `rollups.background` | `KPI_ROLLUPS_BACKGROUND` | `true` (`kpi serve` builds the latest reports when data or definitions change) |
+//! | `rollups.run_kib` | `KPI_ROLLUPS_RUN_KIB` | `16384` (Parquet KiB one query over wide misses reads; more are computed in runs of buckets) |
 //! | `email.from` | `KPI_EMAIL_FROM` | `kpi reports <kpi@localhost>` |
 //! | `email.smtp_host`, `smtp_port` | `KPI_SMTP_HOST`, `KPI_SMTP_PORT` | `127.0.0.1`, by `tls`: 25 / 587 / 465 |
 //! | `email.tls` | `KPI_SMTP_TLS` | `starttls` (`none` for a local relay, `tls` for SMTPS) |
@@ -313,6 +314,9 @@ pub struct RollupsConfig {
     /// `kpi serve` builds the dashboards' latest reports in the background at start and
     /// whenever data or definitions change (`false`: only when a page is asked for).
     pub background: bool,
+    /// Landed Parquet bytes one query computing wide misses may read; more are split into runs
+    /// of buckets (`rollups.run_kib`).
+    pub run_bytes: u64,
 }
 
 /// Values given on the command line, which win over the file and the environment.

@@ -53,6 +53,7 @@ pub(super) struct RawRollups {
     pub(super) root: Option<String>,
     pub(super) enabled: Option<bool>,
     pub(super) background: Option<bool>,
+    pub(super) run_kib: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -441,10 +441,17 @@ impl Layers<'_> {
             raw.background,
             true,
         );
+        let run_bytes = self.number(
+            ("rollups", "run_kib", "KPI_ROLLUPS_RUN_KIB"),
+            raw.run_kib.map(|v| v as u64),
+            16 * 1024,
+            1,
+        ) * 1024;
         RollupsConfig {
             root,
             enabled,
             background,
+            run_bytes,
         }
     }
 

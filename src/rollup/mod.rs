@@ -55,11 +55,6 @@ const MARGIN_MICROS: i64 = 36 * 3_600_000_000;
 /// `engine::materialize`).
 const WIDE_DAYS: i64 = 35;
 
-/// Landed bytes (Parquet, of the time column's table) one query computing misses may read; more
-/// are split into runs of buckets. Arrow holds about 14 times the Parquet bytes of the demo's
-/// sessions once de-duplicated, so a run's hash table stays near 200 MiB.
-const RUN_BYTES: u64 = 16 * 1024 * 1024;
-
 /// Splits `buckets` (indexes, by start) into runs whose time-table files (those a bucket's
 /// span overlaps) add up to at most `budget` bytes; a bucket over the budget alone is a run.
 /// One run when the time column's table is not known (every file counts for every bucket).
@@ -190,6 +185,10 @@ pub struct Rollups {
     ranges: std::sync::Mutex<HashMap<RangeKey, Option<Span>>>,
     /// Reach probes, each run once per process (see [`Rollups::reach_for`]).
     probes: std::sync::Mutex<HashMap<(String, String), Probe>>,
+    /// Landed bytes (Parquet, of the time column's table) one query computing wide misses may
+    /// read (`rollups.run_kib`, 16 MiB by default: Arrow holds about 14 times the Parquet bytes
+    /// of the demo's sessions once de-duplicated, so a run's hash table stays near 200 MiB).
+    run_bytes: u64,
     counters: Counters,
 }
 
@@ -218,6 +217,7 @@ impl Rollups {
             loaded: tokio::sync::OnceCell::new(),
             ranges: std::sync::Mutex::new(HashMap::new()),
             probes: std::sync::Mutex::new(HashMap::new()),
+            run_bytes: config.rollups.run_bytes,
             counters: Counters::default(),
         })
     }
@@ -322,13 +322,17 @@ impl Rollups {
         // it: the form submits of a month at `--scale 10` read 160 MiB, not 850); other wide
         // misses (a first build, a trend) read whole views in the build session, where each
         // view runs once; narrow ones prune files in the serving session.
-        let runs = runs_within(&sub.buckets, &lineage, &files, &spans, RUN_BYTES);
+        let runs = runs_within(&sub.buckets, &lineage, &files, &spans, self.run_bytes);
         let computed = if runs.len() > 1 {
             let frame = if lineage.tables.len() > 1 {
                 engine.relation_in(engine.pushdown_session(), query).await?
             } else {
                 frame
             };
+            // Each run is a query of its own (one is counted above).
+            self.counters
+                .queries
+                .fetch_add(runs.len() as u64 - 1, Ordering::Relaxed);
             let mut rows = Vec::new();
             for run in &runs {
                 let part = AggregateQuery {

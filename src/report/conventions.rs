@@ -34,11 +34,9 @@ pub async fn count_conventions(
         }
         None => everything(),
     };
-    let mut out = Vec::new();
-    for rule in rules {
-        out.push(count_rule(engine, rule, bucket).await);
-    }
-    out
+    // Every rule's counts at once: each is a small query, and in a row they would wait on each
+    // other (the order of the answer is the rules' order).
+    futures::future::join_all(rules.iter().map(|rule| count_rule(engine, rule, bucket))).await
 }
 
 async fn count_rule(engine: &Engine, rule: &Rule, bucket: Bucket) -> ConventionCount {
@@ -61,15 +59,13 @@ async fn count_rule(engine: &Engine, rule: &Rule, bucket: Bucket) -> ConventionC
         top: Vec::new(),
         error: None,
     };
-    let rows = match engine.aggregate(&query("COUNT(*)")).await {
-        Ok(rows) => rows,
-        Err(error) => {
-            count.error = Some(error.message);
-            return count;
-        }
-    };
-    let carried = match engine.aggregate(&query(rule.carries.1)).await {
-        Ok(rows) => rows,
+    let (rows, carried) = match futures::future::try_join(
+        engine.aggregate(&query("COUNT(*)")),
+        engine.aggregate(&query(rule.carries.1)),
+    )
+    .await
+    {
+        Ok(both) => both,
         Err(error) => {
             count.error = Some(error.message);
             return count;

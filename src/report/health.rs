@@ -128,13 +128,37 @@ impl Context<'_> {
         let sources = self.sources_of(dashboard);
         let mut health = Health::default();
         let versions = self.engine.data_versions().await;
-        for table in self.engine.tables().await {
-            let source = table.name.split('.').next().unwrap_or_default();
-            if !sources.contains(source) {
-                continue;
+        let tables: Vec<_> = self
+            .engine
+            .tables()
+            .await
+            .into_iter()
+            .filter(|table| sources.contains(table.name.split('.').next().unwrap_or_default()))
+            .collect();
+        // Tables one after another (a first build's duplicate counts read whole tables; side
+        // by side their hash tables would add up), the week's tracking conventions (small
+        // queries) meanwhile.
+        let duplicates = async {
+            let mut counts = Vec::new();
+            for table in &tables {
+                let version = versions.get(&table.name).cloned().unwrap_or_default();
+                counts.push((table, self.duplicates(table, version).await));
             }
-            let version = versions.get(&table.name).cloned().unwrap_or_default();
-            let count = match self.duplicates(&table, version).await {
+            counts
+        };
+        let rules: Vec<_> = self
+            .config
+            .conventions
+            .rules
+            .iter()
+            .filter(|rule| sources.contains(rule.table.split('.').next().unwrap_or_default()))
+            .cloned()
+            .collect();
+        let conventions =
+            super::conventions::count_conventions(self.engine, &self.calendar, &rules, Some(week));
+        let (counts, conventions) = futures::future::join(duplicates, conventions).await;
+        for (table, count) in counts {
+            let count = match count {
                 Ok((rows, duplicates)) => DuplicateCount {
                     table: table.name.clone(),
                     rows: Some(rows),
@@ -156,17 +180,7 @@ impl Context<'_> {
             };
             health.duplicates.push(count);
         }
-        let rules: Vec<_> = self
-            .config
-            .conventions
-            .rules
-            .iter()
-            .filter(|rule| sources.contains(rule.table.split('.').next().unwrap_or_default()))
-            .cloned()
-            .collect();
-        health.conventions =
-            super::conventions::count_conventions(self.engine, &self.calendar, &rules, Some(week))
-                .await;
+        health.conventions = conventions;
         let findings = health
             .conventions
             .iter()

@@ -8,7 +8,7 @@
 //! effects normalised to sum to 1. This is a channel-level model, not Google's proprietary
 //! data-driven attribution.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::Duration;
 
@@ -65,6 +65,33 @@ pub fn entity_paths(
         });
     }
     paths
+}
+
+/// Conversions and non-conversions per channel path, added up over entities.
+pub type PathCounts = HashMap<Vec<String>, (f64, f64)>;
+
+/// Adds `sign` times a path's conversions and non-conversions to `counts`.
+pub fn count_path(counts: &mut PathCounts, path: PathCount, sign: f64) {
+    let entry = counts.entry(path.channels).or_default();
+    entry.0 += sign * path.conversions;
+    entry.1 += sign * path.nulls;
+}
+
+/// Channel weights of added-up path counts. Paths are taken in channel order (so the chain's
+/// states are numbered the same whatever order the entities came in); a path whose counts add
+/// up to nothing is left out.
+pub fn weights_of(counts: PathCounts) -> BTreeMap<String, f64> {
+    let mut paths: Vec<PathCount> = counts
+        .into_iter()
+        .filter(|(_, (conversions, nulls))| *conversions != 0.0 || *nulls != 0.0)
+        .map(|(channels, (conversions, nulls))| PathCount {
+            channels,
+            conversions,
+            nulls,
+        })
+        .collect();
+    paths.sort_by(|a, b| a.channels.cmp(&b.channels));
+    channel_weights(paths)
 }
 
 struct Chain {

@@ -26,7 +26,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
 
 use super::io::{open_frame, parse_cents, Columns};
-use super::markov::{channel_weights, entity_paths, PathCount};
+use super::markov::{count_path, entity_paths, weights_of, PathCounts};
 use super::{credit_entity, Conversion, Credit, Model, Touch};
 use crate::error::{Error, Result};
 
@@ -407,26 +407,15 @@ pub async fn run(job: &Job<'_>) -> Result<Summary> {
         let mut touches = touch_groups(Input::file(&ctx, job.touches).await?, job.columns).await?;
         let mut conversions =
             conversion_groups(Input::file(&ctx, job.conversions).await?, job.columns, None).await?;
-        let mut counts: HashMap<Vec<String>, (f64, f64)> = HashMap::new();
+        let mut counts = PathCounts::new();
         for_each_entity(&mut touches, &mut conversions, |t, c| {
             for path in entity_paths(&t, &c, job.lookback) {
-                let entry = counts.entry(path.channels).or_default();
-                entry.0 += path.conversions;
-                entry.1 += path.nulls;
+                count_path(&mut counts, path, 1.0);
             }
             Ok(())
         })
         .await?;
-        let mut paths: Vec<PathCount> = counts
-            .into_iter()
-            .map(|(channels, (conversions, nulls))| PathCount {
-                channels,
-                conversions,
-                nulls,
-            })
-            .collect();
-        paths.sort_by(|a, b| a.channels.cmp(&b.channels));
-        weights = channel_weights(paths).into_iter().collect();
+        weights = weights_of(counts).into_iter().collect();
     }
     let weight = |channel: &str| weights.get(channel).copied().unwrap_or(0.0);
 

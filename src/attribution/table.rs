@@ -41,7 +41,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 
 use super::io::Columns;
-use super::markov::{channel_weights, entity_paths, PathCount};
+use super::markov::{count_path, entity_paths, weights_of, PathCounts};
 use super::stream::{conversion_groups, for_each_entity, touch_groups, Input};
 use super::{credit_entity, format_duration, Conversion, Model, Settings, Touch};
 use crate::error::Result;
@@ -415,8 +415,8 @@ fn by_kind(conversions: Vec<Conversion>) -> ByKind {
 /// difference its conversions make (`by_kind`); counts are whole numbers, so the sums are exact.
 #[derive(Default)]
 struct MarkovPaths {
-    base: HashMap<Vec<String>, (f64, f64)>,
-    by_kind: HashMap<String, HashMap<Vec<String>, (f64, f64)>>,
+    base: PathCounts,
+    by_kind: HashMap<String, PathCounts>,
 }
 
 impl MarkovPaths {
@@ -426,22 +426,17 @@ impl MarkovPaths {
         grouped: &[(String, Vec<Conversion>)],
         lookback: Duration,
     ) {
-        fn count(counts: &mut HashMap<Vec<String>, (f64, f64)>, path: &PathCount, sign: f64) {
-            let entry = counts.entry(path.channels.clone()).or_default();
-            entry.0 += sign * path.conversions;
-            entry.1 += sign * path.nulls;
-        }
         let never = entity_paths(touches, &[], lookback);
         for path in &never {
-            count(&mut self.base, path, 1.0);
+            count_path(&mut self.base, path.clone(), 1.0);
         }
         for (kind, own) in grouped {
             let counts = self.by_kind.entry(kind.clone()).or_default();
             for path in entity_paths(touches, own, lookback) {
-                count(counts, &path, 1.0);
+                count_path(counts, path, 1.0);
             }
             for path in &never {
-                count(counts, path, -1.0);
+                count_path(counts, path.clone(), -1.0);
             }
         }
     }
@@ -458,17 +453,7 @@ impl MarkovPaths {
                     entry.0 += conversions;
                     entry.1 += nulls;
                 }
-                let mut paths: Vec<PathCount> = counts
-                    .into_iter()
-                    .filter(|(_, (conversions, nulls))| *conversions != 0.0 || *nulls != 0.0)
-                    .map(|(channels, (conversions, nulls))| PathCount {
-                        channels,
-                        conversions,
-                        nulls,
-                    })
-                    .collect();
-                paths.sort_by(|a, b| a.channels.cmp(&b.channels));
-                (kind, channel_weights(paths).into_iter().collect())
+                (kind, weights_of(counts).into_iter().collect())
             })
             .collect()
     }

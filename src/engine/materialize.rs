@@ -5,10 +5,11 @@
 //! Many metrics and health checks read the same de-duplicating views; planned normally, each
 //! query runs the view's `SELECT DISTINCT` again. The rollup store computes wide misses (many
 //! buckets at once, as in a first build) and whole health queries here; a narrow miss (the
-//! week a day landed in) stays in the serving session, where filters reach the Parquet scan
-//! and prune files. A view whose rows exceed [`KEEP_BYTES`] is not kept: its first
-//! computation stops as soon as its rows pass that size (so no view is ever held whole in memory
-//! beyond it), and each scan streams it again, as a plain view would.
+//! week a day landed in), and a wide miss over more landed bytes than one query should hold
+//! (computed in runs of buckets), stay in the serving session, where filters reach the Parquet
+//! scan and prune files. A view whose rows exceed [`KEEP_BYTES`] is not kept: collecting its
+//! rows stops as soon as they pass that size (the rows collected so far are dropped), and each
+//! scan streams it again, as a plain view would.
 //!
 //! The session is made again whenever data or views change (see `Engine::build_session`),
 //! so a kept view never outlives the files it was computed from; the server drops it after

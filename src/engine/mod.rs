@@ -17,7 +17,7 @@ pub mod discovery;
 mod materialize;
 mod reach;
 pub mod safety;
-pub use reach::Reach;
+pub use reach::{Reach, NOWHERE};
 mod sandbox;
 mod schema;
 mod store;

@@ -35,7 +35,8 @@ use crate::error::{Error, Result};
 /// no row from it), `None` for every period.
 pub type Reach = Option<(i64, i64)>;
 
-/// The reach of a relation with no row from the file.
+/// A span with no row in it (`low > high`): a file whose rows reach no period (a relation with
+/// no row from it, a time column all null in it).
 pub const NOWHERE: (i64, i64) = (i64::MAX, i64::MIN);
 
 impl Engine {

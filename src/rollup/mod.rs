@@ -33,6 +33,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, Float64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Float64Type, Schema, SchemaRef};
+use datafusion::dataframe::DataFrame;
 use futures::TryStreamExt;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
@@ -68,7 +69,7 @@ fn runs_within(
     let mut order: Vec<usize> = (0..buckets.len()).collect();
     let time_files = match &lineage.time {
         Some((table, _)) => files.get(table).map(Vec::as_slice).unwrap_or(&[]),
-        _ => return vec![order],
+        None => return vec![order],
     };
     order.sort_by_key(|i| buckets[*i].start);
     let mut runs: Vec<Vec<usize>> = Vec::new();
@@ -81,15 +82,7 @@ fn runs_within(
         );
         let touched: Vec<&ObjectMeta> = time_files
             .iter()
-            .filter(
-                |meta| match spans.get(meta.location.as_ref()).copied().flatten() {
-                    Some((low, high)) => {
-                        low <= end.saturating_add(MARGIN_MICROS)
-                            && high >= start.saturating_sub(MARGIN_MICROS)
-                    }
-                    None => true,
-                },
-            )
+            .filter(|meta| counts_for(spans, meta, start, end))
             .collect();
         let added: u64 = touched
             .iter()
@@ -315,17 +308,22 @@ impl Rollups {
         };
         self.counters.queries.fetch_add(1, Ordering::Relaxed);
         let started = std::time::Instant::now();
-        // Misses over more landed bytes than one query should hold are computed a run of
-        // buckets at a time in the serving session (the time filter prunes each run's files,
-        // so a de-duplicating view's hash table holds one run; a joined table is read with
+        // Wide misses (a first build, a trend) read whole views in the build session, where
+        // each view runs once, unless they cover more landed bytes than one query should hold:
+        // then they are computed a run of buckets at a time in the serving session (the time
+        // filter prunes each run's files, so a de-duplicating view's hash table holds one run).
+        // Narrow misses are one run there. A relation that joins another table is read with
         // Parquet filter pushdown, so the join's filter from the run's rows skips the rest of
-        // it: the form submits of a month at `--scale 10` read 160 MiB, not 850); other wide
-        // misses (a first build, a trend) read whole views in the build session, where each
-        // view runs once; narrow ones prune files in the serving session.
+        // the joined table (the form submits of a month at `--scale 10` read 160 MiB, not 850).
         let runs = runs_within(&sub.buckets, &lineage, &files, &spans, self.run_bytes);
-        let computed = if runs.len() > 1 {
+        let computed = if runs.len() == 1 && span_days(&sub.buckets) > WIDE_DAYS {
+            let ctx = engine.build_session().await?;
+            let frame = engine.relation_in(&ctx, query).await?;
+            engine.aggregate_over(frame, &sub).await?
+        } else {
             let frame = if lineage.tables.len() > 1 {
-                engine.relation_in(engine.pushdown_session(), query).await?
+                let plan = frame.logical_plan().clone();
+                DataFrame::new(engine.pushdown_session().state(), plan)
             } else {
                 frame
             };
@@ -345,15 +343,6 @@ impl Rollups {
                 }
             }
             rows
-        } else if span_days(&sub.buckets) > WIDE_DAYS {
-            let ctx = engine.build_session().await?;
-            let frame = engine.relation_in(&ctx, query).await?;
-            engine.aggregate_over(frame, &sub).await?
-        } else if lineage.tables.len() > 1 {
-            let frame = engine.relation_in(engine.pushdown_session(), query).await?;
-            engine.aggregate_over(frame, &sub).await?
-        } else {
-            engine.aggregate_over(frame, &sub).await?
         };
         tracing::debug!(
             "rollups: {} bucket(s) of {} on {} computed in {} ms",
@@ -794,12 +783,13 @@ impl Rollups {
                 let id = file_id(meta);
                 let reach = match known.as_ref().map(|known| known.get(&id)) {
                     Some(Some(reach)) => *reach,
-                    None => None,
-                    Some(None) => self.probe(engine, query, table, &key, &id, meta).await,
+                    // The relation's first build: every file reaches every bucket.
+                    None => *recorded.entry(id).or_insert(None),
+                    Some(None) => {
+                        let reach = self.probe(engine, query, table, &key, &id, meta).await;
+                        *recorded.entry(id).or_insert(reach)
+                    }
                 };
-                if known.as_ref().is_none_or(|known| !known.contains_key(&id)) {
-                    recorded.insert(id, reach);
-                }
                 out.insert(meta.location.to_string(), reach);
             }
             if !recorded.is_empty() {
@@ -1129,6 +1119,23 @@ fn month_buckets(low: i64, high: i64) -> Vec<Bucket> {
     out
 }
 
+/// Whether a file counts for the bucket `[start, end)` (UTC microseconds): where its rows'
+/// times can fall (the time table's footer statistics, a joined table's reach), widened by
+/// [`MARGIN_MICROS`]; a file with neither counts for every bucket.
+fn counts_for(
+    spans: &HashMap<String, Option<(i64, i64)>>,
+    meta: &ObjectMeta,
+    start: i64,
+    end: i64,
+) -> bool {
+    match spans.get(meta.location.as_ref()).copied().flatten() {
+        Some((low, high)) => {
+            low <= end.saturating_add(MARGIN_MICROS) && high >= start.saturating_sub(MARGIN_MICROS)
+        }
+        None => true,
+    }
+}
+
 fn key_bucket(
     bucket: &Bucket,
     lineage: &Lineage,
@@ -1139,16 +1146,7 @@ fn key_bucket(
         bucket.start.timestamp_micros(),
         bucket.end.timestamp_micros(),
     );
-    // A file counts where its rows' times can fall (the time table's footer statistics, a
-    // joined table's reach); a file with neither counts for every bucket.
-    let relevant =
-        |_: &str, meta: &ObjectMeta| match spans.get(meta.location.as_ref()).copied().flatten() {
-            Some((low, high)) => {
-                low <= end.saturating_add(MARGIN_MICROS)
-                    && high >= start.saturating_sub(MARGIN_MICROS)
-            }
-            None => true,
-        };
+    let relevant = |_: &str, meta: &ObjectMeta| counts_for(spans, meta, start, end);
     let (fingerprint, inputs) = fingerprint(lineage, files, relevant);
     Keyed {
         bucket: format!("{}..{}@{start}..{end}", bucket.start_day, bucket.end_day),

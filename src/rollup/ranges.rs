@@ -40,7 +40,8 @@ pub async fn time_span(
     let rows = u64::try_from(file.num_rows()).ok()?;
     if nulls == rows {
         // Every value null: the file has no row in any period.
-        return Some((i64::MAX, i64::MIN, nulls, rows));
+        let (low, high) = crate::engine::NOWHERE;
+        return Some((low, high, nulls, rows));
     }
     let mins = converter.row_group_mins(row_groups.iter()).ok()?;
     let maxes = converter.row_group_maxes(row_groups.iter()).ok()?;

@@ -10,6 +10,7 @@
 //! | key | env | default |
 //! |---|---|---|
 //! | `data.root` | `KPI_DATA` | `./data` (relative to the project) |
+//! | `data.refresh_interval_ms` | `KPI_REFRESH_INTERVAL_MS` | `2000` (`kpi serve` lists the data root this often; requests never list) |
 //! | `data.s3.endpoint` | `KPI_S3_ENDPOINT`, `AWS_ENDPOINT_URL` | AWS |
 //! | `data.s3.region` | `KPI_S3_REGION`, `AWS_REGION` | `us-east-1` |
 //! | `data.s3.access_key_id` / `secret_access_key` | `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` | none (anonymous) |
@@ -21,6 +22,7 @@
 //! | `server.sql_row_limit` | `KPI_SQL_ROW_LIMIT` | `10000` |
 //! | `server.reload_interval_ms` | `KPI_RELOAD_INTERVAL_MS` | `1000` |
 //! | `server.request_timeout_ms` | `KPI_REQUEST_TIMEOUT_MS` | `300000` (heavy routes; cheap pages 15 s) |
+//! | `server.max_concurrent_builds` | `KPI_MAX_CONCURRENT_BUILDS` | number of cores (heavy computations at once; the rest queue until their deadline, then 503 with `Retry-After`) |
 //! | `server.schedule_interval_ms` | `KPI_SCHEDULE_INTERVAL_MS` | `30000` (scheduled emails) |
 //! | `server.api_token` | `KPI_API_TOKEN` | none: writes, SQL and `/metrics` are open (loopback only; `kpi serve` refuses other addresses without one) |
 //! | `server.page_access` | `KPI_PAGE_ACCESS` | `open` on a loopback address, `signed` otherwise |
@@ -172,6 +174,11 @@ pub struct ServerConfig {
     pub reload_interval_ms: u64,
     /// Time limit of one heavy request (a report, a series, SQL), in milliseconds.
     pub request_timeout_ms: u64,
+    /// How often `kpi serve` lists the data root (`data.refresh_interval_ms`): a landed file
+    /// is served within this time, and no request lists.
+    pub refresh_interval_ms: u64,
+    /// Heavy computations (a report, a series, SQL) running at once; more wait their turn.
+    pub max_concurrent_builds: usize,
     /// How often scheduled emails are checked, in milliseconds.
     pub schedule_interval_ms: u64,
     /// Bearer token every write, the SQL endpoint and `/metrics` require, when set (required

@@ -86,6 +86,7 @@ pub(super) struct RawAttribution {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawData {
     pub(super) root: Option<String>,
+    pub(super) refresh_interval_ms: Option<u64>,
     #[serde(default)]
     pub(super) s3: RawS3,
 }
@@ -116,6 +117,7 @@ pub(super) struct RawServer {
     pub(super) reload_interval_ms: Option<u64>,
     pub(super) schedule_interval_ms: Option<u64>,
     pub(super) request_timeout_ms: Option<u64>,
+    pub(super) max_concurrent_builds: Option<u64>,
     pub(super) api_token: Option<String>,
     pub(super) page_access: Option<String>,
     pub(super) signing_key: Option<String>,

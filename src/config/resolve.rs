@@ -46,7 +46,13 @@ pub(super) fn resolve(
     let data_root = layers.data_root(project_dir, &raw.data);
     let s3 = layers.s3(&raw.data);
     let (time_zone, week_start) = layers.time(&raw.time);
-    let server = layers.server(&raw.server);
+    let mut server = layers.server(&raw.server);
+    server.refresh_interval_ms = layers.number(
+        ("data", "refresh_interval_ms", "KPI_REFRESH_INTERVAL_MS"),
+        raw.data.refresh_interval_ms,
+        2_000,
+        10,
+    );
     let engine = EngineConfig {
         memory_limit_mb: layers.number(
             ("engine", "memory_limit_mb", "KPI_MEMORY_LIMIT_MB"),
@@ -318,6 +324,17 @@ impl Layers<'_> {
                 300_000,
                 100,
             ),
+            refresh_interval_ms: 2_000,
+            max_concurrent_builds: self.number(
+                (
+                    "server",
+                    "max_concurrent_builds",
+                    "KPI_MAX_CONCURRENT_BUILDS",
+                ),
+                raw.max_concurrent_builds,
+                std::thread::available_parallelism().map_or(2, |n| n.get() as u64),
+                1,
+            ) as usize,
             schedule_interval_ms: self.number(
                 ("server", "schedule_interval_ms", "KPI_SCHEDULE_INTERVAL_MS"),
                 raw.schedule_interval_ms,

@@ -5,11 +5,14 @@
 //! dedicated runtime for CPU-heavy query execution, so that a long query never starves the
 //! HTTP server's I/O threads. It knows nothing about HTTP, metrics or reports.
 //!
-//! Freshness: before every query the data root is listed again (one LIST; cheap on a local disk
-//! and a few requests on S3). New files in a known table are picked up by DataFusion's own
-//! listing at scan time (its list-files cache is turned off, because it never expires);
-//! a new table, a vanished table or a changed schema re-registers the table and re-plans the
-//! views. Every new file's Parquet footer is read once to check that a table's files agree.
+//! Freshness: a command lists the data root before it queries (one LIST; cheap on a local disk
+//! and a few requests on S3). `kpi serve` lists it in the background instead, every
+//! `data.refresh_interval_ms` ([`Engine::refresh_in_background`]), so no request waits for or
+//! causes a LIST: data versions and ETags come from memory. Each listing hands every table's
+//! files to DataFusion's list-files cache, so scans read exactly the files of the version the
+//! catalog holds (no scan lists again, and none sees a file the ETag does not count). A new
+//! table, a vanished table or a changed schema re-registers the table and re-plans the views.
+//! Every new file's Parquet footer is read once to check that a table's files agree.
 
 pub mod aggregate;
 pub mod cancel;
@@ -33,7 +36,9 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
-use datafusion::execution::cache::cache_manager::CacheManagerConfig;
+use datafusion::execution::cache::cache_manager::{
+    CacheManagerConfig, CachedFileList, TableScopedPath,
+};
 use datafusion::execution::memory_pool::GreedyMemoryPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
@@ -130,6 +135,23 @@ struct Inner {
     generation: std::sync::atomic::AtomicU64,
     /// The build session of a generation (see `materialize`).
     build: tokio::sync::Mutex<Option<(u64, SessionContext)>>,
+    /// Every table's data version as last listed, read without waiting for a listing.
+    versions: std::sync::RwLock<Arc<BTreeMap<String, String>>>,
+    /// Whether a background task lists the data root (then [`Engine::refresh`] does not).
+    background: std::sync::atomic::AtomicBool,
+    /// One listing at a time, applied in order.
+    listing: tokio::sync::Mutex<()>,
+    /// When the last listing finished, and how many there were.
+    listed: std::sync::Mutex<Listed>,
+}
+
+/// When the data root was last listed.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct Listed {
+    /// Listings since the process started.
+    pub count: u64,
+    /// When the last one finished (Unix milliseconds; 0 before the first).
+    pub at_unix_ms: i64,
 }
 
 #[derive(Default)]
@@ -189,7 +211,12 @@ impl Engine {
         let runtime: Arc<RuntimeEnv> = RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(GreedyMemoryPool::new(memory)))
             // The default list-files cache never expires, which would hide newly landed files.
-            .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0))
+            // Filled by every listing (`Engine::list_now`), never expiring on its own.
+            .with_cache_manager(
+                CacheManagerConfig::default()
+                    .with_list_files_cache_limit(LIST_FILES_CACHE_BYTES)
+                    .with_list_files_cache_ttl(None),
+            )
             .build_arc()?;
         if let DataRoot::S3 { bucket, .. } = &config.data_root {
             let url = url::Url::parse(&format!("s3://{bucket}")).map_err(|error| {
@@ -255,6 +282,10 @@ impl Engine {
                 rollups,
                 generation: std::sync::atomic::AtomicU64::new(0),
                 build: tokio::sync::Mutex::new(None),
+                versions: std::sync::RwLock::default(),
+                background: std::sync::atomic::AtomicBool::new(false),
+                listing: tokio::sync::Mutex::new(()),
+                listed: std::sync::Mutex::default(),
             }),
         })
     }
@@ -412,32 +443,72 @@ impl Engine {
         Arc::clone(&self.inner.store)
     }
 
-    /// Lists the data root and brings the catalog in step with it. Returns whether the set of
-    /// tables or any table's schema changed.
+    /// Brings the catalog in step with the data root: lists it, unless a background task does
+    /// ([`Engine::refresh_in_background`]; then the catalog is at most one interval old and
+    /// this costs nothing). Returns whether the set of tables or any table's schema changed.
     pub async fn refresh(&self) -> Result<bool> {
-        let inner = &self.inner;
-        let mut state = inner.catalog.lock().await;
-        let objects = match list_all(&inner.store, &inner.root, &inner.config.data_root).await? {
-            Some(objects) => {
-                state.root_missing = false;
-                objects
-            }
-            None => {
-                state.root_missing = true;
-                Vec::new()
-            }
-        };
-        let (tables, strays) = group_tables(inner.root.as_ref(), &objects);
-        state.strays = strays;
+        if self
+            .inner
+            .background
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Ok(false);
+        }
+        self.list_now().await
+    }
 
-        self.read_new_footers(&mut state, &tables).await;
+    /// From now on, [`Engine::refresh`] leaves listing to a background task that calls
+    /// [`Engine::list_now`] on its own schedule (`kpi serve`).
+    pub fn refresh_in_background(&self) {
+        self.inner
+            .background
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How many listings there were, and when the last one finished.
+    pub fn listed(&self) -> Listed {
+        *self.inner.listed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Lists the data root and brings the catalog in step with it. Returns whether the set of
+    /// tables or any table's schema changed. Queries keep running meanwhile: the catalog is
+    /// locked only to apply what the listing found.
+    pub async fn list_now(&self) -> Result<bool> {
+        let inner = &self.inner;
+        let _one_at_a_time = inner.listing.lock().await;
+        let listed = list_all(&inner.store, &inner.root, &inner.config.data_root).await?;
+        crate::telemetry::count(
+            "kpi_data_listings_total",
+            "Listings of the data root (one LIST of the root, or a walk of the local folder).",
+            &[],
+        );
+        let root_missing = listed.is_none();
+        let objects = listed.unwrap_or_default();
+        let (tables, strays) = group_tables(inner.root.as_ref(), &objects);
+        let unseen: Vec<ObjectMeta> = {
+            let state = inner.catalog.lock().await;
+            tables
+                .iter()
+                .flat_map(|table| table.files.iter())
+                .filter(|meta| !state.file_schemas.contains_key(&FileKey::of(meta)))
+                .cloned()
+                .collect()
+        };
+        let footers = self.read_footers(unseen).await;
+
+        let mut state = inner.catalog.lock().await;
+        state.root_missing = root_missing;
+        state.strays = strays;
+        state.file_schemas.extend(footers);
         let versions: BTreeMap<String, String> = tables
             .iter()
             .map(|table| (table.qualified_name(), files_version(&table.files)))
             .collect();
+        self.cache_file_lists(&tables, &state.data_versions, &versions)?;
         if versions != state.data_versions {
             self.inner.attribution.invalidate();
             self.bump_generation();
+            *inner.versions.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(versions.clone());
             state.data_versions = versions;
         }
 
@@ -457,6 +528,7 @@ impl Engine {
             if let Some(loaded) = state.tables.remove(&name) {
                 self.schema_provider(&loaded.discovered.source)?
                     .deregister_table(&loaded.discovered.name)?;
+                self.forget_file_list(&loaded.discovered)?;
                 changed = true;
             }
         }
@@ -464,35 +536,74 @@ impl Engine {
             let views = state.views.clone();
             self.register_views(&mut state, views).await;
         }
+        let mut listed = inner.listed.lock().unwrap_or_else(|p| p.into_inner());
+        listed.count += 1;
+        listed.at_unix_ms = chrono::Utc::now().timestamp_millis();
         Ok(changed)
     }
 
-    /// Reads the Parquet footer of every file not seen before (a few at a time).
-    async fn read_new_footers(&self, state: &mut CatalogState, tables: &[DiscoveredTable]) {
+    /// Hands every table's files, as listed, to DataFusion's list-files cache (the tables whose
+    /// version changed, or that are not in it), so that scans read exactly those files.
+    fn cache_file_lists(
+        &self,
+        tables: &[DiscoveredTable],
+        before: &BTreeMap<String, String>,
+        after: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        let Some(cache) = self
+            .inner
+            .ctx
+            .runtime_env()
+            .cache_manager
+            .get_list_files_cache()
+        else {
+            return Ok(());
+        };
+        for table in tables {
+            let name = table.qualified_name();
+            let key = list_cache_key(&self.table_url(table)?);
+            if before.get(&name) != after.get(&name) || !cache.contains_key(&key) {
+                cache.put(&key, CachedFileList::new(table.files.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops a vanished table's files from DataFusion's list-files cache.
+    fn forget_file_list(&self, table: &DiscoveredTable) -> Result<()> {
+        if let Some(cache) = self
+            .inner
+            .ctx
+            .runtime_env()
+            .cache_manager
+            .get_list_files_cache()
+        {
+            cache.remove(&list_cache_key(&self.table_url(table)?));
+        }
+        Ok(())
+    }
+
+    /// Reads the Parquet footers of `files` (a few at a time).
+    async fn read_footers(
+        &self,
+        files: Vec<ObjectMeta>,
+    ) -> Vec<(FileKey, std::result::Result<SchemaRef, String>)> {
         let inner = &self.inner;
-        let unseen: Vec<ObjectMeta> = tables
-            .iter()
-            .flat_map(|table| table.files.iter())
-            .filter(|meta| !state.file_schemas.contains_key(&FileKey::of(meta)))
-            .cloned()
-            .collect();
         let session = inner.ctx.state();
-        let fetched: Vec<(FileKey, std::result::Result<SchemaRef, String>)> =
-            futures::stream::iter(unseen)
-                .map(|meta| {
-                    let store = Arc::clone(&inner.store);
-                    let session = &session;
-                    async move {
-                        (
-                            FileKey::of(&meta),
-                            read_file_schema(session, store, &meta).await,
-                        )
-                    }
-                })
-                .buffer_unordered(8)
-                .collect()
-                .await;
-        state.file_schemas.extend(fetched);
+        futures::stream::iter(files)
+            .map(|meta| {
+                let store = Arc::clone(&inner.store);
+                let session = &session;
+                async move {
+                    (
+                        FileKey::of(&meta),
+                        read_file_schema(session, store, &meta).await,
+                    )
+                }
+            })
+            .buffer_unordered(8)
+            .collect()
+            .await
     }
 
     /// Registers a discovered table again when its schema, partitions or problem changed
@@ -806,7 +917,12 @@ impl Engine {
 
     /// Returns each table's data version (a hash of its files), as of the last refresh.
     pub async fn data_versions(&self) -> BTreeMap<String, String> {
-        self.inner.catalog.lock().await.data_versions.clone()
+        let versions = self
+            .inner
+            .versions
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        versions.as_ref().clone()
     }
 
     /// Runs one read-only SQL query within `limits`, after bringing the catalog up to date.
@@ -891,18 +1007,23 @@ impl Engine {
         Ok(schema)
     }
 
-    fn listing_table(
-        &self,
-        table: &DiscoveredTable,
-        schema: SchemaRef,
-    ) -> Result<Arc<dyn TableProvider>> {
+    /// The folder URL of a landed table.
+    fn table_url(&self, table: &DiscoveredTable) -> Result<ListingTableUrl> {
         let folder = format!(
             "{}/{}/{}/",
             self.inner.url_base,
             table_prefix(&self.inner.root),
             table_path(table)
         );
-        let url = ListingTableUrl::parse(&folder)?;
+        Ok(ListingTableUrl::parse(&folder)?)
+    }
+
+    fn listing_table(
+        &self,
+        table: &DiscoveredTable,
+        schema: SchemaRef,
+    ) -> Result<Arc<dyn TableProvider>> {
+        let url = self.table_url(table)?;
         let partitions = table
             .partition_cols
             .iter()
@@ -915,6 +1036,18 @@ impl Engine {
             .with_listing_options(options)
             .with_schema(schema);
         Ok(Arc::new(ListingTable::try_new(config)?))
+    }
+}
+
+/// Room for every table's file list in DataFusion's list-files cache (about 200 bytes a
+/// file: a million files).
+const LIST_FILES_CACHE_BYTES: usize = 256 << 20;
+
+/// The list-files cache key DataFusion's listing looks a table's folder up by.
+fn list_cache_key(url: &ListingTableUrl) -> TableScopedPath {
+    TableScopedPath {
+        table: url.get_table_ref().clone(),
+        path: url.prefix().clone(),
     }
 }
 

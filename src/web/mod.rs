@@ -469,6 +469,18 @@ impl Application {
     /// Serves until the process is stopped, reloading definitions when files change and
     /// building the latest reports in the background when data or definitions change.
     pub async fn run(self) -> Result<()> {
+        // Data versions come from memory from here on: one task lists the data root.
+        let engine = self.state.engine.clone();
+        engine.refresh_in_background();
+        let every = Duration::from_millis(self.state.config.server.refresh_interval_ms);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                if let Err(error) = engine.list_now().await {
+                    tracing::warn!("cannot list the data root: {error}; serving the last listing");
+                }
+            }
+        });
         let state = self.state.clone();
         let interval = Duration::from_millis(state.config.server.reload_interval_ms);
         tokio::spawn(async move {
@@ -555,6 +567,11 @@ pub(super) async fn get_health(
             "errors": definitions.errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
         },
         "tables": tables,
+        "listing": {
+            "refresh_interval_ms": state.config.server.refresh_interval_ms,
+            "listings": state.engine.listed().count,
+            "last_listed_unix_ms": state.engine.listed().at_unix_ms,
+        },
         "layout_problems": layout,
         "rollups": {
             "enabled": state.config.rollups.enabled,

@@ -541,6 +541,7 @@ async fn a_snapshot_never_changes_and_its_page_shows_what_the_live_report_now_sa
         &opportunities.join("late-arrivals.parquet"),
         &std::fs::read(existing).expect("read"),
     );
+    server.settle().await;
     let after = page(format!("/snapshots/weekly-marketing/{WEEK}/{id}")).await;
     assert!(
         after.contains("data-live=\"different\""),

@@ -206,6 +206,7 @@ async fn etags_answer_304_without_work_and_change_when_a_file_lands() {
         &opportunities.join("relanded-copy.parquet"),
         &std::fs::read(existing).expect("read"),
     );
+    server.settle().await;
     let after = server
         .client
         .get(&url)
@@ -301,6 +302,7 @@ async fn a_source_without_data_for_the_week_marks_its_kpi_unavailable_and_the_re
         &sends.join("sends-2026-09-broken.parquet"),
         b"not parquet at all",
     );
+    server.settle().await;
     let html = server
         .client
         .get(format!("{}/reports/weekly-marketing/{WEEK}", server.base))

@@ -17,6 +17,19 @@ const BUCKET: &str = "kpi-landing";
 struct Moto {
     child: Child,
     endpoint: String,
+    /// moto's request log (werkzeug's access lines on stderr).
+    log: tempfile::NamedTempFile,
+}
+
+impl Moto {
+    /// How many object listings (`GET /bucket?list-type=2...`) moto has answered.
+    fn lists(&self) -> usize {
+        std::fs::read_to_string(self.log.path())
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| line.contains("list-type=2"))
+            .count()
+    }
 }
 
 impl Drop for Moto {
@@ -32,6 +45,7 @@ async fn start_moto() -> Moto {
         .local_addr()
         .expect("addr")
         .port();
+    let log = tempfile::NamedTempFile::new().expect("log file");
     let child = Command::new(python())
         .args([
             "-m",
@@ -42,7 +56,7 @@ async fn start_moto() -> Moto {
             &port.to_string(),
         ])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log.reopen().expect("log file"))
         .spawn()
         .unwrap_or_else(|error| {
             panic!(
@@ -51,7 +65,11 @@ async fn start_moto() -> Moto {
             )
         });
     let endpoint = format!("http://127.0.0.1:{port}");
-    let moto = Moto { child, endpoint };
+    let moto = Moto {
+        child,
+        endpoint,
+        log,
+    };
     let client = reqwest::Client::new();
     let ready = eventually(60, || async {
         client.get(&moto.endpoint).send().await.is_ok()
@@ -174,6 +192,7 @@ async fn the_same_queries_pass_against_s3() {
         .put(&key, std::fs::read(&file).expect("read").into())
         .await
         .expect("upload");
+    server.settle().await;
     let after = server
         .scalar("SELECT count(*) FROM analytics.sessions")
         .await
@@ -393,4 +412,72 @@ async fn a_rollup_store_on_s3_is_reused_across_processes() {
     let (reference, _) = report("reference.json", &[("KPI_ROLLUPS_ENABLED", "false")]);
     assert_eq!(first, reference, "store and reference path agree");
     assert_eq!(again, reference, "the reused store agrees");
+}
+
+/// The server lists the bucket on its refresh interval, not per request: a burst of requests
+/// (health, analyst SQL scanning a table, a metric series) adds no LIST beyond the interval's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_do_not_list_the_bucket() {
+    let moto = start_moto().await;
+    let store = s3_store(&moto.endpoint);
+    upload_dir(&store, demo_data(), "landed").await;
+    let data = format!("s3://{BUCKET}/landed");
+    let mut env = s3_env(&moto.endpoint);
+    env.push(("KPI_REFRESH_INTERVAL_MS", "3000".to_string()));
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let server = TestServer::start(&repo(), &data, "", &env_refs).await;
+    let listings = |health: serde_json::Value| health["listing"]["listings"].as_u64();
+
+    let (moto_before, kpi_before) = (moto.lists(), listings(server.get_json("/healthz").await));
+    let mut requests = 0;
+    for round in 0..10 {
+        for table in ["analytics.sessions", "crm.contacts", "email.sends"] {
+            server
+                .scalar(&format!("SELECT count(*) FROM {table}"))
+                .await;
+            requests += 1;
+        }
+        server.get_json("/healthz").await;
+        requests += 1;
+        if round % 5 == 0 {
+            server
+                .get_json("/api/v1/metrics/sessions?from=2026-W40&to=2026-W46")
+                .await;
+            requests += 1;
+        }
+    }
+    let kpi_listings = listings(server.get_json("/healthz").await).expect("listings")
+        - kpi_before.expect("listings");
+    let lists = moto.lists() - moto_before;
+    // Every LIST moto answered is one of the server's own listings of the root (one every
+    // 3 s; one may be in flight at either end), however many requests came: before, every
+    // request listed the root and every scan its table's folder.
+    assert!(
+        lists as u64 <= kpi_listings + 1,
+        "{lists} LIST calls during {requests} requests, the server listed {kpi_listings} times"
+    );
+    assert!(
+        lists * 3 < requests,
+        "{lists} LIST calls during {requests} requests"
+    );
+
+    // And a landed file is still served, within the interval.
+    let file = demo_data().join("analytics/sessions/sessions-2026-02.parquet");
+    let count = || async {
+        server
+            .scalar("SELECT count(*) FROM analytics.sessions")
+            .await
+            .as_i64()
+            .expect("count")
+    };
+    let was = count().await;
+    store
+        .put(
+            &ObjectPath::from("landed/analytics/sessions/again.parquet"),
+            std::fs::read(&file).expect("read").into(),
+        )
+        .await
+        .expect("upload");
+    server.settle().await;
+    assert_eq!(count().await, was + parquet_rows(&file));
 }

@@ -35,6 +35,7 @@ async fn a_file_landed_while_serving_is_counted_by_the_next_query() {
         &folder.join("sessions-2026-01-resend.parquet"),
         &std::fs::read(&source).expect("read"),
     );
+    server.settle().await;
 
     let after = server
         .scalar("SELECT count(*) FROM analytics.sessions")
@@ -73,6 +74,7 @@ async fn a_file_landed_while_serving_is_counted_by_the_next_query() {
         &data.path().join("crm/contacts_archive/part-0.parquet"),
         &std::fs::read(&contacts).expect("read"),
     );
+    server.settle().await;
     let archived = server
         .scalar("SELECT count(*) FROM crm.contacts_archive")
         .await
@@ -285,6 +287,7 @@ async fn files_that_disagree_on_schema_are_named_and_only_their_table_degrades()
         &data.path().join("crm/contacts/contacts-extra.parquet"),
         &bytes,
     );
+    server.settle().await;
 
     let (status, body) = server.sql("SELECT count(*) FROM crm.contacts").await;
     assert_eq!(status, 503, "{body}");
@@ -325,6 +328,7 @@ async fn files_that_disagree_on_schema_are_named_and_only_their_table_degrades()
         &data.path().join("email/sends/sends-broken.parquet"),
         b"not parquet at all",
     );
+    server.settle().await;
     let (status, body) = server.sql("SELECT count(*) FROM email.sends").await;
     assert_eq!(status, 503);
     assert!(

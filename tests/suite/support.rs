@@ -173,11 +173,13 @@ impl TestServer {
             .collect();
         // Servers build in the background only in the tests of that build (many test servers
         // share two cores); a test turns it on with KPI_ROLLUPS_BACKGROUND=true.
+        // The data root is listed every 50 ms: a test that lands a file calls `settle`.
         let env = move |name: &str| {
             envs.iter()
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.clone())
                 .or_else(|| (name == "KPI_ROLLUPS_BACKGROUND").then(|| "false".to_string()))
+                .or_else(|| (name == "KPI_REFRESH_INTERVAL_MS").then(|| "50".to_string()))
         };
         let overrides = Overrides {
             data: Some(data.to_string()),
@@ -199,6 +201,20 @@ impl TestServer {
             config,
             _task: task,
         }
+    }
+
+    /// Waits until the server has listed the data root entirely after this call: files landed
+    /// before it are then served (the server lists in the background, never per request).
+    pub async fn settle(&self) {
+        let listings = |health: &serde_json::Value| health["listing"]["listings"].as_u64();
+        let start = listings(&self.get_json("/healthz").await).expect("listings in /healthz");
+        for _ in 0..600 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            if listings(&self.get_json("/healthz").await).unwrap_or(0) >= start + 2 {
+                return;
+            }
+        }
+        panic!("the server did not list the data root within 6 s");
     }
 
     /// GETs a JSON document.

@@ -1,11 +1,53 @@
 //! One in-memory cache type for the whole server: a bounded map that evicts the least
-//! recently used entry when full. Used for rendered reports, attribution credits and
-//! duplicate counts; each caller keys entries by everything the value depends on (an ETag, a
-//! data version), so a stale entry is never returned, only left to age out.
+//! recently used entry when full. Used for rendered reports, metric answers, attribution
+//! credits and duplicate counts; each caller keys entries by everything the value depends on
+//! (an ETag, a data version), so a stale entry is never returned, only left to age out.
+//!
+//! [`Flights`] is its companion: identical work asked for at the same time runs once.
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::OnceCell;
+
+/// Computations in flight by key: whoever asks for a key already being computed waits for
+/// that computation instead of starting another (single-flight).
+#[derive(Debug)]
+pub struct Flights<K, V> {
+    inflight: Mutex<HashMap<K, Arc<OnceCell<V>>>>,
+}
+
+impl<K, V> Default for Flights<K, V> {
+    fn default() -> Self {
+        Self {
+            inflight: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<K: Eq + Hash + Clone, V: Clone> Flights<K, V> {
+    /// Runs `work` for `key` unless it is running already; then waits for it and shares its
+    /// value. A failed computation is shared with no one: each waiter then tries on its own
+    /// turn, and the next caller starts afresh.
+    pub async fn run<F, Fut, E>(&self, key: K, work: F) -> Result<V, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<V, E>>,
+    {
+        let cell = {
+            let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+            Arc::clone(inflight.entry(key.clone()).or_default())
+        };
+        let result = cell.get_or_try_init(work).await.cloned();
+        // Done or failed, the next caller starts afresh; no entry outlives its computation.
+        let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        if inflight.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+            inflight.remove(&key);
+        }
+        result
+    }
+}
 
 /// A map of at most `capacity` entries, least recently used out first.
 #[derive(Debug)]
@@ -91,6 +133,33 @@ impl<K: Eq + Hash + Clone, V: Clone> Cache<K, V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_callers_of_one_key_share_one_computation() {
+        let flights: Arc<Flights<&str, usize>> = Arc::default();
+        let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let (flights, runs) = (Arc::clone(&flights), Arc::clone(&runs));
+                tokio::spawn(async move {
+                    flights
+                        .run("report", || async {
+                            runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                            Ok::<_, ()>(42)
+                        })
+                        .await
+                })
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(task.await.expect("task"), Ok(42));
+        }
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // Over: the next caller computes again.
+        let again = flights.run("report", || async { Ok::<_, ()>(7) }).await;
+        assert_eq!(again, Ok(7));
+    }
 
     #[test]
     fn the_least_recently_used_entry_leaves_first() {

@@ -42,3 +42,6 @@ mod judging;
 
 #[path = "suite/alerts.rs"]
 mod alerts;
+
+#[path = "suite/load.rs"]
+mod load;

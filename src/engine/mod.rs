@@ -962,6 +962,9 @@ impl Engine {
         };
         let handle = self.cpu_handle()?.spawn(work);
         let abort = handle.abort_handle();
+        // A caller that stops waiting (a request cut at its time limit, a client gone) stops
+        // the query too: it would otherwise keep its cores busy with no one to answer.
+        let _stop_when_dropped = StopOnDrop(abort.clone());
         match tokio::time::timeout(limits.timeout, handle).await {
             Ok(Ok(result)) => result.map(|mut output| {
                 output.elapsed = started.elapsed();
@@ -1036,6 +1039,15 @@ impl Engine {
             .with_listing_options(options)
             .with_schema(schema);
         Ok(Arc::new(ListingTable::try_new(config)?))
+    }
+}
+
+/// Aborts a query task when dropped (its answer is no longer awaited).
+struct StopOnDrop(tokio::task::AbortHandle);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -182,6 +182,9 @@ pub struct Rollups {
     /// read (`rollups.run_kib`, 16 MiB by default: Arrow holds about 14 times the Parquet bytes
     /// of the demo's sessions once de-duplicated, so a run's hash table stays near 200 MiB).
     run_bytes: u64,
+    /// One computation of a piece's missing partitions at a time: a request that finds a piece
+    /// being computed waits, then reads what the other computed (single-flight per piece).
+    turns: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     counters: Counters,
 }
 
@@ -211,6 +214,7 @@ impl Rollups {
             ranges: std::sync::Mutex::new(HashMap::new()),
             probes: std::sync::Mutex::new(HashMap::new()),
             run_bytes: config.rollups.run_bytes,
+            turns: std::sync::Mutex::default(),
             counters: Counters::default(),
         })
     }
@@ -284,21 +288,16 @@ impl Rollups {
             .map(|bucket| key_bucket(bucket, &lineage, &files, &spans))
             .collect();
 
-        let mut rows = Vec::new();
-        let mut missing = Vec::new();
-        for (index, key) in keyed.iter().enumerate() {
-            match self.aggregate_rows(&piece, key).await {
-                Some(found) => {
-                    self.counters.reused.fetch_add(1, Ordering::Relaxed);
-                    rows.extend(found.into_iter().map(|(dimensions, value)| AggregateRow {
-                        bucket: index,
-                        dimensions,
-                        value,
-                    }));
-                }
-                None => missing.push(index),
-            }
+        let (mut rows, mut missing) = self.stored_rows(&piece, &keyed).await;
+        let mut _turn = None;
+        if !missing.is_empty() {
+            // Someone computing the same piece: wait, then compute only what is still missing.
+            _turn = Some(self.turn(&piece).lock_owned().await);
+            (rows, missing) = self.stored_rows(&piece, &keyed).await;
         }
+        self.counters
+            .reused
+            .fetch_add((keyed.len() - missing.len()) as u64, Ordering::Relaxed);
         if missing.is_empty() {
             return Ok(rows);
         }
@@ -409,6 +408,7 @@ impl Rollups {
             inputs,
         };
         self.ensure_loaded().await?;
+        let _turn = self.turn(&piece).lock_owned().await;
         if let Some(Loaded::Batches(batches)) = self.lookup(&piece, &key).await.as_deref() {
             self.counters.reused.fetch_add(1, Ordering::Relaxed);
             return Ok(Arc::clone(batches));
@@ -431,6 +431,31 @@ impl Rollups {
             );
         }
         Ok(Arc::new(batches))
+    }
+
+    /// The rows stored for each bucket of `keyed` (by index), and the indexes not stored.
+    async fn stored_rows(&self, piece: &str, keyed: &[Keyed]) -> (Vec<AggregateRow>, Vec<usize>) {
+        let mut rows = Vec::new();
+        let mut missing = Vec::new();
+        for (index, key) in keyed.iter().enumerate() {
+            match self.aggregate_rows(piece, key).await {
+                Some(found) => {
+                    rows.extend(found.into_iter().map(|(dimensions, value)| AggregateRow {
+                        bucket: index,
+                        dimensions,
+                        value,
+                    }))
+                }
+                None => missing.push(index),
+            }
+        }
+        (rows, missing)
+    }
+
+    /// The lock whose holder computes `piece`'s missing partitions.
+    fn turn(&self, piece: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut turns = self.turns.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(turns.entry(piece.to_string()).or_default())
     }
 
     async fn aggregate_rows(&self, piece: &str, key: &Keyed) -> Option<Vec<Group>> {

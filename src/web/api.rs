@@ -1,13 +1,19 @@
 //! JSON API handlers: the metric catalog, metric series and the OpenAPI document.
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
 
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use super::encoded::Encoded;
 use super::error::ApiError;
 use super::AppState;
+use crate::cache::{Cache, Flights};
 use crate::defs::Registry;
 use crate::error::Error;
 use crate::metrics::{self, MetricService, SeriesRequest};
@@ -46,7 +52,27 @@ pub fn catalog_entry(
     })
 }
 
+/// Metric API answers kept as bytes, by everything an answer depends on: the definitions
+/// version, the metric, the query as asked and the periods it resolved to, the format, and
+/// every table's data version. A landing or an edit makes new keys; old ones age out.
+pub struct Answers {
+    kept: Cache<String, Arc<Encoded>>,
+    flights: Flights<String, Arc<Encoded>>,
+}
+
+impl Default for Answers {
+    fn default() -> Self {
+        Self {
+            kept: Cache::new(512),
+            flights: Flights::default(),
+        }
+    }
+}
+
 /// `GET /api/v1/metrics/{name}?from=&to=&grain=&by=&filter=&compare=&model=&lookback=`.
+///
+/// Answered from [`Answers`] when the same query was answered for the same data and
+/// definitions; else computed once (from the rollup store) however many ask at the same time.
 pub async fn get_metric_series(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -56,13 +82,62 @@ pub async fn get_metric_series(
     let params = SeriesParams::parse(query.as_deref().unwrap_or_default())?;
     let calendar = state.config.calendar();
     let (from, to) = params.range(&calendar)?;
-    let compare = metrics::parse_comparisons(&params.compare.join(","))?;
     let registry = state.read_definitions().registry;
+    let wants_csv = params.format.as_deref() == Some("csv")
+        || headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/csv"));
+    let key = {
+        let mut hasher = Sha256::new();
+        for part in [
+            registry.version.as_str(),
+            &name,
+            query.as_deref().unwrap_or_default(),
+            &format!("{from:?}|{to:?}|{wants_csv}"),
+        ] {
+            hasher.update(part.as_bytes());
+            hasher.update([0]);
+        }
+        for (table, version) in state.engine.data_versions().await {
+            hasher.update(table.as_bytes());
+            hasher.update(version.as_bytes());
+        }
+        crate::digest::short_hex(&hasher.finalize(), 16)
+    };
+    if let Some(answer) = state.answers.kept.get(&key) {
+        return Ok(answer.respond(&headers, None));
+    }
+    let answer = state
+        .answers
+        .flights
+        .run(key.clone(), || async {
+            let _turn = state.gate.admit("this series").await?;
+            let answer =
+                Arc::new(answer(&state, &registry, name, &params, (from, to), wants_csv).await?);
+            state.answers.kept.insert(key.clone(), Arc::clone(&answer));
+            Ok::<_, ApiError>(answer)
+        })
+        .await?;
+    Ok(answer.respond(&headers, None))
+}
+
+/// Computes a series and renders it as JSON (with the definition changes in its range) or CSV.
+async fn answer(
+    state: &AppState,
+    registry: &Registry,
+    name: String,
+    params: &SeriesParams,
+    (from, to): (Period, Period),
+    csv: bool,
+) -> Result<Encoded, ApiError> {
+    let calendar = state.config.calendar();
+    let compare = metrics::parse_comparisons(&params.compare.join(","))?;
     let request = SeriesRequest {
         metric: name,
         from,
         to,
-        by: params.by,
+        by: params.by.clone(),
         filters: metrics::parse_filters(&params.filter)?,
         compare: compare.clone(),
         attribution: metrics::attribution_choice(
@@ -71,29 +146,22 @@ pub async fn get_metric_series(
             params.lookback.as_deref(),
         )?,
     };
-    let series = MetricService::new(&registry, &state.engine, calendar)
+    let series = MetricService::new(registry, &state.engine, calendar)
         .series(&request)
         .await?;
-    let wants_csv = params.format.as_deref() == Some("csv")
-        || headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|a| a.contains("text/csv"));
-    if wants_csv {
-        let body = metrics::to_csv(&series, &compare);
-        return Ok((
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
-            body,
-        )
-            .into_response());
+    if csv {
+        return Ok(Encoded::new(
+            "text/csv; charset=utf-8",
+            metrics::to_csv(&series, &compare),
+        ));
     }
     let (range_start, _) = calendar.instants(from);
     let (_, range_end) = calendar.instants(to);
-    let changes = definition_changes(&state, &registry, &series.metric, range_start, range_end);
+    let changes = definition_changes(state, registry, &series.metric, range_start, range_end);
     let mut body = serde_json::to_value(&series).map_err(|e| Error::internal(e.to_string()))?;
     body["definition_changes"] = serde_json::Value::Array(changes);
-    Ok(Json(body).into_response())
+    let bytes = serde_json::to_vec(&body).map_err(|e| Error::internal(e.to_string()))?;
+    Ok(Encoded::new("application/json", bytes))
 }
 
 /// The definition versions (of the metric or a part) first served inside the range, other

@@ -388,9 +388,11 @@ async fn comparison(
     };
     let service = MetricService::new(&registry, &state.engine, calendar);
     let context = state.report_context(&registry);
+    let turn = state.gate.admit("the attribution comparison").await?;
     let comparison = context
         .model_comparison(&service, &chosen, week, base)
         .await?;
+    drop(turn);
     let row = |channel: &str, values: &[Option<f64>]| ModelRow {
         channel: channel.to_string(),
         cells: comparison

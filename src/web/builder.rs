@@ -222,7 +222,10 @@ pub async fn build_if_changed(state: &AppState) -> bool {
         let key = (dashboard.clone(), week.clone());
         let result = state
             .reports
-            .get_or_build(key, &etag, || compute(&context, definition, period, &etag))
+            .get_or_build(key, &etag, || async {
+                let _turn = state.gate.wait().await?;
+                compute(&context, definition, period, &etag).await
+            })
             .await;
         match result {
             Ok(_) => tracing::info!(

@@ -51,12 +51,20 @@ impl IntoResponse for ApiError {
             tracing::debug!(code = error.code, "{}", error.message);
             error.message
         };
+        let busy = error.code == super::gate::BUSY;
         let body = ErrorBody {
             error: ErrorDetail {
                 code: error.code.to_string(),
                 message,
             },
         };
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if busy {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(super::gate::RETRY_AFTER_SECONDS),
+            );
+        }
+        response
     }
 }

@@ -9,7 +9,9 @@ pub mod alerts;
 pub mod api;
 pub mod attribution;
 pub mod builder;
+pub mod encoded;
 pub mod error;
+pub mod gate;
 pub mod pages;
 pub mod reports;
 mod routes;
@@ -68,6 +70,10 @@ pub struct AppState {
     pub reports: Arc<reports::ReportCache>,
     /// The background build: its progress, and whether it is running.
     pub builder: Arc<builder::Builder>,
+    /// Heavy computations' turns (`server.max_concurrent_builds`).
+    pub gate: Arc<gate::Gate>,
+    /// Metric API answers by query and data version.
+    pub answers: Arc<api::Answers>,
     /// The report ETag each dashboard's alerts were last judged at (judged again when it
     /// changes: new data, new definitions, a new week).
     pub alerts_judged: Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
@@ -109,6 +115,11 @@ impl AppState {
             history: Arc::new(std::sync::Mutex::new(history)),
             reports: Arc::new(reports::ReportCache::default()),
             builder: Arc::new(builder::Builder::new(config.rollups.background)),
+            gate: Arc::new(gate::Gate::new(
+                config.server.max_concurrent_builds,
+                Duration::from_millis(config.server.request_timeout_ms / 2),
+            )),
+            answers: Arc::default(),
             alerts_judged: Arc::default(),
             config,
         })
@@ -579,6 +590,7 @@ pub(super) async fn get_health(
             "activity": state.engine.rollups().map(|r| r.activity()),
             "build": state.builder.status(),
         },
+        "work": state.gate.load(),
     });
     Ok(Json(body).into_response())
 }
@@ -641,7 +653,9 @@ pub(super) async fn post_sql(
         timeout: Duration::from_millis(state.config.server.sql_timeout_ms),
         max_rows: state.config.server.sql_row_limit,
     };
+    let turn = state.gate.admit("this query").await?;
     let output = state.engine.run_sql(&request.sql, limits).await;
+    drop(turn);
     let outcome = match &output {
         Ok(_) => "ok",
         Err(error) if error.code == "query_timeout" => "timeout",

@@ -10,16 +10,17 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
+use super::encoded::{self, Encoded};
 use super::error::ApiError;
 use super::AppState;
-use crate::cache::Cache;
+use crate::cache::{Cache, Flights};
 use crate::error::Error;
 use crate::render::charts;
 use crate::report::{self, Report};
-use tokio::sync::OnceCell;
+use std::sync::OnceLock;
 
 /// Reports computed, by dashboard and week, with the ETag they were computed under.
 ///
@@ -28,7 +29,7 @@ use tokio::sync::OnceCell;
 /// ([`ReportCache::get_or_build`]).
 pub struct ReportCache {
     entries: Cache<(String, String), Cached>,
-    inflight: std::sync::Mutex<HashMap<Flight, Arc<OnceCell<Cached>>>>,
+    flights: Flights<Flight, Cached>,
 }
 
 /// A report being computed: dashboard, week, ETag.
@@ -38,17 +39,9 @@ impl Default for ReportCache {
     fn default() -> Self {
         Self {
             entries: Cache::new(256),
-            inflight: std::sync::Mutex::new(HashMap::new()),
+            flights: Flights::default(),
         }
     }
-}
-
-/// One computed report and its rendered page.
-#[derive(Clone)]
-pub(super) struct Cached {
-    etag: String,
-    report: Arc<Report>,
-    html: Arc<String>,
 }
 
 impl ReportCache {
@@ -88,25 +81,105 @@ impl ReportCache {
             return Ok(cached);
         }
         let flight: Flight = (key.0.clone(), key.1.clone(), etag.to_string());
-        let cell = {
-            let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
-            Arc::clone(inflight.entry(flight.clone()).or_default())
-        };
-        let result = cell
-            .get_or_try_init(|| async {
+        self.flights
+            .run(flight, || async {
+                // Computed meanwhile by a flight that just landed.
+                if let Some(cached) = self.get(&key, etag) {
+                    return Ok(cached);
+                }
                 let cached = build().await?;
                 self.entries.insert(key.clone(), cached.clone());
-                Ok::<_, ApiError>(cached)
+                Ok(cached)
             })
             .await
-            .cloned();
-        // Done, or failed: either way the next request starts afresh (waiters already holding
-        // this cell retry on it), and no entry is left behind for an ETag gone by.
-        let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
-        if inflight.get(&flight).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
-            inflight.remove(&flight);
+    }
+}
+
+/// One computed report and its answers as bytes: the page rendered with it, the JSON, CSV and
+/// charts rendered the first time they are asked for, each kept with its compressed forms.
+#[derive(Clone)]
+pub(super) struct Cached {
+    etag: String,
+    report: Arc<Report>,
+    bodies: Arc<Bodies>,
+}
+
+/// The answers of one report, rendered once.
+struct Bodies {
+    html: Encoded,
+    json: OnceLock<Encoded>,
+    csv: OnceLock<Encoded>,
+    charts: std::sync::Mutex<HashMap<String, Arc<Encoded>>>,
+}
+
+impl Cached {
+    fn new(etag: String, report: Report, html: String) -> Self {
+        Self {
+            etag,
+            report: Arc::new(report),
+            bodies: Arc::new(Bodies {
+                html: Encoded::new("text/html; charset=utf-8", html),
+                json: OnceLock::new(),
+                csv: OnceLock::new(),
+                charts: std::sync::Mutex::default(),
+            }),
         }
-        result
+    }
+
+    /// The report as JSON, rendered the first time.
+    fn json(&self) -> Result<&Encoded, ApiError> {
+        if let Some(json) = self.bodies.json.get() {
+            return Ok(json);
+        }
+        let text = serde_json::to_string_pretty(self.report.as_ref())
+            .map_err(|e| Error::internal(e.to_string()))?;
+        Ok(self
+            .bodies
+            .json
+            .get_or_init(|| Encoded::new("application/json", text)))
+    }
+
+    /// The report as CSV, rendered the first time.
+    fn csv(&self) -> &Encoded {
+        self.bodies
+            .csv
+            .get_or_init(|| Encoded::new("text/csv; charset=utf-8", report::to_csv(&self.report)))
+    }
+
+    /// A chart as PNG or SVG, rendered the first time.
+    fn chart(&self, name: &str, png: bool) -> Result<Arc<Encoded>, ApiError> {
+        let key = format!("{name}.{}", if png { "png" } else { "svg" });
+        let kept = self.bodies.charts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(chart) = kept.get(&key) {
+            return Ok(Arc::clone(chart));
+        }
+        drop(kept);
+        let data = self
+            .report
+            .charts
+            .iter()
+            .find(|c| c.name == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = self.report.charts.iter().map(|c| c.name.as_str()).collect();
+                Error::not_found(
+                    "unknown_chart",
+                    format!(
+                        "dashboard `{}` has no chart `{name}`; charts: {}",
+                        self.report.dashboard,
+                        names.join(", ")
+                    ),
+                )
+            })?;
+        let encoded = Arc::new(if png {
+            Encoded::new("image/png", charts::png(data).map_err(Error::internal)?)
+        } else {
+            Encoded::new(
+                "image/svg+xml",
+                charts::svg(data).map_err(Error::internal)?.into_bytes(),
+            )
+        });
+        let mut kept = self.bodies.charts.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(Arc::clone(kept.entry(key).or_insert(encoded)))
     }
 }
 
@@ -128,20 +201,6 @@ fn split_format(week: &str) -> (&str, Format) {
     } else {
         (week, Format::Html)
     }
-}
-
-/// A 200 response with the report's ETag; clients revalidate every time (`no-cache`).
-fn tagged(content_type: &str, etag: String, body: impl IntoResponse) -> Response {
-    (
-        StatusCode::OK,
-        [
-            (header::CONTENT_TYPE, content_type.to_string()),
-            (header::ETAG, etag),
-            (header::CACHE_CONTROL, "no-cache".to_string()),
-        ],
-        body,
-    )
-        .into_response()
 }
 
 /// Returns the current report of a dashboard and week with its ETag, from the cache when the
@@ -169,22 +228,8 @@ async fn report_or_not_modified(
     let definition = context.dashboard(dashboard)?;
     let period = context.week(week)?;
     let etag = context.etag(definition, period).await?;
-    let matches = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|tag| tag.trim() == etag || tag.trim() == "*")
-        });
-    if matches {
-        return Ok(Err((
-            StatusCode::NOT_MODIFIED,
-            [
-                (header::ETAG, etag.clone()),
-                (header::CACHE_CONTROL, "no-cache".to_string()),
-            ],
-        )
-            .into_response()));
+    if encoded::none_match(headers, &etag) {
+        return Ok(Err(encoded::not_modified(&etag)));
     }
     let key = (dashboard.to_string(), week.to_string());
     if let Some(cached) = state.reports.get(&key, &etag) {
@@ -203,7 +248,10 @@ async fn report_or_not_modified(
     count_cache("miss");
     let cached = state
         .reports
-        .get_or_build(key, &etag, || compute(&context, definition, period, &etag))
+        .get_or_build(key, &etag, || async {
+            let _turn = state.gate.admit("this report").await?;
+            compute(&context, definition, period, &etag).await
+        })
         .await?;
     Ok(Ok((etag, cached)))
 }
@@ -233,11 +281,7 @@ pub(super) async fn compute(
         started.elapsed().as_millis()
     );
     let html = crate::render::pages::report_page(&built).map_err(ApiError)?;
-    Ok(Cached {
-        etag: etag.to_string(),
-        report: Arc::new(built),
-        html: Arc::new(html),
-    })
+    Ok(Cached::new(etag.to_string(), built, html))
 }
 
 /// The last complete report with a banner saying newer data is being built in.
@@ -251,12 +295,9 @@ fn refreshing(stale: Cached, since: chrono::DateTime<chrono::Utc>) -> Result<Cac
         ),
     );
     let html = crate::render::pages::report_page(&report).map_err(ApiError)?;
-    Ok(Cached {
-        // Its own tag: the page differs from the one first served under the old tag.
-        etag: format!("{}-refreshing\"", stale.etag.trim_end_matches('"')),
-        report: Arc::new(report),
-        html: Arc::new(html),
-    })
+    // Its own tag: the page differs from the one first served under the old tag.
+    let etag = format!("{}-refreshing\"", stale.etag.trim_end_matches('"'));
+    Ok(Cached::new(etag, report, html))
 }
 
 /// Counts a report request answered from the cache (`hit`) or computed (`miss`).
@@ -280,24 +321,22 @@ pub async fn get_report(
         Ok(found) => found,
         Err(not_modified) => return Ok(not_modified),
     };
-    let (content_type, body) = match format {
+    let page = match format {
         Format::Html => match super::access::link_params(query.as_deref()) {
             // Opened with a signed link: its charts and exports need the same signature.
             (Some(exp), Some(sig)) => {
                 let link_query = format!("?{}", signed_query(&exp, &sig));
                 let html = crate::render::pages::report_page_linked(&cached.report, &link_query)?;
-                ("text/html; charset=utf-8", html)
+                return Ok(
+                    Encoded::new("text/html; charset=utf-8", html).respond(&headers, Some(&etag))
+                );
             }
-            _ => ("text/html; charset=utf-8", cached.html.as_ref().clone()),
+            _ => &cached.bodies.html,
         },
-        Format::Json => (
-            "application/json",
-            serde_json::to_string_pretty(cached.report.as_ref())
-                .map_err(|e| Error::internal(e.to_string()))?,
-        ),
-        Format::Csv => ("text/csv; charset=utf-8", report::to_csv(&cached.report)),
+        Format::Json => cached.json()?,
+        Format::Csv => cached.csv(),
     };
-    Ok(tagged(content_type, etag, body))
+    Ok(page.respond(&headers, Some(&etag)))
 }
 
 /// `GET /charts/{dashboard}/{week}/{chart}.png` (or `.svg`).
@@ -321,35 +360,7 @@ pub async fn get_chart(
         Ok(found) => found,
         Err(not_modified) => return Ok(not_modified),
     };
-    let data = cached
-        .report
-        .charts
-        .iter()
-        .find(|c| c.name == name)
-        .ok_or_else(|| {
-            let names: Vec<&str> = cached
-                .report
-                .charts
-                .iter()
-                .map(|c| c.name.as_str())
-                .collect();
-            Error::not_found(
-                "unknown_chart",
-                format!(
-                    "dashboard `{dashboard}` has no chart `{name}`; charts: {}",
-                    names.join(", ")
-                ),
-            )
-        })?;
-    let (content_type, body) = if png {
-        ("image/png", charts::png(data).map_err(Error::internal)?)
-    } else {
-        (
-            "image/svg+xml",
-            charts::svg(data).map_err(Error::internal)?.into_bytes(),
-        )
-    };
-    Ok(tagged(content_type, etag, body))
+    Ok(cached.chart(&name, png)?.respond(&headers, Some(&etag)))
 }
 
 /// `GET /reports/{dashboard}`: redirects to the latest complete week.

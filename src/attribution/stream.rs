@@ -27,7 +27,7 @@ use futures::StreamExt;
 
 use super::io::{open_frame, parse_cents, Columns};
 use super::markov::{count_path, entity_paths, weights_of, PathCounts};
-use super::{credit_entity, Conversion, Credit, Model, Touch};
+use super::{allocate_cents, fractions, path, Conversion, Model, Touch, UNATTRIBUTED};
 use crate::error::{Error, Result};
 
 /// Memory the sorts may use before spilling to disk.
@@ -112,7 +112,25 @@ async fn sorted(
         .collect();
     let mut select = Vec::new();
     for (name, key, alias, required) in columns {
-        if available.contains(&name) {
+        let typed_time = input
+            .frame
+            .schema()
+            .field_with_unqualified_name(&name)
+            .ok()
+            .and_then(|field| match field.data_type() {
+                DataType::Timestamp(unit, _) => Some(*unit),
+                _ => None,
+            });
+        if let (Some(unit), "ts") = (typed_time, alias) {
+            // A typed timestamp is read as one (an instant in UTC), not printed and parsed.
+            select.push(
+                cast(
+                    Expr::Column(Column::from_name(name)),
+                    DataType::Timestamp(unit, Some("UTC".into())),
+                )
+                .alias(alias),
+            );
+        } else if available.contains(&name) {
             select.push(text(&name, alias));
         } else if required {
             let fix = if input.is_view {
@@ -159,20 +177,38 @@ fn instant(origin: &str, id: &str, column: &str, text: &str) -> Result<DateTime<
     )))
 }
 
-/// Turns one row of a batch into `(entity, row)`.
-type RowParser<T> = Box<dyn Fn(&RecordBatch, usize) -> Result<(String, T)> + Send>;
+/// Turns one row of a batch into a row.
+type RowParser<T> = Box<dyn Fn(&RecordBatch, usize) -> Result<T> + Send>;
+
+/// A row that belongs to an entity.
+pub(crate) trait OfEntity {
+    /// The entity's id.
+    fn entity(&self) -> &str;
+}
+
+impl OfEntity for Touch {
+    fn entity(&self) -> &str {
+        &self.entity
+    }
+}
+
+impl OfEntity for Conversion {
+    fn entity(&self) -> &str {
+        &self.entity
+    }
+}
 
 /// Reads rows of one kind from a sorted stream, entity by entity.
 pub(crate) struct Groups<T> {
     stream: SendableRecordBatchStream,
-    buffered: std::collections::VecDeque<(String, T)>,
+    buffered: std::collections::VecDeque<T>,
     done: bool,
     parse: RowParser<T>,
     /// Rows read so far.
     pub read: usize,
 }
 
-impl<T> Groups<T> {
+impl<T: OfEntity> Groups<T> {
     fn new(stream: SendableRecordBatchStream, parse: RowParser<T>) -> Self {
         Self {
             stream,
@@ -201,7 +237,7 @@ impl<T> Groups<T> {
 
     async fn peek_entity(&mut self) -> Result<Option<String>> {
         self.fill().await?;
-        Ok(self.buffered.front().map(|(entity, _)| entity.clone()))
+        Ok(self.buffered.front().map(|row| row.entity().to_string()))
     }
 
     /// Takes every row of `entity` (rows are sorted, so they are contiguous).
@@ -210,8 +246,8 @@ impl<T> Groups<T> {
         loop {
             self.fill().await?;
             match self.buffered.front() {
-                Some((next, _)) if next == entity => {
-                    if let Some((_, row)) = self.buffered.pop_front() {
+                Some(next) if next.entity() == entity => {
+                    if let Some(row) = self.buffered.pop_front() {
                         rows.push(row);
                     }
                 }
@@ -234,16 +270,58 @@ fn entity_id_ts(
     batch: &RecordBatch,
     row: usize,
 ) -> Result<(String, String, DateTime<Utc>)> {
-    let id = present(origin, &format!("a {kind}"), "id", cell(batch, 1, row))?;
-    let named = format!("{kind} `{id}`");
-    let entity = present(origin, &named, "entity", cell(batch, 0, row))?;
-    let ts = instant(
-        origin,
-        &id,
-        ts_column,
-        &present(origin, &named, "timestamp", cell(batch, 2, row))?,
-    )?;
+    let Some(id) = cell(batch, 1, row) else {
+        return Err(missing(origin, &format!("a {kind}"), "id"));
+    };
+    let Some(entity) = cell(batch, 0, row) else {
+        return Err(missing(origin, &format!("{kind} `{id}`"), "entity"));
+    };
+    let column = batch.column(2);
+    let ts = if column.is_null(row) {
+        None
+    } else if let DataType::Timestamp(_, _) = column.data_type() {
+        Some(typed_instant(column, row)?)
+    } else {
+        match cell(batch, 2, row) {
+            Some(text) => Some(instant(origin, &id, ts_column, &text)?),
+            None => None,
+        }
+    };
+    let Some(ts) = ts else {
+        return Err(missing(origin, &format!("{kind} `{id}`"), "timestamp"));
+    };
     Ok((entity, id, ts))
+}
+
+/// The instant in row `row` of a timestamp column (cast to UTC by [`sorted`]).
+fn typed_instant(column: &ArrayRef, row: usize) -> Result<DateTime<Utc>> {
+    use arrow::datatypes::{
+        TimeUnit, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+        TimestampSecondType,
+    };
+    let DataType::Timestamp(unit, _) = column.data_type() else {
+        return Err(Error::internal("not a timestamp column"));
+    };
+    let instant = match unit {
+        TimeUnit::Second => {
+            DateTime::from_timestamp(column.as_primitive::<TimestampSecondType>().value(row), 0)
+        }
+        TimeUnit::Millisecond => DateTime::from_timestamp_millis(
+            column.as_primitive::<TimestampMillisecondType>().value(row),
+        ),
+        TimeUnit::Microsecond => DateTime::from_timestamp_micros(
+            column.as_primitive::<TimestampMicrosecondType>().value(row),
+        ),
+        TimeUnit::Nanosecond => Some(DateTime::from_timestamp_nanos(
+            column.as_primitive::<TimestampNanosecondType>().value(row),
+        )),
+    };
+    instant.ok_or_else(|| Error::input("bad_timestamp", "a timestamp is out of range"))
+}
+
+/// The error of a row without a value it needs.
+fn missing(origin: &str, row: &str, what: &str) -> Error {
+    Error::input("missing_value", format!("{origin}: {row} has no {what}"))
 }
 
 fn cell(batch: &RecordBatch, column: usize, row: usize) -> Option<String> {
@@ -280,24 +358,18 @@ pub(crate) async fn touch_groups(input: Input, columns: &Columns) -> Result<Grou
     ];
     let stream = sorted(input, names).await?;
     let ts_column = columns.get("touch_ts").to_string();
-    let parse = move |batch: &RecordBatch, row: usize| -> Result<(String, Touch)> {
+    let parse = move |batch: &RecordBatch, row: usize| -> Result<Touch> {
         let (entity, id, ts) = entity_id_ts(&origin, "touch", &ts_column, batch, row)?;
-        let channel = present(
-            &origin,
-            &format!("touch `{id}`"),
-            "channel",
-            cell(batch, 3, row),
-        )?;
-        Ok((
-            entity.clone(),
-            Touch {
-                id,
-                entity,
-                ts,
-                channel,
-                campaign: cell(batch, 4, row),
-            },
-        ))
+        let Some(channel) = cell(batch, 3, row) else {
+            return Err(missing(&origin, &format!("touch `{id}`"), "channel"));
+        };
+        Ok(Touch {
+            id,
+            entity,
+            ts,
+            channel,
+            campaign: cell(batch, 4, row),
+        })
     };
     Ok(Groups::new(stream, Box::new(parse)))
 }
@@ -343,7 +415,7 @@ pub(crate) async fn conversion_groups(
     let ts_column = columns.get("conversion_ts").to_string();
     let revenue_column = columns.get("revenue").to_string();
     let has_kind = kind_column.is_some();
-    let parse = move |batch: &RecordBatch, row: usize| -> Result<(String, Conversion)> {
+    let parse = move |batch: &RecordBatch, row: usize| -> Result<Conversion> {
         let (entity, id, ts) = entity_id_ts(&origin, "conversion", &ts_column, batch, row)?;
         let revenue_cents = match cell(batch, 3, row) {
             None => None,
@@ -361,16 +433,13 @@ pub(crate) async fn conversion_groups(
         } else {
             None
         };
-        Ok((
-            entity.clone(),
-            Conversion {
-                id,
-                entity,
-                ts,
-                revenue_cents,
-                kind,
-            },
-        ))
+        Ok(Conversion {
+            id,
+            entity,
+            ts,
+            revenue_cents,
+            kind,
+        })
     };
     Ok(Groups::new(stream, Box::new(parse)))
 }
@@ -424,12 +493,7 @@ pub async fn run(job: &Job<'_>) -> Result<Summary> {
     let mut conversions =
         conversion_groups(Input::file(&ctx, job.conversions).await?, job.columns, None).await?;
     let result = for_each_entity(&mut touches, &mut conversions, |t, c| {
-        let per_model: Vec<Vec<Credit>> = job
-            .models
-            .iter()
-            .map(|model| credit_entity(&t, &c, *model, job.lookback, &weight))
-            .collect();
-        output.push(&per_model)
+        output.push_entity(&t, &c, job.models, job.lookback, &weight)
     })
     .await;
     match result.and_then(|()| output.finish()) {
@@ -548,22 +612,56 @@ impl Output {
         })
     }
 
-    fn push(&mut self, per_model: &[Vec<Credit>]) -> Result<()> {
-        let Some(first) = per_model.first() else {
-            return Ok(());
-        };
+    /// Credits an entity's conversions under every model and appends the rows: each
+    /// conversion's path is found once, and its ids, channels and campaigns are written once
+    /// with one credit pair per model (the same credits [`super::credit_entity`] gives per model).
+    fn push_entity(
+        &mut self,
+        touches: &[Touch],
+        conversions: &[Conversion],
+        models: &[Model],
+        lookback: Duration,
+        weight: &dyn Fn(&str) -> f64,
+    ) -> Result<()> {
         let b = &mut self.builders;
-        for (row, credit) in first.iter().enumerate() {
-            b.conversion.append_value(&credit.conversion_id);
-            b.touch.append_option(credit.touch_id.as_deref());
-            b.position.append_option(credit.position.map(|p| p as u32));
-            b.channel.append_value(&credit.channel);
-            b.campaign.append_option(credit.campaign.as_deref());
-            for (model, credits) in per_model.iter().enumerate() {
-                b.credit[model].append_value(credits[row].credit);
-                b.revenue[model].append_option(credits[row].revenue_cents.map(i128::from));
+        for conversion in conversions {
+            let path = path(touches, conversion, lookback);
+            if path.is_empty() {
+                b.conversion.append_value(&conversion.id);
+                b.touch.append_null();
+                b.position.append_null();
+                b.channel.append_value(UNATTRIBUTED);
+                b.campaign.append_null();
+                for model in 0..models.len() {
+                    b.credit[model].append_value(1.0);
+                    b.revenue[model].append_option(conversion.revenue_cents.map(i128::from));
+                }
+                b.len += 1;
+                continue;
             }
-            b.len += 1;
+            let per_model: Vec<(Vec<f64>, Option<Vec<i64>>)> = models
+                .iter()
+                .map(|model| {
+                    let fractions = fractions(&path, conversion.ts, *model, weight);
+                    let revenue = conversion
+                        .revenue_cents
+                        .map(|cents| allocate_cents(cents, &fractions));
+                    (fractions, revenue)
+                })
+                .collect();
+            for (position, touch) in path.iter().enumerate() {
+                b.conversion.append_value(&conversion.id);
+                b.touch.append_value(&touch.id);
+                b.position.append_value(position as u32);
+                b.channel.append_value(&touch.channel);
+                b.campaign.append_option(touch.campaign.as_deref());
+                for (model, (fractions, revenue)) in per_model.iter().enumerate() {
+                    b.credit[model].append_value(fractions[position]);
+                    b.revenue[model]
+                        .append_option(revenue.as_ref().map(|parts| i128::from(parts[position])));
+                }
+                b.len += 1;
+            }
         }
         if b.len >= BATCH_ROWS {
             self.flush()?;

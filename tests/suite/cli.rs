@@ -506,3 +506,55 @@ fn attribution_command_credits_the_reference_vectors_and_explains_bad_input() {
     );
     assert!(!missing.exists());
 }
+
+/// Typed timestamps are read as instants (not printed and parsed): Parquet inputs with naive
+/// and zoned timestamps give the CSV inputs' credits to the byte, for every model.
+#[test]
+fn attribution_over_typed_timestamps_equals_the_csv_inputs() {
+    let fixtures = repo().join("../shared/fixtures/attribution/edge_cases");
+    let out = tempfile::TempDir::new().expect("dir");
+    let run = |touches: &std::path::Path, conversions: &std::path::Path, name: &str| {
+        let credits = out.path().join(name);
+        let output = kpi(
+            &[
+                "attribution",
+                "--touches",
+                touches.to_str().expect("utf-8"),
+                "--conversions",
+                conversions.to_str().expect("utf-8"),
+                "--model",
+                "all",
+                "--out",
+                credits.to_str().expect("utf-8"),
+            ],
+            &[],
+        );
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        std::fs::read_to_string(credits).expect("credits")
+    };
+    let from_csv = run(
+        &fixtures.join("touches.csv"),
+        &fixtures.join("conversions.csv"),
+        "from-csv.csv",
+    );
+    let touches = out.path().join("touches.parquet");
+    let conversions = out.path().join("conversions.parquet");
+    // Touches as naive UTC timestamps (microseconds), conversions as zoned ones.
+    duckdb_scalar(&format!(
+        "COPY (SELECT * REPLACE (timezone('UTC', CAST(ts AS TIMESTAMPTZ)) AS ts) FROM read_csv('{}', all_varchar = true)) TO '{}' (FORMAT parquet)",
+        fixtures.join("touches.csv").display(),
+        touches.display()
+    ));
+    duckdb_scalar(&format!(
+        "SET TimeZone = 'Europe/Paris'; COPY (SELECT * REPLACE (CAST(ts AS TIMESTAMPTZ) AS ts) FROM read_csv('{}', all_varchar = true)) TO '{}' (FORMAT parquet)",
+        fixtures.join("conversions.csv").display(),
+        conversions.display()
+    ));
+    let from_parquet = run(&touches, &conversions, "from-parquet.csv");
+    assert_eq!(from_csv.lines().count(), 16, "a header and 15 credits");
+    assert_eq!(from_parquet, from_csv);
+}

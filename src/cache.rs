@@ -49,10 +49,13 @@ impl<K: Eq + Hash + Clone, V: Clone> Flights<K, V> {
     }
 }
 
-/// A map of at most `capacity` entries, least recently used out first.
+/// A map of at most `capacity` entries (and, when weighed, at most `max_bytes` of them),
+/// least recently used out first.
 #[derive(Debug)]
 pub struct Cache<K, V> {
     capacity: usize,
+    max_bytes: usize,
+    weigh: fn(&V) -> usize,
     inner: Mutex<Inner<K, V>>,
 }
 
@@ -60,18 +63,33 @@ pub struct Cache<K, V> {
 struct Inner<K, V> {
     entries: HashMap<K, (u64, V)>,
     clock: u64,
+    bytes: usize,
 }
 
 impl<K: Eq + Hash + Clone, V: Clone> Cache<K, V> {
     /// An empty cache holding at most `capacity` entries (at least one).
     pub fn new(capacity: usize) -> Self {
+        Self::weighed(capacity, usize::MAX, |_| 0)
+    }
+
+    /// An empty cache of at most `capacity` entries weighing at most `max_bytes` together, by
+    /// `weigh` (an entry heavier than `max_bytes` alone is not kept).
+    pub fn weighed(capacity: usize, max_bytes: usize, weigh: fn(&V) -> usize) -> Self {
         Self {
             capacity: capacity.max(1),
+            max_bytes,
+            weigh,
             inner: Mutex::new(Inner {
                 entries: HashMap::new(),
                 clock: 0,
+                bytes: 0,
             }),
         }
+    }
+
+    /// Bytes held, by the cache's weight.
+    pub fn bytes(&self) -> usize {
+        self.inner.lock().map(|i| i.bytes).unwrap_or(0)
     }
 
     /// Returns a copy of the value under `key`, marking it recently used.
@@ -89,25 +107,45 @@ impl<K: Eq + Hash + Clone, V: Clone> Cache<K, V> {
         let Ok(mut inner) = self.inner.lock() else {
             return;
         };
+        let weight = (self.weigh)(&value);
+        if weight > self.max_bytes {
+            return;
+        }
         inner.clock += 1;
         let now = inner.clock;
-        if !inner.entries.contains_key(&key) && inner.entries.len() >= self.capacity {
+        if let Some((_, old)) = inner.entries.remove(&key) {
+            inner.bytes -= (self.weigh)(&old);
+        }
+        while !inner.entries.is_empty()
+            && (inner.entries.len() >= self.capacity || inner.bytes + weight > self.max_bytes)
+        {
             let oldest = inner
                 .entries
                 .iter()
                 .min_by_key(|(_, (used, _))| *used)
                 .map(|(key, _)| key.clone());
-            if let Some(oldest) = oldest {
-                inner.entries.remove(&oldest);
+            let Some(oldest) = oldest else { break };
+            if let Some((_, old)) = inner.entries.remove(&oldest) {
+                inner.bytes -= (self.weigh)(&old);
             }
         }
+        inner.bytes += weight;
         inner.entries.insert(key, (now, value));
     }
 
     /// Keeps only the entries for which `keep` is true.
     pub fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {
         if let Ok(mut inner) = self.inner.lock() {
-            inner.entries.retain(|key, (_, value)| keep(key, value));
+            let weigh = self.weigh;
+            let mut dropped = 0;
+            inner.entries.retain(|key, (_, value)| {
+                let kept = keep(key, value);
+                if !kept {
+                    dropped += weigh(value);
+                }
+                kept
+            });
+            inner.bytes -= dropped;
         }
     }
 
@@ -172,6 +210,24 @@ mod tests {
         assert_eq!(cache.get(&"a"), Some(1));
         assert_eq!(cache.get(&"c"), Some(3));
         assert_eq!(cache.len(), 2);
+    }
+
+    #[test]
+    fn a_weighed_cache_evicts_by_bytes() {
+        let cache: Cache<&str, Vec<u8>> = Cache::weighed(100, 10, Vec::len);
+        cache.insert("a", vec![0; 4]);
+        cache.insert("b", vec![0; 4]);
+        assert_eq!(cache.bytes(), 8);
+        cache.insert("c", vec![0; 4]); // 12 > 10: the oldest leaves
+        assert_eq!(cache.get(&"a"), None);
+        assert_eq!(cache.bytes(), 8);
+        cache.insert("b", vec![0; 1]); // replacing frees the old weight
+        assert_eq!(cache.bytes(), 5);
+        cache.insert("huge", vec![0; 11]); // heavier than the whole budget: not kept
+        assert_eq!(cache.get(&"huge"), None);
+        assert_eq!(cache.len(), 2);
+        cache.retain(|k, _| *k == "c");
+        assert_eq!(cache.bytes(), 4);
     }
 
     #[test]

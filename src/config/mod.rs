@@ -28,7 +28,7 @@
 //! | `server.page_access` | `KPI_PAGE_ACCESS` | `open` on a loopback address, `signed` otherwise |
 //! | `server.signing_key` | `KPI_SIGNING_KEY` | none (needed by `signed` pages, `kpi share` and signed email links) |
 //! | `server.signing_keys_previous` | | none (rotated keys whose links stay valid) |
-//! | `engine.memory_limit_mb` | `KPI_MEMORY_LIMIT_MB` | `2048` |
+//! | `engine.memory_limit_mb` | `KPI_MEMORY_LIMIT_MB` | `2048` (the one budget: 7/8 query state, 1/8 the server's kept reports and answers) |
 //! | `engine.target_partitions` | `KPI_TARGET_PARTITIONS` | number of cores |
 //! | `attribution.touches` | | `reporting.touches` (a view: `touch_id, entity_id, touched_at, channel, campaign`) |
 //! | `attribution.conversions` | | `reporting.conversions` (`conversion_id, entity_id, converted_at, conversion_type, revenue`) |
@@ -344,7 +344,31 @@ pub struct ConfigProblem {
     pub message: String,
 }
 
+/// How `engine.memory_limit_mb`, the one memory budget, is shared (bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryShares {
+    /// DataFusion's memory pool: query state (hash tables, sorts); past it a query fails
+    /// with `resources_exhausted`.
+    pub query_pool: usize,
+    /// Reports kept by the server (pages and what is rendered from them).
+    pub reports: usize,
+    /// Metric API answers kept by the server.
+    pub answers: usize,
+}
+
 impl Config {
+    /// The budget's shares: an eighth for the server's kept answers (three quarters of it for
+    /// reports, a quarter for metric answers), the rest for query state.
+    pub fn memory(&self) -> MemoryShares {
+        let budget = self.engine.memory_limit_mb.saturating_mul(1 << 20);
+        let kept = budget / 8;
+        MemoryShares {
+            query_pool: budget - kept,
+            reports: kept / 4 * 3,
+            answers: kept / 4,
+        }
+    }
+
     /// The signer of shared links, when a signing key is set.
     pub fn signer(&self) -> Option<crate::links::Signer> {
         self.server

@@ -207,7 +207,7 @@ impl Engine {
     /// Touches no storage; the first [`Engine::refresh`] lists the data root.
     pub fn try_new(config: Arc<Config>) -> Result<Self> {
         let (store, root, url_base) = open_store(&config)?;
-        let memory = config.engine.memory_limit_mb.saturating_mul(1024 * 1024);
+        let memory = config.memory().query_pool;
         let runtime: Arc<RuntimeEnv> = RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(GreedyMemoryPool::new(memory)))
             // The default list-files cache never expires, which would hide newly landed files.

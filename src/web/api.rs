@@ -60,12 +60,19 @@ pub struct Answers {
     flights: Flights<String, Arc<Encoded>>,
 }
 
-impl Default for Answers {
-    fn default() -> Self {
+impl Answers {
+    /// Answers kept within `max_bytes`, at most 512 of them; an answer weighs its bytes and half
+    /// again for the compressed forms made later.
+    pub fn new(max_bytes: usize) -> Self {
         Self {
-            kept: Cache::new(512),
+            kept: Cache::weighed(512, max_bytes, |answer| answer.size() * 3 / 2),
             flights: Flights::default(),
         }
+    }
+
+    /// Bytes the kept answers weigh.
+    pub fn bytes(&self) -> usize {
+        self.kept.bytes()
     }
 }
 

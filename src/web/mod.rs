@@ -113,13 +113,13 @@ impl AppState {
             engine,
             definitions: Arc::new(RwLock::new(status)),
             history: Arc::new(std::sync::Mutex::new(history)),
-            reports: Arc::new(reports::ReportCache::default()),
+            reports: Arc::new(reports::ReportCache::new(config.memory().reports)),
             builder: Arc::new(builder::Builder::new(config.rollups.background)),
             gate: Arc::new(gate::Gate::new(
                 config.server.max_concurrent_builds,
                 Duration::from_millis(config.server.request_timeout_ms / 2),
             )),
-            answers: Arc::default(),
+            answers: Arc::new(api::Answers::new(config.memory().answers)),
             alerts_judged: Arc::default(),
             config,
         })
@@ -591,6 +591,14 @@ pub(super) async fn get_health(
             "build": state.builder.status(),
         },
         "work": state.gate.load(),
+        "memory": {
+            "budget_bytes": state.config.engine.memory_limit_mb << 20,
+            "query_pool_bytes": state.config.memory().query_pool,
+            "kept_reports_bytes": state.reports.bytes(),
+            "kept_reports_limit": state.config.memory().reports,
+            "kept_answers_bytes": state.answers.bytes(),
+            "kept_answers_limit": state.config.memory().answers,
+        },
     });
     Ok(Json(body).into_response())
 }

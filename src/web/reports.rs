@@ -35,12 +35,18 @@ pub struct ReportCache {
 /// A report being computed: dashboard, week, ETag.
 type Flight = (String, String, String);
 
-impl Default for ReportCache {
-    fn default() -> Self {
+impl ReportCache {
+    /// Reports kept within `max_bytes` (by [`Cached::weight`]), at most 256 of them.
+    pub fn new(max_bytes: usize) -> Self {
         Self {
-            entries: Cache::new(256),
+            entries: Cache::weighed(256, max_bytes, Cached::weight),
             flights: Flights::default(),
         }
+    }
+
+    /// Bytes the kept reports weigh.
+    pub fn bytes(&self) -> usize {
+        self.entries.bytes()
     }
 }
 
@@ -113,6 +119,12 @@ struct Bodies {
 }
 
 impl Cached {
+    /// What a kept report weighs, estimated when it is kept: four times its page (the report
+    /// itself, and the JSON, CSV, compressed forms and charts rendered from it later).
+    fn weight(&self) -> usize {
+        self.bodies.html.size() * 4
+    }
+
     fn new(etag: String, report: Report, html: String) -> Self {
         Self {
             etag,

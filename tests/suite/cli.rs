@@ -350,26 +350,7 @@ fn attribution_command_credits_the_reference_vectors_and_explains_bad_input() {
     let conversions = fixtures.join("conversions.csv");
     let out = tempfile::TempDir::new().expect("dir");
     let csv = out.path().join("credits.csv");
-    let output = kpi(
-        &[
-            "attribution",
-            "--touches",
-            touches.to_str().expect("utf-8"),
-            "--conversions",
-            conversions.to_str().expect("utf-8"),
-            "--model",
-            "all",
-            "--out",
-            csv.to_str().expect("utf-8"),
-        ],
-        &[],
-    );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = std::fs::read_to_string(&csv).expect("credits");
+    let text = attribute_all(&touches, &conversions, &csv);
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().expect("header").split(',').collect();
     assert_eq!(
@@ -507,6 +488,34 @@ fn attribution_command_credits_the_reference_vectors_and_explains_bad_input() {
     assert!(!missing.exists());
 }
 
+/// `kpi attribution --model all` into `out` (a CSV file); its text.
+fn attribute_all(
+    touches: &std::path::Path,
+    conversions: &std::path::Path,
+    out: &std::path::Path,
+) -> String {
+    let output = kpi(
+        &[
+            "attribution",
+            "--touches",
+            touches.to_str().expect("utf-8"),
+            "--conversions",
+            conversions.to_str().expect("utf-8"),
+            "--model",
+            "all",
+            "--out",
+            out.to_str().expect("utf-8"),
+        ],
+        &[],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    std::fs::read_to_string(out).expect("credits")
+}
+
 /// Typed timestamps are read as instants (not printed and parsed): Parquet inputs with naive
 /// and zoned timestamps give the CSV inputs' credits to the byte, for every model.
 #[test]
@@ -514,27 +523,7 @@ fn attribution_over_typed_timestamps_equals_the_csv_inputs() {
     let fixtures = repo().join("../shared/fixtures/attribution/edge_cases");
     let out = tempfile::TempDir::new().expect("dir");
     let run = |touches: &std::path::Path, conversions: &std::path::Path, name: &str| {
-        let credits = out.path().join(name);
-        let output = kpi(
-            &[
-                "attribution",
-                "--touches",
-                touches.to_str().expect("utf-8"),
-                "--conversions",
-                conversions.to_str().expect("utf-8"),
-                "--model",
-                "all",
-                "--out",
-                credits.to_str().expect("utf-8"),
-            ],
-            &[],
-        );
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        std::fs::read_to_string(credits).expect("credits")
+        attribute_all(touches, conversions, &out.path().join(name))
     };
     let from_csv = run(
         &fixtures.join("touches.csv"),

@@ -530,16 +530,9 @@ async fn a_snapshot_never_changes_and_its_page_shows_what_the_live_report_now_sa
     );
 
     // A file lands: the live report changes, the snapshot does not.
-    let opportunities = data.path().join("crm/opportunities");
-    let existing = std::fs::read_dir(&opportunities)
-        .expect("dir")
-        .filter_map(|e| e.ok())
-        .find(|e| e.path().extension().is_some_and(|x| x == "parquet"))
-        .expect("a file")
-        .path();
-    land(
-        &opportunities.join("late-arrivals.parquet"),
-        &std::fs::read(existing).expect("read"),
+    land_copy(
+        &data.path().join("crm/opportunities"),
+        "late-arrivals.parquet",
     );
     server.settle().await;
     let after = page(format!("/snapshots/weekly-marketing/{WEEK}/{id}")).await;

@@ -130,16 +130,9 @@ async fn identical_requests_compute_once_and_are_served_as_kept_compressed_bytes
         before,
         "answered from the kept bytes"
     );
-    let opportunities = data.path().join("crm/opportunities");
-    let existing = std::fs::read_dir(&opportunities)
-        .expect("dir")
-        .filter_map(|e| e.ok())
-        .find(|e| e.path().extension().is_some_and(|x| x == "parquet"))
-        .expect("a parquet file")
-        .path();
-    land(
-        &opportunities.join("relanded-copy.parquet"),
-        &std::fs::read(existing).expect("read"),
+    land_copy(
+        &data.path().join("crm/opportunities"),
+        "relanded-copy.parquet",
     );
     server.settle().await;
     let third = server.get_json(query).await;

@@ -195,16 +195,9 @@ async fn etags_answer_304_without_work_and_change_when_a_file_lands() {
     );
 
     // A file lands in a table the report reads: new ETag, and the old one gets a full answer.
-    let opportunities = data.path().join("crm/opportunities");
-    let existing = std::fs::read_dir(&opportunities)
-        .expect("dir")
-        .filter_map(|e| e.ok())
-        .find(|e| e.path().extension().is_some_and(|x| x == "parquet"))
-        .expect("a parquet file")
-        .path();
-    land(
-        &opportunities.join("relanded-copy.parquet"),
-        &std::fs::read(existing).expect("read"),
+    land_copy(
+        &data.path().join("crm/opportunities"),
+        "relanded-copy.parquet",
     );
     server.settle().await;
     let after = server

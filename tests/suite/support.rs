@@ -285,6 +285,17 @@ fn insert_server_keys(text: &str, keys: &str) -> String {
 }
 
 /// Writes a file atomically (temporary name, then rename), as a landing job would.
+/// Lands a copy of one of `folder`'s Parquet files again as `name` (every row twice).
+pub fn land_copy(folder: &Path, name: &str) {
+    let existing = std::fs::read_dir(folder)
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .find(|e| e.path().extension().is_some_and(|x| x == "parquet"))
+        .expect("a parquet file")
+        .path();
+    land(&folder.join(name), &std::fs::read(existing).expect("read"));
+}
+
 pub fn land(path: &Path, bytes: &[u8]) {
     let folder = path.parent().expect("parent");
     std::fs::create_dir_all(folder).expect("folder");

@@ -50,7 +50,8 @@ impl<K: Eq + Hash + Clone, V: Clone> Flights<K, V> {
 }
 
 /// A map of at most `capacity` entries (and, when weighed, at most `max_bytes` of them),
-/// least recently used out first.
+/// least recently used out first. An entry's weight is taken when it is inserted and kept
+/// with it, so a value that grows later (a compressed form added) cannot unbalance the count.
 #[derive(Debug)]
 pub struct Cache<K, V> {
     capacity: usize,
@@ -61,7 +62,8 @@ pub struct Cache<K, V> {
 
 #[derive(Debug)]
 struct Inner<K, V> {
-    entries: HashMap<K, (u64, V)>,
+    /// Last use, weight at insertion, value.
+    entries: HashMap<K, (u64, usize, V)>,
     clock: u64,
     bytes: usize,
 }
@@ -97,7 +99,7 @@ impl<K: Eq + Hash + Clone, V: Clone> Cache<K, V> {
         let mut inner = self.inner.lock().ok()?;
         inner.clock += 1;
         let now = inner.clock;
-        let (used, value) = inner.entries.get_mut(key)?;
+        let (used, _, value) = inner.entries.get_mut(key)?;
         *used = now;
         Some(value.clone())
     }
@@ -113,8 +115,8 @@ impl<K: Eq + Hash + Clone, V: Clone> Cache<K, V> {
         }
         inner.clock += 1;
         let now = inner.clock;
-        if let Some((_, old)) = inner.entries.remove(&key) {
-            inner.bytes -= (self.weigh)(&old);
+        if let Some((_, old, _)) = inner.entries.remove(&key) {
+            inner.bytes -= old;
         }
         while !inner.entries.is_empty()
             && (inner.entries.len() >= self.capacity || inner.bytes + weight > self.max_bytes)
@@ -122,26 +124,25 @@ impl<K: Eq + Hash + Clone, V: Clone> Cache<K, V> {
             let oldest = inner
                 .entries
                 .iter()
-                .min_by_key(|(_, (used, _))| *used)
+                .min_by_key(|(_, (used, _, _))| *used)
                 .map(|(key, _)| key.clone());
             let Some(oldest) = oldest else { break };
-            if let Some((_, old)) = inner.entries.remove(&oldest) {
-                inner.bytes -= (self.weigh)(&old);
+            if let Some((_, old, _)) = inner.entries.remove(&oldest) {
+                inner.bytes -= old;
             }
         }
         inner.bytes += weight;
-        inner.entries.insert(key, (now, value));
+        inner.entries.insert(key, (now, weight, value));
     }
 
     /// Keeps only the entries for which `keep` is true.
     pub fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {
         if let Ok(mut inner) = self.inner.lock() {
-            let weigh = self.weigh;
             let mut dropped = 0;
-            inner.entries.retain(|key, (_, value)| {
+            inner.entries.retain(|key, (_, weight, value)| {
                 let kept = keep(key, value);
                 if !kept {
-                    dropped += weigh(value);
+                    dropped += *weight;
                 }
                 kept
             });
@@ -228,6 +229,19 @@ mod tests {
         assert_eq!(cache.len(), 2);
         cache.retain(|k, _| *k == "c");
         assert_eq!(cache.bytes(), 4);
+    }
+
+    #[test]
+    fn a_value_that_grows_after_insertion_leaves_with_its_inserted_weight() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let cache: Cache<&str, Arc<AtomicUsize>> =
+            Cache::weighed(100, 10, |v| v.load(Ordering::SeqCst));
+        let growing = Arc::new(AtomicUsize::new(4));
+        cache.insert("a", Arc::clone(&growing));
+        growing.store(9, Ordering::SeqCst); // its compressed forms were made
+        cache.insert("b", Arc::new(AtomicUsize::new(8))); // 4 + 8 > 10: `a` leaves
+        assert_eq!(cache.get(&"a").map(|_| ()), None);
+        assert_eq!(cache.bytes(), 8);
     }
 
     #[test]

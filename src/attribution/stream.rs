@@ -259,7 +259,7 @@ impl<T: OfEntity> Groups<T> {
 
 /// Returns a value that must be there, or says which row lacks it.
 fn present(origin: &str, row: &str, what: &str, value: Option<String>) -> Result<String> {
-    value.ok_or_else(|| Error::input("missing_value", format!("{origin}: {row} has no {what}")))
+    value.ok_or_else(|| missing(origin, row, what))
 }
 
 /// Reads the three columns every input row has (entity, id, timestamp) from the sorted stream.

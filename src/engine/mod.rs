@@ -135,7 +135,8 @@ struct Inner {
     generation: std::sync::atomic::AtomicU64,
     /// The build session of a generation (see `materialize`).
     build: tokio::sync::Mutex<Option<(u64, SessionContext)>>,
-    /// Every table's data version as last listed, read without waiting for a listing.
+    /// Every table's data version (a hash of its files' paths, sizes and times) as last
+    /// listed; read without waiting for a listing.
     versions: std::sync::RwLock<Arc<BTreeMap<String, String>>>,
     /// Whether a background task lists the data root (then [`Engine::refresh`] does not).
     background: std::sync::atomic::AtomicBool,
@@ -162,8 +163,6 @@ struct CatalogState {
     root_missing: bool,
     views: Vec<ViewDef>,
     view_schemas: HashMap<String, SchemaRef>,
-    /// Version of every table's data: a hash of its files' paths, sizes and times.
-    data_versions: BTreeMap<String, String>,
 }
 
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -210,8 +209,8 @@ impl Engine {
         let memory = config.memory().query_pool;
         let runtime: Arc<RuntimeEnv> = RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(GreedyMemoryPool::new(memory)))
-            // The default list-files cache never expires, which would hide newly landed files.
-            // Filled by every listing (`Engine::list_now`), never expiring on its own.
+            // Filled by every listing (`Engine::list_now`) with the files it found, so it never
+            // hides a landed file and never expires on its own.
             .with_cache_manager(
                 CacheManagerConfig::default()
                     .with_list_files_cache_limit(LIST_FILES_CACHE_BYTES)
@@ -504,12 +503,12 @@ impl Engine {
             .iter()
             .map(|table| (table.qualified_name(), files_version(&table.files)))
             .collect();
-        self.cache_file_lists(&tables, &state.data_versions, &versions)?;
-        if versions != state.data_versions {
+        let before = Arc::clone(&inner.versions.read().unwrap_or_else(|p| p.into_inner()));
+        self.cache_file_lists(&tables, &before, &versions)?;
+        if versions != *before {
             self.inner.attribution.invalidate();
             self.bump_generation();
-            *inner.versions.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(versions.clone());
-            state.data_versions = versions;
+            *inner.versions.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(versions);
         }
 
         let mut changed = false;
@@ -961,26 +960,22 @@ impl Engine {
             })
         };
         let handle = self.cpu_handle()?.spawn(work);
-        let abort = handle.abort_handle();
-        // A caller that stops waiting (a request cut at its time limit, a client gone) stops
-        // the query too: it would otherwise keep its cores busy with no one to answer.
-        let _stop_when_dropped = StopOnDrop(abort.clone());
+        // Stopped when this returns at the time limit, and when the caller stops waiting (a
+        // request cut at its own limit, a client gone): no query runs with no one to answer.
+        let _stop_when_dropped = StopOnDrop(handle.abort_handle());
         match tokio::time::timeout(limits.timeout, handle).await {
             Ok(Ok(result)) => result.map(|mut output| {
                 output.elapsed = started.elapsed();
                 output
             }),
             Ok(Err(join)) => Err(Error::internal(format!("query task failed: {join}"))),
-            Err(_) => {
-                abort.abort();
-                Err(Error::unavailable(
-                    "query_timeout",
-                    format!(
-                        "query stopped after the time limit of {} ms; narrow it (filters, LIMIT) or raise server.sql_timeout_ms",
-                        limits.timeout.as_millis()
-                    ),
-                ))
-            }
+            Err(_) => Err(Error::unavailable(
+                "query_timeout",
+                format!(
+                    "query stopped after the time limit of {} ms; narrow it (filters, LIMIT) or raise server.sql_timeout_ms",
+                    limits.timeout.as_millis()
+                ),
+            )),
         }
     }
 

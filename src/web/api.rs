@@ -89,6 +89,22 @@ pub async fn get_metric_series(
     let params = SeriesParams::parse(query.as_deref().unwrap_or_default())?;
     let calendar = state.config.calendar();
     let (from, to) = params.range(&calendar)?;
+    // Every parameter is checked here: a bad query is a 400 at once, never a kept answer or a
+    // turn in the queue.
+    let compare = metrics::parse_comparisons(&params.compare.join(","))?;
+    let request = SeriesRequest {
+        metric: name,
+        from,
+        to,
+        by: params.by,
+        filters: metrics::parse_filters(&params.filter)?,
+        compare: compare.clone(),
+        attribution: metrics::attribution_choice(
+            &state.config.attribution,
+            params.model.as_deref(),
+            params.lookback.as_deref(),
+        )?,
+    };
     let registry = state.read_definitions().registry;
     let wants_csv = params.format.as_deref() == Some("csv")
         || headers
@@ -99,7 +115,7 @@ pub async fn get_metric_series(
         let mut hasher = Sha256::new();
         for part in [
             registry.version.as_str(),
-            &name,
+            &request.metric,
             query.as_deref().unwrap_or_default(),
             &format!("{from:?}|{to:?}|{wants_csv}"),
         ] {
@@ -120,8 +136,7 @@ pub async fn get_metric_series(
         .flights
         .run(key.clone(), || async {
             let _turn = state.gate.admit("this series").await?;
-            let answer =
-                Arc::new(answer(&state, &registry, name, &params, (from, to), wants_csv).await?);
+            let answer = Arc::new(answer(&state, &registry, &request, &compare, wants_csv).await?);
             state.answers.kept.insert(key.clone(), Arc::clone(&answer));
             Ok::<_, ApiError>(answer)
         })
@@ -133,37 +148,22 @@ pub async fn get_metric_series(
 async fn answer(
     state: &AppState,
     registry: &Registry,
-    name: String,
-    params: &SeriesParams,
-    (from, to): (Period, Period),
+    request: &SeriesRequest,
+    compare: &[metrics::Comparison],
     csv: bool,
 ) -> Result<Encoded, ApiError> {
     let calendar = state.config.calendar();
-    let compare = metrics::parse_comparisons(&params.compare.join(","))?;
-    let request = SeriesRequest {
-        metric: name,
-        from,
-        to,
-        by: params.by.clone(),
-        filters: metrics::parse_filters(&params.filter)?,
-        compare: compare.clone(),
-        attribution: metrics::attribution_choice(
-            &state.config.attribution,
-            params.model.as_deref(),
-            params.lookback.as_deref(),
-        )?,
-    };
     let series = MetricService::new(registry, &state.engine, calendar)
-        .series(&request)
+        .series(request)
         .await?;
     if csv {
         return Ok(Encoded::new(
             "text/csv; charset=utf-8",
-            metrics::to_csv(&series, &compare),
+            metrics::to_csv(&series, compare),
         ));
     }
-    let (range_start, _) = calendar.instants(from);
-    let (_, range_end) = calendar.instants(to);
+    let (range_start, _) = calendar.instants(request.from);
+    let (_, range_end) = calendar.instants(request.to);
     let changes = definition_changes(state, registry, &series.metric, range_start, range_end);
     let mut body = serde_json::to_value(&series).map_err(|e| Error::internal(e.to_string()))?;
     body["definition_changes"] = serde_json::Value::Array(changes);

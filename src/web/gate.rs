@@ -73,8 +73,8 @@ impl Gate {
                 Err(Error::unavailable(
                     BUSY,
                     format!(
-                        "the server is busy: {what} waited {} s for one of {} computation slots; retry in {RETRY_AFTER_SECONDS} s (server.max_concurrent_builds sets the slots)",
-                        self.wait_limit.as_secs(),
+                        "the server is busy: {what} waited {:.1} s for one of {} computation slots; retry in {RETRY_AFTER_SECONDS} s (server.max_concurrent_builds sets the slots)",
+                        self.wait_limit.as_secs_f64(),
                         self.size
                     ),
                 ))

@@ -559,6 +559,7 @@ pub(super) async fn get_health(
     let layout = state.engine.layout_problems().await;
     let registry = &definitions.registry;
     let broken_tables = tables.iter().filter(|table| table.error.is_some()).count();
+    let (listed, memory) = (state.engine.listed(), state.config.memory());
     let healthy = definitions.errors.is_empty() && broken_tables == 0 && layout.is_empty();
     let loaded_at = definitions
         .loaded_at
@@ -580,8 +581,8 @@ pub(super) async fn get_health(
         "tables": tables,
         "listing": {
             "refresh_interval_ms": state.config.server.refresh_interval_ms,
-            "listings": state.engine.listed().count,
-            "last_listed_unix_ms": state.engine.listed().at_unix_ms,
+            "listings": listed.count,
+            "last_listed_unix_ms": listed.at_unix_ms,
         },
         "layout_problems": layout,
         "rollups": {
@@ -593,11 +594,11 @@ pub(super) async fn get_health(
         "work": state.gate.load(),
         "memory": {
             "budget_bytes": state.config.engine.memory_limit_mb << 20,
-            "query_pool_bytes": state.config.memory().query_pool,
+            "query_pool_bytes": memory.query_pool,
             "kept_reports_bytes": state.reports.bytes(),
-            "kept_reports_limit": state.config.memory().reports,
+            "kept_reports_limit": memory.reports,
             "kept_answers_bytes": state.answers.bytes(),
-            "kept_answers_limit": state.config.memory().answers,
+            "kept_answers_limit": memory.answers,
         },
     });
     Ok(Json(body).into_response())

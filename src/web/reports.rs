@@ -115,12 +115,20 @@ struct Bodies {
     html: Encoded,
     json: OnceLock<Encoded>,
     csv: OnceLock<Encoded>,
-    charts: std::sync::Mutex<HashMap<String, Arc<Encoded>>>,
+    /// Charts (`chart NAME.png`) and pages opened with a signed link (`link ?exp=…&sig=…`),
+    /// at most [`RENDERED_KEPT`]; past that they are rendered per request.
+    rendered: std::sync::Mutex<HashMap<String, Arc<Encoded>>>,
+    /// This report marked as being refreshed, for the time the newer data was seen.
+    refreshing: std::sync::Mutex<Option<(chrono::DateTime<chrono::Utc>, Cached)>>,
 }
+
+/// Charts and signed-link pages kept per report (an email's link is one per send).
+const RENDERED_KEPT: usize = 16;
 
 impl Cached {
     /// What a kept report weighs, estimated when it is kept: four times its page (the report
-    /// itself, and the JSON, CSV, compressed forms and charts rendered from it later).
+    /// itself, and the JSON, CSV, compressed forms, charts and signed-link pages rendered from
+    /// it later, those last two at most [`RENDERED_KEPT`]).
     fn weight(&self) -> usize {
         self.bodies.html.size() * 4
     }
@@ -133,7 +141,8 @@ impl Cached {
                 html: Encoded::new("text/html; charset=utf-8", html),
                 json: OnceLock::new(),
                 csv: OnceLock::new(),
-                charts: std::sync::Mutex::default(),
+                rendered: std::sync::Mutex::default(),
+                refreshing: std::sync::Mutex::default(),
             }),
         }
     }
@@ -158,40 +167,96 @@ impl Cached {
             .get_or_init(|| Encoded::new("text/csv; charset=utf-8", report::to_csv(&self.report)))
     }
 
+    /// An answer kept under `key`, rendered by `render` the first time.
+    fn rendered(
+        &self,
+        key: String,
+        render: impl FnOnce() -> Result<Encoded, ApiError>,
+    ) -> Result<Arc<Encoded>, ApiError> {
+        let lock = || {
+            self.bodies
+                .rendered
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+        };
+        if let Some(found) = lock().get(&key) {
+            return Ok(Arc::clone(found));
+        }
+        let encoded = Arc::new(render()?);
+        let mut kept = lock();
+        if kept.len() >= RENDERED_KEPT {
+            return Ok(encoded);
+        }
+        Ok(Arc::clone(kept.entry(key).or_insert(encoded)))
+    }
+
     /// A chart as PNG or SVG, rendered the first time.
     fn chart(&self, name: &str, png: bool) -> Result<Arc<Encoded>, ApiError> {
-        let key = format!("{name}.{}", if png { "png" } else { "svg" });
-        let kept = self.bodies.charts.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(chart) = kept.get(&key) {
-            return Ok(Arc::clone(chart));
-        }
-        drop(kept);
-        let data = self
-            .report
-            .charts
-            .iter()
-            .find(|c| c.name == name)
-            .ok_or_else(|| {
-                let names: Vec<&str> = self.report.charts.iter().map(|c| c.name.as_str()).collect();
-                Error::not_found(
-                    "unknown_chart",
-                    format!(
-                        "dashboard `{}` has no chart `{name}`; charts: {}",
-                        self.report.dashboard,
-                        names.join(", ")
-                    ),
+        let key = format!("chart {name}.{}", if png { "png" } else { "svg" });
+        self.rendered(key, || {
+            let data = self
+                .report
+                .charts
+                .iter()
+                .find(|c| c.name == name)
+                .ok_or_else(|| {
+                    let names: Vec<&str> =
+                        self.report.charts.iter().map(|c| c.name.as_str()).collect();
+                    Error::not_found(
+                        "unknown_chart",
+                        format!(
+                            "dashboard `{}` has no chart `{name}`; charts: {}",
+                            self.report.dashboard,
+                            names.join(", ")
+                        ),
+                    )
+                })?;
+            Ok(if png {
+                Encoded::new("image/png", charts::png(data).map_err(Error::internal)?)
+            } else {
+                Encoded::new(
+                    "image/svg+xml",
+                    charts::svg(data).map_err(Error::internal)?.into_bytes(),
                 )
-            })?;
-        let encoded = Arc::new(if png {
-            Encoded::new("image/png", charts::png(data).map_err(Error::internal)?)
-        } else {
-            Encoded::new(
-                "image/svg+xml",
-                charts::svg(data).map_err(Error::internal)?.into_bytes(),
-            )
-        });
-        let mut kept = self.bodies.charts.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(Arc::clone(kept.entry(key).or_insert(encoded)))
+            })
+        })
+    }
+
+    /// The page opened with a signed link: its charts and exports carry the same signature.
+    fn linked_page(&self, link_query: &str) -> Result<Arc<Encoded>, ApiError> {
+        self.rendered(format!("link {link_query}"), || {
+            let html = crate::render::pages::report_page_linked(&self.report, link_query)?;
+            Ok(Encoded::new("text/html; charset=utf-8", html))
+        })
+    }
+
+    /// This report with a banner saying newer data, seen at `since`, is being built in; made
+    /// once per `since`.
+    fn refreshing(&self, since: chrono::DateTime<chrono::Utc>) -> Result<Cached, ApiError> {
+        let mut kept = self
+            .bodies
+            .refreshing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some((at, cached)) = kept.as_ref() {
+            if *at == since {
+                return Ok(cached.clone());
+            }
+        }
+        let mut report = self.report.as_ref().clone();
+        report.banners.insert(
+            0,
+            format!(
+                "Refreshing: new data or definitions were seen at {} UTC and this report is being computed again; these are the numbers from before. Reload in a moment.",
+                since.format("%Y-%m-%d %H:%M:%S")
+            ),
+        );
+        let html = crate::render::pages::report_page(&report).map_err(ApiError)?;
+        // Its own tag: the page differs from the one first served under the old tag.
+        let etag = format!("{}-refreshing\"", self.etag.trim_end_matches('"'));
+        let cached = Cached::new(etag, report, html);
+        *kept = Some((since, cached.clone()));
+        Ok(cached)
     }
 }
 
@@ -253,7 +318,7 @@ async fn report_or_not_modified(
     if let Some(stale) = state.reports.newest(&key) {
         if let Some(since) = state.builder.refresh_soon(dashboard, week, &etag) {
             count_cache("refreshing");
-            let refreshed = refreshing(stale, since)?;
+            let refreshed = stale.refreshing(since)?;
             return Ok(Ok((refreshed.etag.clone(), refreshed)));
         }
     }
@@ -296,22 +361,6 @@ pub(super) async fn compute(
     Ok(Cached::new(etag.to_string(), built, html))
 }
 
-/// The last complete report with a banner saying newer data is being built in.
-fn refreshing(stale: Cached, since: chrono::DateTime<chrono::Utc>) -> Result<Cached, ApiError> {
-    let mut report = stale.report.as_ref().clone();
-    report.banners.insert(
-        0,
-        format!(
-            "Refreshing: new data or definitions were seen at {} UTC and this report is being computed again; these are the numbers from before. Reload in a moment.",
-            since.format("%Y-%m-%d %H:%M:%S")
-        ),
-    );
-    let html = crate::render::pages::report_page(&report).map_err(ApiError)?;
-    // Its own tag: the page differs from the one first served under the old tag.
-    let etag = format!("{}-refreshing\"", stale.etag.trim_end_matches('"'));
-    Ok(Cached::new(etag, report, html))
-}
-
 /// Counts a report request answered from the cache (`hit`) or computed (`miss`).
 fn count_cache(result: &str) {
     crate::telemetry::count(
@@ -338,10 +387,8 @@ pub async fn get_report(
             // Opened with a signed link: its charts and exports need the same signature.
             (Some(exp), Some(sig)) => {
                 let link_query = format!("?{}", signed_query(&exp, &sig));
-                let html = crate::render::pages::report_page_linked(&cached.report, &link_query)?;
-                return Ok(
-                    Encoded::new("text/html; charset=utf-8", html).respond(&headers, Some(&etag))
-                );
+                let page = cached.linked_page(&link_query)?;
+                return Ok(page.respond(&headers, Some(&etag)));
             }
             _ => &cached.bodies.html,
         },

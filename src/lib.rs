@@ -6,6 +6,8 @@
 pub mod alerts;
 pub mod attribution;
 pub mod cache;
+#[cfg(feature = "cluster")]
+pub mod cluster;
 pub mod config;
 pub mod defs;
 pub mod demo;

@@ -45,3 +45,7 @@ mod alerts;
 
 #[path = "suite/load.rs"]
 mod load;
+
+#[cfg(feature = "cluster")]
+#[path = "suite/cluster.rs"]
+mod cluster;

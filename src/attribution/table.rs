@@ -158,6 +158,11 @@ impl AttributionTable {
         [&self.touches, &self.conversions]
     }
 
+    /// The model and lookback.
+    pub fn settings(&self) -> Settings {
+        self.settings
+    }
+
     /// Inputs and settings in one string: equal keys give equal credits on equal data.
     pub fn key(&self) -> String {
         self.key_for(self.settings)
@@ -192,8 +197,9 @@ impl AttributionTable {
         all
     }
 
-    /// Returns the credits, computing them unless the current version has them.
-    async fn credits(&self, state: &SessionState) -> Result<Arc<Vec<RecordBatch>>> {
+    /// Returns the credits, computing them unless the current version has them, reading the
+    /// inputs in `ctx` (a cluster executor's own engine reads them in its serving session).
+    pub async fn credits_in(&self, ctx: &SessionContext) -> Result<Arc<Vec<RecordBatch>>> {
         let key = self.key();
         if let Some(batches) = self.cache.get(&key) {
             return Ok(batches);
@@ -204,9 +210,8 @@ impl AttributionTable {
         }
         let version = self.cache.version.load(Ordering::SeqCst);
         let started = Instant::now();
-        let ctx = SessionContext::new_with_state(state.clone());
         let pass = self.pass();
-        let computed = compute(&ctx, &self.touches, &self.conversions, &pass).await?;
+        let computed = compute(ctx, &self.touches, &self.conversions, &pass).await?;
         let mut asked = None;
         for (settings, batches) in pass.iter().zip(computed) {
             let batches = Arc::new(batches);
@@ -246,7 +251,7 @@ impl TableProvider for AttributionTable {
             .downcast_ref::<SessionState>()
             .ok_or_else(|| DataFusionError::Internal("attribution needs a SessionState".into()))?;
         let batches = self
-            .credits(state)
+            .credits_in(&SessionContext::new_with_state(state.clone()))
             .await
             .map_err(|error| DataFusionError::Execution(error.message))?;
         Ok(MemorySourceConfig::try_new_exec(

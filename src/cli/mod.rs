@@ -6,6 +6,7 @@
 mod alerts;
 mod attribution;
 mod check;
+mod cluster;
 mod demo;
 mod email;
 mod metric;
@@ -65,6 +66,8 @@ enum Command {
     Rollups(rollups::RollupsArgs),
     /// Start the HTTP server.
     Serve(serve::ServeArgs),
+    /// Run an Apache Ballista scheduler or executor for `engine.cluster`.
+    Cluster(cluster::ClusterArgs),
 }
 
 /// Runs the parsed command; returns the exit code.
@@ -90,6 +93,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Share(args) => share::run(&config, args).await,
         Command::Rollups(args) => rollups::run(&config, args).await,
         Command::Serve(args) => serve::run(&config, args).await,
+        Command::Cluster(args) => cluster::run(&config, args).await,
     }
 }
 

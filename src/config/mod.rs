@@ -30,6 +30,8 @@
 //! | `server.signing_keys_previous` | | none (rotated keys whose links stay valid) |
 //! | `engine.memory_limit_mb` | `KPI_MEMORY_LIMIT_MB` | `2048` (the one budget: 7/8 query state, 1/8 the server's kept reports and answers) |
 //! | `engine.target_partitions` | `KPI_TARGET_PARTITIONS` | number of cores |
+//! | `engine.cluster` | `KPI_CLUSTER` | none: every query in this process (`df://host:port`: rollup builds and analyst SQL on an Apache Ballista cluster; needs the `cluster` build feature) |
+//! | `engine.cluster_job_timeout_ms` | `KPI_CLUSTER_JOB_TIMEOUT_MS` | `3600000` (a rollup query on the cluster fails after it; analyst SQL has `server.sql_timeout_ms`) |
 //! | `attribution.touches` | | `reporting.touches` (a view: `touch_id, entity_id, touched_at, channel, campaign`) |
 //! | `attribution.conversions` | | `reporting.conversions` (`conversion_id, entity_id, converted_at, conversion_type, revenue`) |
 //! | `attribution.model` | `KPI_ATTRIBUTION_MODEL` | `linear` |
@@ -199,6 +201,10 @@ pub struct EngineConfig {
     pub memory_limit_mb: usize,
     /// Parallelism of one query; 0 means the number of cores.
     pub target_partitions: usize,
+    /// The Ballista scheduler rollup builds and analyst SQL run on (`df://host:port`), if any.
+    pub cluster: Option<String>,
+    /// How long one rollup query may run on the cluster before it fails (milliseconds).
+    pub cluster_job_timeout_ms: u64,
 }
 
 /// How SMTP connections are secured.

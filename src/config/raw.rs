@@ -130,6 +130,8 @@ pub(super) struct RawServer {
 pub(super) struct RawEngine {
     pub(super) memory_limit_mb: Option<usize>,
     pub(super) target_partitions: Option<usize>,
+    pub(super) cluster: Option<String>,
+    pub(super) cluster_job_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

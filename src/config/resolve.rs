@@ -66,6 +66,17 @@ pub(super) fn resolve(
             0,
             0,
         ) as usize,
+        cluster: layers.cluster(raw.engine.cluster.as_ref()),
+        cluster_job_timeout_ms: layers.number(
+            (
+                "engine",
+                "cluster_job_timeout_ms",
+                "KPI_CLUSTER_JOB_TIMEOUT_MS",
+            ),
+            raw.engine.cluster_job_timeout_ms,
+            3_600_000,
+            1_000,
+        ),
     };
     let attribution = layers.attribution(raw.attribution);
     let snapshots_root = layers.snapshots_root(project_dir, raw.snapshots.root.as_ref());
@@ -183,6 +194,29 @@ impl Layers<'_> {
             return default;
         }
         value
+    }
+
+    /// `engine.cluster`: a `df://host:port` scheduler URL (the port defaults to 50050).
+    fn cluster(&mut self, file: Option<&String>) -> Option<String> {
+        let (value, origin) = self.pick(None, &["KPI_CLUSTER"], file);
+        let value = value.filter(|v| !v.trim().is_empty())?;
+        let problem = match url::Url::parse(value.trim()) {
+            Ok(url) if url.scheme() == "df" && url.host_str().is_some() => None,
+            Ok(url) => Some(format!(
+                "`{value}` is a {} URL; use df://host:port (the Ballista scheduler)",
+                url.scheme()
+            )),
+            Err(error) => Some(format!(
+                "`{value}` is not a URL ({error}); use df://host:port (the Ballista scheduler)"
+            )),
+        };
+        match problem {
+            Some(message) => {
+                self.problem("engine", "cluster", origin, message);
+                None
+            }
+            None => Some(value.trim().to_string()),
+        }
     }
 
     fn data_root(&mut self, project_dir: &Path, raw: &RawData) -> Option<DataRoot> {

@@ -226,9 +226,6 @@ impl Engine {
             }
             Ok::<_, Error>(rows)
         };
-        self.cpu_handle()?
-            .spawn(work)
-            .await
-            .map_err(|error| Error::internal(format!("metric query task failed: {error}")))?
+        self.run_query("metric query", work).await
     }
 }

@@ -41,7 +41,7 @@ use datafusion::execution::cache::cache_manager::{
 };
 use datafusion::execution::memory_pool::GreedyMemoryPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
-use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
@@ -52,8 +52,8 @@ use crate::error::{Error, Result};
 use discovery::{group_tables, DiscoveredTable, Stray};
 pub use sandbox::Sandbox;
 use schema::{consensus_schema, read_file_schema, UnavailableTable};
-pub use store::open_store_at;
 use store::{list_all, open_store};
+pub use store::{open_store_at, register_data_store};
 
 /// Name of the SQL schema that holds the views of `queries/*.sql`.
 pub const REPORTING_SCHEMA: &str = "reporting";
@@ -235,7 +235,7 @@ impl Engine {
             .with_default_features()
             .with_physical_optimizer_rule(Arc::new(cancel::YieldingJoins))
             .build();
-        let ctx = SessionContext::new_with_state(state);
+        let ctx = SessionContext::new_with_state(on_cluster(&config, state)?);
         let attribution = Arc::new(crate::attribution::table::Cache::default());
         ctx.register_udtf(
             crate::attribution::table::TABLE_NAME,
@@ -352,10 +352,63 @@ impl Engine {
             let frame = ctx.execute_logical_plan(plan).await?;
             Ok::<_, Error>(frame.collect().await?)
         };
-        self.cpu_handle()?
-            .spawn(work)
-            .await
-            .map_err(|error| Error::internal(format!("query task failed: {error}")))?
+        self.run_query("query", work).await
+    }
+
+    /// Runs `work` (one query of a build) on the query runtime, stopped when the caller stops
+    /// waiting. On a cluster: only when it can run one, within `engine.cluster_job_timeout_ms`
+    /// (a Ballista job can stall after losing an executor), its errors naming the cluster.
+    pub(crate) async fn run_query<T: Send + 'static>(
+        &self,
+        what: &str,
+        work: impl std::future::Future<Output = Result<T>> + Send + 'static,
+    ) -> Result<T> {
+        self.cluster_ready().await?;
+        let handle = self.cpu_handle()?.spawn(work);
+        let _stop_when_dropped = StopOnDrop(handle.abort_handle());
+        let engine = &self.inner.config.engine;
+        let joined = match &engine.cluster {
+            Some(url) => {
+                let limit = Duration::from_millis(engine.cluster_job_timeout_ms);
+                match tokio::time::timeout(limit, handle).await {
+                    Ok(joined) => joined,
+                    Err(_) => {
+                        return Err(Error::unavailable(
+                            "cluster_timeout",
+                            format!(
+                                "on the cluster {url}: a {what} did not finish within {} s \
+                                 (engine.cluster_job_timeout_ms); a Ballista job can stall after \
+                                 losing an executor: see the scheduler's /api/jobs",
+                                limit.as_secs()
+                            ),
+                        ))
+                    }
+                }
+            }
+            None => handle.await,
+        };
+        let result =
+            joined.map_err(|error| Error::internal(format!("{what} task failed: {error}")))?;
+        self.named(result)
+    }
+
+    /// With `engine.cluster`: fails unless the cluster can run a query now (see
+    /// `cluster::ready`).
+    pub(crate) async fn cluster_ready(&self) -> Result<()> {
+        #[cfg(feature = "cluster")]
+        if let Some(url) = &self.inner.config.engine.cluster {
+            return crate::cluster::ready(url, crate::cluster::GRACE).await;
+        }
+        Ok(())
+    }
+
+    /// `result`, its error naming the cluster the query ran on, if it ran on one.
+    pub(crate) fn named<T>(&self, result: Result<T>) -> Result<T> {
+        #[cfg(feature = "cluster")]
+        if let Some(url) = &self.inner.config.engine.cluster {
+            return result.map_err(|error| crate::cluster::named(url, error));
+        }
+        result
     }
 
     /// The answer of a small read-only query over the current data, from the rollup store when
@@ -696,7 +749,7 @@ impl Engine {
             .with_runtime_env(Arc::clone(main_state.runtime_env()))
             .with_default_features()
             .build();
-        let ctx = SessionContext::new_with_state(state);
+        let ctx = SessionContext::new_with_state(on_cluster(&self.inner.config, state)?);
         let catalog = self.catalog()?;
         let target = ctx
             .catalog(CATALOG)
@@ -833,8 +886,10 @@ impl Engine {
                 // A table's distinct view is read once per data version (its duplicate
                 // count): keeping it would only hold the whole table in memory. A view over
                 // more landed bytes than could fit is not tried either.
+                // On a cluster every view runs there: nothing is kept in this process.
                 Ok(plan)
-                    if materialize::worth_keeping(&plan)
+                    if self.inner.config.engine.cluster.is_none()
+                        && materialize::worth_keeping(&plan)
                         && !view.name.starts_with("_distinct__")
                         && materialize::could_fit(&plan, &landed_bytes) =>
                 {
@@ -928,6 +983,7 @@ impl Engine {
     pub async fn run_sql(&self, sql: &str, limits: QueryLimits) -> Result<QueryOutput> {
         let statement = safety::check_read_only(sql)?;
         self.refresh().await?;
+        self.cluster_ready().await?;
         let ctx = self.inner.ctx.clone();
         let started = Instant::now();
         let work = async move {
@@ -964,7 +1020,7 @@ impl Engine {
         // request cut at its own limit, a client gone): no query runs with no one to answer.
         let _stop_when_dropped = StopOnDrop(handle.abort_handle());
         match tokio::time::timeout(limits.timeout, handle).await {
-            Ok(Ok(result)) => result.map(|mut output| {
+            Ok(Ok(result)) => self.named(result).map(|mut output| {
                 output.elapsed = started.elapsed();
                 output
             }),
@@ -1034,6 +1090,25 @@ impl Engine {
             .with_listing_options(options)
             .with_schema(schema);
         Ok(Arc::new(ListingTable::try_new(config)?))
+    }
+}
+
+/// `state` as the engine runs it: here, or with `engine.cluster` a client session of that
+/// Ballista cluster (planned here, run there).
+fn on_cluster(config: &Config, state: SessionState) -> Result<SessionState> {
+    match &config.engine.cluster {
+        None => Ok(state),
+        #[cfg(feature = "cluster")]
+        Some(url) => crate::cluster::remote(url, state),
+        #[cfg(not(feature = "cluster"))]
+        Some(url) => Err(Error::input(
+            "cluster_unsupported",
+            format!(
+                "engine.cluster is `{url}`, but this kpi was built without the `cluster` feature: \
+                 build it with `cargo build --release --features cluster`, or unset engine.cluster \
+                 (KPI_CLUSTER) to run every query in this process"
+            ),
+        )),
     }
 }
 

@@ -77,3 +77,20 @@ pub(super) async fn list_all(
     let objects: Vec<ObjectMeta> = store.list(prefix).try_collect().await?;
     Ok(Some(objects))
 }
+
+/// Registers the data root's store in `runtime` when it is S3 (a local root needs nothing:
+/// every runtime reads `file://`), so scans of `s3://bucket/...` reach it with `kpi.toml`'s
+/// settings. The engine and the cluster roles share it.
+pub fn register_data_store(
+    config: &Config,
+    runtime: &datafusion::execution::runtime_env::RuntimeEnv,
+) -> Result<()> {
+    if let DataRoot::S3 { bucket, .. } = &config.data_root {
+        let (store, _, _) = open_store(config)?;
+        let url = url::Url::parse(&format!("s3://{bucket}")).map_err(|error| {
+            Error::input("config", format!("bad bucket name `{bucket}`: {error}"))
+        })?;
+        runtime.register_object_store(&url, store);
+    }
+    Ok(())
+}

@@ -560,7 +560,9 @@ pub(super) async fn get_health(
     let registry = &definitions.registry;
     let broken_tables = tables.iter().filter(|table| table.error.is_some()).count();
     let (listed, memory) = (state.engine.listed(), state.config.memory());
-    let healthy = definitions.errors.is_empty() && broken_tables == 0 && layout.is_empty();
+    let (cluster, cluster_ok) = cluster_health(&state.config).await;
+    let healthy =
+        definitions.errors.is_empty() && broken_tables == 0 && layout.is_empty() && cluster_ok;
     let loaded_at = definitions
         .loaded_at
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -592,6 +594,7 @@ pub(super) async fn get_health(
             "build": state.builder.status(),
         },
         "work": state.gate.load(),
+        "cluster": cluster,
         "memory": {
             "budget_bytes": state.config.engine.memory_limit_mb << 20,
             "query_pool_bytes": memory.query_pool,
@@ -602,6 +605,19 @@ pub(super) async fn get_health(
         },
     });
     Ok(Json(body).into_response())
+}
+
+/// The cluster as `/healthz` shows it (`null` without `engine.cluster`), and whether it can run
+/// queries (its scheduler answers and has an executor).
+async fn cluster_health(config: &Config) -> (serde_json::Value, bool) {
+    #[cfg(feature = "cluster")]
+    if let Some(url) = &config.engine.cluster {
+        let status = crate::cluster::status(url).await;
+        let ok = status.reachable && !status.executors.is_empty();
+        return (serde_json::to_value(status).unwrap_or_default(), ok);
+    }
+    let _ = config;
+    (serde_json::Value::Null, true)
 }
 
 /// Body of `POST /api/v1/sql`.

@@ -20,7 +20,7 @@ async fn open(project: &Path, data: &Path, store: Option<&Path>) -> (Arc<Config>
 }
 
 /// [`open`] with more environment variables.
-async fn open_with(
+pub(crate) async fn open_with(
     project: &Path,
     data: &Path,
     store: Option<&Path>,
@@ -56,7 +56,7 @@ async fn reports(project: &Path, data: &Path, store: Option<&Path>) -> (Vec<Stri
 }
 
 /// [`reports`] with more environment variables.
-async fn reports_with(
+pub(crate) async fn reports_with(
     project: &Path,
     data: &Path,
     store: Option<&Path>,
@@ -83,7 +83,7 @@ async fn reports_with(
     (out, engine)
 }
 
-fn assert_same_reports(stored: &[String], reference: &[String], step: &str) {
+pub(crate) fn assert_same_reports(stored: &[String], reference: &[String], step: &str) {
     for (index, (a, b)) in stored.iter().zip(reference).enumerate() {
         if a != b {
             let first = a

@@ -11,12 +11,12 @@ use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::support::*;
 
-const BUCKET: &str = "kpi-landing";
+pub(crate) const BUCKET: &str = "kpi-landing";
 
 /// A moto S3 server process, stopped when dropped.
-struct Moto {
+pub(crate) struct Moto {
     child: Child,
-    endpoint: String,
+    pub(crate) endpoint: String,
     /// moto's request log (werkzeug's access lines on stderr).
     log: tempfile::NamedTempFile,
 }
@@ -39,7 +39,7 @@ impl Drop for Moto {
     }
 }
 
-async fn start_moto() -> Moto {
+pub(crate) async fn start_moto() -> Moto {
     let port = TcpListener::bind("127.0.0.1:0")
         .expect("free port")
         .local_addr()
@@ -93,7 +93,7 @@ async fn start_moto() -> Moto {
     moto
 }
 
-fn s3_store(endpoint: &str) -> impl ObjectStore {
+pub(crate) fn s3_store(endpoint: &str) -> impl ObjectStore {
     AmazonS3Builder::new()
         .with_endpoint(endpoint)
         .with_allow_http(true)
@@ -105,7 +105,7 @@ fn s3_store(endpoint: &str) -> impl ObjectStore {
         .expect("s3 store")
 }
 
-async fn upload_dir(store: &impl ObjectStore, local: &Path, prefix: &str) {
+pub(crate) async fn upload_dir(store: &impl ObjectStore, local: &Path, prefix: &str) {
     let mut stack = vec![local.to_path_buf()];
     while let Some(folder) = stack.pop() {
         for entry in std::fs::read_dir(&folder).expect("read dir") {
@@ -128,7 +128,7 @@ async fn upload_dir(store: &impl ObjectStore, local: &Path, prefix: &str) {
     }
 }
 
-fn s3_env(endpoint: &str) -> Vec<(&'static str, String)> {
+pub(crate) fn s3_env(endpoint: &str) -> Vec<(&'static str, String)> {
     vec![
         ("KPI_S3_ENDPOINT", endpoint.to_string()),
         ("KPI_S3_ALLOW_HTTP", "true".to_string()),

@@ -32,12 +32,20 @@ impl Drop for Cluster {
     }
 }
 
-/// A port nothing listens on now (and, with `pair`, the next one too).
+/// A port nothing listens on now and not handed out before in this test binary (with `pair`,
+/// the next one too: an executor binds its port and the next), so roles started one after the
+/// other never pick a port a role still starting is about to bind.
 fn free_port(pair: bool) -> u16 {
+    static TAKEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     loop {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
+        let mut taken = TAKEN.lock().unwrap_or_else(|p| p.into_inner());
+        if taken.contains(&port) || taken.contains(&(port + 1)) {
+            continue;
+        }
         if !pair || std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            taken.extend([port, port + 1]);
             return port;
         }
     }
@@ -218,6 +226,31 @@ async fn rollup_builds_and_sql_on_a_cluster_equal_the_embedded_engine() {
         );
     }
     assert!(cluster.jobs().await > jobs, "the SQL ran on the cluster");
+
+    // The server as the cluster's client: /healthz shows it, POST /api/v1/sql runs there.
+    let server = TestServer::start(
+        &project,
+        &data.display().to_string(),
+        "",
+        &[("KPI_CLUSTER", &cluster.url)],
+    )
+    .await;
+    let health = server.get_json("/healthz").await;
+    assert_eq!(health["status"], "ok", "{health}");
+    assert_eq!(health["cluster"]["url"], cluster.url.as_str());
+    assert_eq!(health["cluster"]["reachable"], true);
+    assert_eq!(
+        health["cluster"]["executors"].as_array().map(Vec::len),
+        Some(2)
+    );
+    assert_eq!(health["cluster"]["slots"], 4, "two executors of two slots");
+    let before = cluster.jobs().await;
+    let (status, body) = server.sql(QUERIES[0]).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        cluster.jobs().await > before,
+        "POST /api/v1/sql ran on the cluster"
+    );
 }
 
 /// No silent fallback: a scheduler with no executors fails a query within the grace period,
@@ -252,6 +285,16 @@ async fn a_cluster_without_executors_or_unreachable_fails_naming_it() {
         "{}",
         error.message
     );
+    let server = TestServer::start(
+        &project,
+        &data.display().to_string(),
+        "",
+        &[("KPI_CLUSTER", &cluster.url)],
+    )
+    .await;
+    let health = server.get_json("/healthz").await;
+    assert_eq!(health["status"], "degraded", "no executors: {health}");
+    assert_eq!(health["cluster"]["executors"], serde_json::json!([]));
 
     let nobody = format!("df://127.0.0.1:{}", free_port(false));
     let (_, engine) = open_with(&project, data, None, &[("KPI_CLUSTER", &nobody)]).await;

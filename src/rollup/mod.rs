@@ -180,7 +180,8 @@ pub struct Rollups {
     probes: std::sync::Mutex<HashMap<(String, String), Probe>>,
     /// Landed bytes (Parquet, of the time column's table) one query computing wide misses may
     /// read (`rollups.run_kib`, 16 MiB by default: Arrow holds about 14 times the Parquet bytes
-    /// of the demo's sessions once de-duplicated, so a run's hash table stays near 200 MiB).
+    /// of the demo's sessions once de-duplicated, so a run's hash table stays near 200 MiB);
+    /// unbounded with `engine.cluster`.
     run_bytes: u64,
     /// One computation of a piece's missing partitions at a time: a request that finds a piece
     /// being computed waits, then reads what the other computed (single-flight per piece).
@@ -213,7 +214,12 @@ impl Rollups {
             loaded: tokio::sync::OnceCell::new(),
             ranges: std::sync::Mutex::new(HashMap::new()),
             probes: std::sync::Mutex::new(HashMap::new()),
-            run_bytes: config.rollups.run_bytes,
+            // On a cluster a query's memory is not this machine's, and each query is a job
+            // whose de-duplicating views are shuffled again: wide misses are one query.
+            run_bytes: match config.engine.cluster {
+                Some(_) => u64::MAX,
+                None => config.rollups.run_bytes,
+            },
             turns: std::sync::Mutex::default(),
             counters: Counters::default(),
         })

@@ -397,3 +397,55 @@ async fn an_executor_killed_during_a_build_is_retried_or_reported() {
     let (reference, _) = reports_with(&project, data, None, &[]).await;
     assert_same_reports(&stored, &reference, "an executor lost during a build");
 }
+
+/// Every metric of the demo catalog, as a series of seven weeks computed straight from the
+/// views (rollups off, so each metric's own queries run), on the cluster and in one process:
+/// the same JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metric_catalog_on_a_cluster_equals_the_embedded_engine() {
+    let project = repo();
+    let data = demo_data();
+    let cluster = Cluster::start(&project, data, 2).await;
+    let (config, engine) = open_with(&project, data, None, &[]).await;
+    let registry = kpi::defs::load_and_install(&config, &engine)
+        .await
+        .expect("definitions");
+    assert!(registry.metrics.len() >= 20, "the whole demo catalog");
+    let series = |name: &str, cluster: Option<&str>| {
+        let mut envs = vec![("KPI_ROLLUPS_ENABLED", "false")];
+        envs.extend(cluster.map(|url| ("KPI_CLUSTER", url)));
+        let output = kpi(
+            &[
+                "metric",
+                name,
+                "--project",
+                project.to_str().expect("utf-8"),
+                "--data",
+                data.to_str().expect("utf-8"),
+                "--from",
+                "2026-W40",
+                "--to",
+                "2026-W46",
+                "--format",
+                "json",
+            ],
+            &envs,
+        );
+        assert!(
+            output.status.success(),
+            "kpi metric {name} (cluster {cluster:?}): {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("utf-8")
+    };
+    let jobs = cluster.jobs().await;
+    for name in registry.metrics.keys() {
+        let (remote, local) = (series(name, Some(&cluster.url)), series(name, None));
+        assert!(remote.contains("2026-W46"), "{name}: {remote}");
+        assert_eq!(remote, local, "{name}: the cluster's series differs");
+    }
+    assert!(
+        cluster.jobs().await >= jobs + registry.metrics.len(),
+        "every metric ran on the cluster"
+    );
+}

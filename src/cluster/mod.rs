@@ -5,8 +5,9 @@
 //! (logical plan) as always, Ballista's scheduler turns it into stages and its executors run
 //! them. Rollup builds, `kpi query` and `POST /api/v1/sql` then run on the cluster; report
 //! pages, the metric API and email read the rollup store in the serving process, so an
-//! interactive page never waits on a job submission (about half a second each, and a
-//! scheduler has no failover).
+//! interactive page never waits on a job submission (each query is a job; about half a second
+//! each on real clusters per apache/datafusion-ballista#714) or on a scheduler, which has no
+//! failover.
 //!
 //! The two roles are subcommands of the same binary (`kpi cluster scheduler`, `kpi cluster
 //! executor`), so they know kpi's plans: [`codec`] carries the one table kpi adds to

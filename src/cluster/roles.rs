@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
-use ballista_core::extension::SessionConfigExt;
 use ballista_core::utils::default_session_builder;
 use ballista_executor::executor_process::{start_executor_process, ExecutorProcessConfig};
 use ballista_scheduler::cluster::BallistaCluster;
@@ -45,7 +44,7 @@ impl Role {
         local.rollups.enabled = false;
         let engine = Engine::try_new(Arc::new(local))?;
         engine.refresh().await?;
-        crate::defs::load_and_install(config, &engine).await?;
+        crate::defs::load_and_install(engine.config(), &engine).await?;
         Ok(Self {
             engine,
             touches: config.attribution.touches.clone(),
@@ -110,7 +109,6 @@ pub async fn scheduler(config: &Config, options: SchedulerOptions) -> Result<()>
         expire_dead_executor_interval_seconds: 5,
         override_logical_codec: Some(Arc::new(LogicalCodec::for_role(None))),
         override_physical_codec: Some(Arc::new(PhysicalCodec::for_role(None))),
-        override_config_producer: Some(Arc::new(config_producer)),
         override_session_builder: Some(session_builder),
         ..Default::default()
     };
@@ -182,7 +180,6 @@ pub async fn executor(config: &Config, options: ExecutorOptions) -> Result<()> {
         print_thread_info: false,
         override_logical_codec: Some(Arc::new(LogicalCodec::for_role(Some(Arc::clone(&role))))),
         override_physical_codec: Some(Arc::new(PhysicalCodec::for_role(Some(role)))),
-        override_config_producer: Some(Arc::new(config_producer)),
         override_runtime_producer: Some(runtime_producer),
         ..Default::default()
     };
@@ -195,13 +192,6 @@ pub async fn executor(config: &Config, options: ExecutorOptions) -> Result<()> {
     start_executor_process(Arc::new(executor_config))
         .await
         .map_err(ballista)
-}
-
-/// Sessions with kpi's codecs, so a session's plans decode wherever Ballista rebuilds it.
-fn config_producer() -> SessionConfig {
-    SessionConfig::new_with_ballista()
-        .with_ballista_logical_extension_codec(Arc::new(LogicalCodec::client()))
-        .with_ballista_physical_extension_codec(Arc::new(PhysicalCodec::client()))
 }
 
 fn ballista(error: ballista_core::error::BallistaError) -> Error {

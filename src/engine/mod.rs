@@ -47,7 +47,7 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectMeta, ObjectStore};
 
-use crate::config::{Config, DataRoot};
+use crate::config::Config;
 use crate::error::{Error, Result};
 use discovery::{group_tables, DiscoveredTable, Stray};
 pub use sandbox::Sandbox;
@@ -217,12 +217,8 @@ impl Engine {
                     .with_list_files_cache_ttl(None),
             )
             .build_arc()?;
-        if let DataRoot::S3 { bucket, .. } = &config.data_root {
-            let url = url::Url::parse(&format!("s3://{bucket}")).map_err(|error| {
-                Error::input("config", format!("bad bucket name `{bucket}`: {error}"))
-            })?;
-            runtime.register_object_store(&url, Arc::clone(&store));
-        }
+        // The same store instance that lists the data root reads it.
+        store::register_store(&config, &runtime, Arc::clone(&store))?;
         let mut session_config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema(CATALOG, "public");

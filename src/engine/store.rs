@@ -85,8 +85,21 @@ pub fn register_data_store(
     config: &Config,
     runtime: &datafusion::execution::runtime_env::RuntimeEnv,
 ) -> Result<()> {
-    if let DataRoot::S3 { bucket, .. } = &config.data_root {
+    if let DataRoot::S3 { .. } = &config.data_root {
         let (store, _, _) = open_store(config)?;
+        register_store(config, runtime, store)?;
+    }
+    Ok(())
+}
+
+/// Registers `store` (the data root's, already open) in `runtime` for `s3://bucket` URLs when
+/// the data root is S3.
+pub(super) fn register_store(
+    config: &Config,
+    runtime: &datafusion::execution::runtime_env::RuntimeEnv,
+    store: Arc<dyn ObjectStore>,
+) -> Result<()> {
+    if let DataRoot::S3 { bucket, .. } = &config.data_root {
         let url = url::Url::parse(&format!("s3://{bucket}")).map_err(|error| {
             Error::input("config", format!("bad bucket name `{bucket}`: {error}"))
         })?;

@@ -22,6 +22,8 @@
 pub mod example;
 pub mod io;
 pub mod markov;
+pub mod memory;
+mod output;
 pub mod stream;
 pub mod table;
 
@@ -224,25 +226,69 @@ pub fn path<'t>(
     inside
 }
 
-/// Returns the credit fractions of a path under a heuristic model (not Markov).
+/// What the credit rules read of a touch on a path.
+pub trait OnPath {
+    /// When it happened.
+    fn ts(&self) -> DateTime<Utc>;
+    /// Its channel.
+    fn channel(&self) -> &str;
+}
+
+impl OnPath for &Touch {
+    fn ts(&self) -> DateTime<Utc> {
+        self.ts
+    }
+    fn channel(&self) -> &str {
+        &self.channel
+    }
+}
+
+/// Returns the credit fractions of a path under a model; `channel_weight` gives a touch's
+/// Markov channel weight.
 pub fn fractions(
     path: &[&Touch],
     conversion_ts: DateTime<Utc>,
     model: Model,
     channel_weight: &dyn Fn(&str) -> f64,
 ) -> Vec<f64> {
+    fractions_of(path, conversion_ts, model, &|touch: &&Touch| {
+        channel_weight(&touch.channel)
+    })
+}
+
+/// [`fractions`] over any representation of a path's touches.
+pub fn fractions_of<T: OnPath>(
+    path: &[T],
+    conversion_ts: DateTime<Utc>,
+    model: Model,
+    channel_weight: &dyn Fn(&T) -> f64,
+) -> Vec<f64> {
+    let mut weights = Vec::new();
+    fractions_into(path, conversion_ts, model, channel_weight, &mut weights);
+    weights
+}
+
+/// [`fractions_of`] into `weights` (cleared first), a buffer kept between calls.
+pub fn fractions_into<T: OnPath>(
+    path: &[T],
+    conversion_ts: DateTime<Utc>,
+    model: Model,
+    channel_weight: &dyn Fn(&T) -> f64,
+    weights: &mut Vec<f64>,
+) {
     let n = path.len();
+    weights.clear();
     if n == 0 {
-        return Vec::new();
+        return;
     }
-    let mut weights = vec![0.0; n];
+    weights.resize(n, 0.0);
     match model {
         Model::FirstTouch => weights[0] = 1.0,
         Model::LastTouch => weights[n - 1] = 1.0,
         Model::LastNonDirect => {
             let index = path
                 .iter()
-                .rposition(|t| !is_direct(&t.channel))
+                .rposition(|t| !is_direct(t.channel()))
                 .unwrap_or(n - 1);
             weights[index] = 1.0;
         }
@@ -260,22 +306,21 @@ pub fn fractions(
         Model::TimeDecay { half_life } => {
             let half = half_life.num_milliseconds() as f64;
             for (weight, touch) in weights.iter_mut().zip(path) {
-                let age = (conversion_ts - touch.ts).num_milliseconds() as f64;
+                let age = (conversion_ts - touch.ts()).num_milliseconds() as f64;
                 *weight = (-age / half).exp2();
             }
-            normalise(&mut weights);
+            normalise(weights);
         }
         Model::Markov => {
             for (weight, touch) in weights.iter_mut().zip(path) {
-                *weight = channel_weight(&touch.channel);
+                *weight = channel_weight(touch);
             }
             if weights.iter().sum::<f64>() <= 0.0 {
                 weights.iter_mut().for_each(|w| *w = 1.0);
             }
-            normalise(&mut weights);
+            normalise(weights);
         }
     }
-    weights
 }
 
 fn normalise(weights: &mut [f64]) {
@@ -293,13 +338,40 @@ pub fn is_direct(channel: &str) -> bool {
 /// Splits `cents` by `fractions`: floors, then the remaining cents to the largest remainders,
 /// a tie going to the later position. The parts add up to `cents` exactly.
 pub fn allocate_cents(cents: i64, fractions: &[f64]) -> Vec<i64> {
+    let mut parts = Vec::new();
+    allocate_cents_into(cents, fractions, &mut parts, &mut Scratch::default());
+    parts
+}
+
+/// Buffers [`allocate_cents_into`] reuses from one conversion to the next.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    raw: Vec<f64>,
+    order: Vec<usize>,
+}
+
+/// [`allocate_cents`] into `parts`, with buffers kept between calls.
+pub fn allocate_cents_into(
+    cents: i64,
+    fractions: &[f64],
+    parts: &mut Vec<i64>,
+    scratch: &mut Scratch,
+) {
+    parts.clear();
     if fractions.is_empty() {
-        return Vec::new();
+        return;
     }
-    let raw: Vec<f64> = fractions.iter().map(|f| f * cents as f64).collect();
-    let mut parts: Vec<i64> = raw.iter().map(|r| (r + 1e-9).floor() as i64).collect();
+    let raw = &mut scratch.raw;
+    raw.clear();
+    raw.extend(fractions.iter().map(|f| f * cents as f64));
+    parts.extend(raw.iter().map(|r| (r + 1e-9).floor() as i64));
     let mut left = cents - parts.iter().sum::<i64>();
-    let mut order: Vec<usize> = (0..fractions.len()).collect();
+    if left == 0 {
+        return;
+    }
+    let order = &mut scratch.order;
+    order.clear();
+    order.extend(0..fractions.len());
     // Largest remainder first; on a tie (within float noise) the later position first.
     order.sort_by(|&a, &b| {
         let (ra, rb) = (raw[a] - parts[a] as f64, raw[b] - parts[b] as f64);
@@ -321,7 +393,6 @@ pub fn allocate_cents(cents: i64, fractions: &[f64]) -> Vec<i64> {
         left -= step;
         index += 1;
     }
-    parts
 }
 
 /// Credits the conversions of one entity. `touches` and `conversions` must all belong to it.

@@ -6,13 +6,11 @@
 //! read twice: once to count paths (one entry per distinct channel sequence), once to credit.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, Decimal128Builder, Float64Builder, StringBuilder, UInt32Builder,
-};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use datafusion::common::Column;
@@ -27,13 +25,12 @@ use futures::StreamExt;
 
 use super::io::{open_frame, parse_cents, Columns};
 use super::markov::{count_path, entity_paths, weights_of, PathCounts};
-use super::{allocate_cents, fractions, path, Conversion, Model, Touch, UNATTRIBUTED};
+use super::output::{Output, PerModel};
+use super::{path, Conversion, Model, Touch};
 use crate::error::{Error, Result};
 
 /// Memory the sorts may use before spilling to disk.
 const SORT_MEMORY: usize = 512 * 1024 * 1024;
-/// Rows per written batch.
-const BATCH_ROWS: usize = 65_536;
 
 /// What a run did.
 #[derive(Debug, Clone, Default)]
@@ -44,6 +41,8 @@ pub struct Summary {
     pub conversions: usize,
     /// Credit rows written.
     pub rows: usize,
+    /// Whether the inputs outgrew the memory budget and were sorted on disk.
+    pub sorted_on_disk: bool,
 }
 
 /// Inputs and options of one run.
@@ -60,6 +59,9 @@ pub struct Job<'a> {
     pub lookback: Duration,
     /// Output file (.csv or .parquet).
     pub out: &'a Path,
+    /// Bytes the inputs may take in memory (see [`super::memory`]); past it they are sorted
+    /// on disk.
+    pub memory_budget: usize,
 }
 
 fn context() -> Result<SessionContext> {
@@ -97,12 +99,21 @@ impl Input {
     }
 }
 
-/// Streams an input's needed columns as text, sorted by entity. Each column is
-/// `(name, key, alias, required)`: the name read, its `--columns` key, the alias it gets.
-async fn sorted(
-    input: Input,
-    columns: Vec<(String, &str, &str, bool)>,
-) -> Result<SendableRecordBatchStream> {
+/// An input column: `(name, key, alias, required)`: the name read, its `--columns` key, the
+/// alias it gets, whether a missing one is an error (else it reads as null).
+pub(super) type Wanted<'a> = (String, &'a str, &'a str, bool);
+
+/// Streams an input's needed columns as text, sorted by entity.
+async fn sorted(input: Input, columns: Vec<Wanted<'_>>) -> Result<SendableRecordBatchStream> {
+    let frame = projected(input, columns)?.sort(vec![
+        Expr::Column(Column::from_name("entity")).sort(true, true)
+    ])?;
+    Ok(frame.execute_stream().await?)
+}
+
+/// An input's needed columns under their aliases: strings as they are, typed timestamps as
+/// UTC instants, any other type as text; a missing optional column as null text.
+pub(super) fn projected(input: Input, columns: Vec<Wanted<'_>>) -> Result<DataFrame> {
     let available: Vec<String> = input
         .frame
         .schema()
@@ -131,7 +142,21 @@ async fn sorted(
                 .alias(alias),
             );
         } else if available.contains(&name) {
-            select.push(text(&name, alias));
+            let is_text = input
+                .frame
+                .schema()
+                .field_with_unqualified_name(&name)
+                .is_ok_and(|field| {
+                    matches!(
+                        field.data_type(),
+                        DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
+                    )
+                });
+            select.push(if is_text {
+                Expr::Column(Column::from_name(name)).alias(alias)
+            } else {
+                text(&name, alias)
+            });
         } else if required {
             let fix = if input.is_view {
                 format!("alias a column AS {name} in the view's SQL")
@@ -156,11 +181,7 @@ async fn sorted(
             );
         }
     }
-    let frame =
-        input.frame.select(select)?.sort(vec![
-            Expr::Column(Column::from_name("entity")).sort(true, true)
-        ])?;
-    Ok(frame.execute_stream().await?)
+    Ok(input.frame.select(select)?)
 }
 
 fn instant(origin: &str, id: &str, column: &str, text: &str) -> Result<DateTime<Utc>> {
@@ -257,66 +278,162 @@ impl<T: OfEntity> Groups<T> {
     }
 }
 
-/// Returns a value that must be there, or says which row lacks it.
-fn present(origin: &str, row: &str, what: &str, value: Option<String>) -> Result<String> {
-    value.ok_or_else(|| missing(origin, row, what))
+/// A text column in any of arrow's string layouts.
+#[derive(Clone, Copy)]
+enum Text<'b> {
+    Utf8(&'b arrow::array::StringArray),
+    Large(&'b arrow::array::LargeStringArray),
+    View(&'b arrow::array::StringViewArray),
 }
 
-/// Reads the three columns every input row has (entity, id, timestamp) from the sorted stream.
-fn entity_id_ts(
-    origin: &str,
-    kind: &str,
-    ts_column: &str,
-    batch: &RecordBatch,
-    row: usize,
-) -> Result<(String, String, DateTime<Utc>)> {
-    let Some(id) = cell(batch, 1, row) else {
-        return Err(missing(origin, &format!("a {kind}"), "id"));
-    };
-    let Some(entity) = cell(batch, 0, row) else {
-        return Err(missing(origin, &format!("{kind} `{id}`"), "entity"));
-    };
-    let column = batch.column(2);
-    let ts = if column.is_null(row) {
-        None
-    } else if let DataType::Timestamp(_, _) = column.data_type() {
-        Some(typed_instant(column, row)?)
-    } else {
-        match cell(batch, 2, row) {
-            Some(text) => Some(instant(origin, &id, ts_column, &text)?),
-            None => None,
+impl<'b> Text<'b> {
+    fn of(array: &'b ArrayRef) -> Option<Self> {
+        match array.data_type() {
+            DataType::Utf8 => Some(Self::Utf8(array.as_string::<i32>())),
+            DataType::LargeUtf8 => Some(Self::Large(array.as_string::<i64>())),
+            DataType::Utf8View => Some(Self::View(array.as_string_view())),
+            _ => None,
         }
-    };
-    let Some(ts) = ts else {
-        return Err(missing(origin, &format!("{kind} `{id}`"), "timestamp"));
-    };
-    Ok((entity, id, ts))
+    }
+
+    /// The value in `row`; `None` when it is null or empty.
+    fn get(self, row: usize) -> Option<&'b str> {
+        let value = match self {
+            Self::Utf8(array) => (!array.is_null(row)).then(|| array.value(row)),
+            Self::Large(array) => (!array.is_null(row)).then(|| array.value(row)),
+            Self::View(array) => (!array.is_null(row)).then(|| array.value(row)),
+        };
+        value.filter(|v| !v.is_empty())
+    }
 }
 
-/// The instant in row `row` of a timestamp column (cast to UTC by [`sorted`]).
-fn typed_instant(column: &ArrayRef, row: usize) -> Result<DateTime<Utc>> {
-    use arrow::datatypes::{
-        TimeUnit, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
-        TimestampSecondType,
-    };
-    let DataType::Timestamp(unit, _) = column.data_type() else {
-        return Err(Error::internal("not a timestamp column"));
-    };
-    let instant = match unit {
-        TimeUnit::Second => {
-            DateTime::from_timestamp(column.as_primitive::<TimestampSecondType>().value(row), 0)
+/// A batch of a [`projected`] input (entity, id, timestamp, then the other columns), read row
+/// by row with borrowed strings.
+pub(super) struct Rows<'b> {
+    origin: &'b str,
+    kind: &'b str,
+    ts_column: &'b str,
+    ts: &'b ArrayRef,
+    instants: Instants<'b>,
+    texts: Vec<Option<Text<'b>>>,
+}
+
+impl<'b> Rows<'b> {
+    /// Reads `batch` of an input called `origin` holding rows of `kind` (`touch`,
+    /// `conversion`) whose timestamp column is called `ts_column`.
+    pub(super) fn new(
+        batch: &'b RecordBatch,
+        origin: &'b str,
+        kind: &'b str,
+        ts_column: &'b str,
+    ) -> Self {
+        Self {
+            origin,
+            kind,
+            ts_column,
+            ts: batch.column(2),
+            instants: Instants::of(batch.column(2)),
+            texts: batch.columns().iter().map(Text::of).collect(),
         }
-        TimeUnit::Millisecond => DateTime::from_timestamp_millis(
-            column.as_primitive::<TimestampMillisecondType>().value(row),
-        ),
-        TimeUnit::Microsecond => DateTime::from_timestamp_micros(
-            column.as_primitive::<TimestampMicrosecondType>().value(row),
-        ),
-        TimeUnit::Nanosecond => Some(DateTime::from_timestamp_nanos(
-            column.as_primitive::<TimestampNanosecondType>().value(row),
-        )),
-    };
-    instant.ok_or_else(|| Error::input("bad_timestamp", "a timestamp is out of range"))
+    }
+
+    /// The text in `column` of `row`; `None` when null or empty.
+    pub(super) fn text(&self, column: usize, row: usize) -> Option<&'b str> {
+        self.texts[column].and_then(|text| text.get(row))
+    }
+
+    /// The three columns every input row has (entity, id, timestamp).
+    pub(super) fn key(&self, row: usize) -> Result<(&'b str, &'b str, DateTime<Utc>)> {
+        let (origin, kind) = (self.origin, self.kind);
+        let Some(id) = self.text(1, row) else {
+            return Err(missing(origin, &format!("a {kind}"), "id"));
+        };
+        let Some(entity) = self.text(0, row) else {
+            return Err(missing(origin, &format!("{kind} `{id}`"), "entity"));
+        };
+        let ts = if self.ts.is_null(row) {
+            None
+        } else if let Some(instant) = self.instants.typed(row) {
+            Some(instant?)
+        } else {
+            match self.text(2, row) {
+                Some(text) => Some(instant(origin, id, self.ts_column, text)?),
+                None => None,
+            }
+        };
+        let Some(ts) = ts else {
+            return Err(missing(origin, &format!("{kind} `{id}`"), "timestamp"));
+        };
+        Ok((entity, id, ts))
+    }
+
+    /// The error of `row` (called `id`) lacking `what`.
+    pub(super) fn missing(&self, id: &str, what: &str) -> Error {
+        missing(self.origin, &format!("{} `{id}`", self.kind), what)
+    }
+
+    /// The revenue in `column` of a conversion `id` in cents.
+    pub(super) fn cents(
+        &self,
+        column: usize,
+        row: usize,
+        id: &str,
+        name: &str,
+    ) -> Result<Option<i64>> {
+        match self.text(column, row) {
+            None => Ok(None),
+            Some(text) => Some(parse_cents(text).ok_or_else(|| Error::input("bad_revenue", format!(
+                "{}: conversion `{id}`: `{name}` = `{text}` is not an amount; use a number such as 100.00",
+                self.origin
+            )))).transpose(),
+        }
+    }
+}
+
+/// A timestamp column: typed (cast to UTC by [`projected`]) or text to parse.
+#[derive(Clone, Copy)]
+enum Instants<'b> {
+    Text,
+    Seconds(&'b arrow::array::TimestampSecondArray),
+    Millis(&'b arrow::array::TimestampMillisecondArray),
+    Micros(&'b arrow::array::TimestampMicrosecondArray),
+    Nanos(&'b arrow::array::TimestampNanosecondArray),
+}
+
+impl<'b> Instants<'b> {
+    fn of(column: &'b ArrayRef) -> Self {
+        use arrow::datatypes::{
+            TimeUnit, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+            TimestampSecondType,
+        };
+        match column.data_type() {
+            DataType::Timestamp(TimeUnit::Second, _) => {
+                Self::Seconds(column.as_primitive::<TimestampSecondType>())
+            }
+            DataType::Timestamp(TimeUnit::Millisecond, _) => {
+                Self::Millis(column.as_primitive::<TimestampMillisecondType>())
+            }
+            DataType::Timestamp(TimeUnit::Microsecond, _) => {
+                Self::Micros(column.as_primitive::<TimestampMicrosecondType>())
+            }
+            DataType::Timestamp(TimeUnit::Nanosecond, _) => {
+                Self::Nanos(column.as_primitive::<TimestampNanosecondType>())
+            }
+            _ => Self::Text,
+        }
+    }
+
+    /// The instant in `row` of a typed column (`None` for a text one); `Err` out of range.
+    fn typed(self, row: usize) -> Option<Result<DateTime<Utc>>> {
+        let instant = match self {
+            Self::Text => return None,
+            Self::Seconds(array) => DateTime::from_timestamp(array.value(row), 0),
+            Self::Millis(array) => DateTime::from_timestamp_millis(array.value(row)),
+            Self::Micros(array) => DateTime::from_timestamp_micros(array.value(row)),
+            Self::Nanos(array) => Some(DateTime::from_timestamp_nanos(array.value(row))),
+        };
+        Some(instant.ok_or_else(|| Error::input("bad_timestamp", "a timestamp is out of range")))
+    }
 }
 
 /// The error of a row without a value it needs.
@@ -324,51 +441,58 @@ fn missing(origin: &str, row: &str, what: &str) -> Error {
     Error::input("missing_value", format!("{origin}: {row} has no {what}"))
 }
 
-fn cell(batch: &RecordBatch, column: usize, row: usize) -> Option<String> {
-    let array = batch.column(column).as_string::<i32>();
-    (!array.is_null(row))
-        .then(|| array.value(row).to_string())
-        .filter(|v| !v.is_empty())
+/// The columns read of touches: entity, id, ts, channel, campaign.
+pub(super) fn touch_columns(columns: &Columns) -> Vec<Wanted<'static>> {
+    let column = |key: &'static str, alias: &'static str, required: bool| {
+        (columns.get(key).to_string(), key, alias, required)
+    };
+    vec![
+        column("touch_entity", "entity", true),
+        column("touch_id", "id", true),
+        column("touch_ts", "ts", true),
+        column("channel", "channel", true),
+        column("campaign", "campaign", false),
+    ]
+}
+
+/// The columns read of conversions: entity, id, ts, revenue, and the conversion type when
+/// `kind_column` names one.
+pub(super) fn conversion_columns(
+    columns: &Columns,
+    kind_column: Option<&str>,
+) -> Vec<Wanted<'static>> {
+    let column = |key: &'static str, alias: &'static str, required: bool| {
+        (columns.get(key).to_string(), key, alias, required)
+    };
+    let mut wanted = vec![
+        column("conversion_entity", "entity", true),
+        column("conversion_id", "id", true),
+        column("conversion_ts", "ts", true),
+        column("revenue", "revenue", false),
+    ];
+    if let Some(kind) = kind_column {
+        wanted.push((kind.to_string(), "conversion_type", "kind", true));
+    }
+    wanted
 }
 
 /// Touches of `input`, entity by entity.
 pub(crate) async fn touch_groups(input: Input, columns: &Columns) -> Result<Groups<Touch>> {
     let origin = input.origin.clone();
-    let names = vec![
-        (
-            columns.get("touch_entity").to_string(),
-            "touch_entity",
-            "entity",
-            true,
-        ),
-        (columns.get("touch_id").to_string(), "touch_id", "id", true),
-        (columns.get("touch_ts").to_string(), "touch_ts", "ts", true),
-        (
-            columns.get("channel").to_string(),
-            "channel",
-            "channel",
-            true,
-        ),
-        (
-            columns.get("campaign").to_string(),
-            "campaign",
-            "campaign",
-            false,
-        ),
-    ];
-    let stream = sorted(input, names).await?;
+    let stream = sorted(input, touch_columns(columns)).await?;
     let ts_column = columns.get("touch_ts").to_string();
     let parse = move |batch: &RecordBatch, row: usize| -> Result<Touch> {
-        let (entity, id, ts) = entity_id_ts(&origin, "touch", &ts_column, batch, row)?;
-        let Some(channel) = cell(batch, 3, row) else {
-            return Err(missing(&origin, &format!("touch `{id}`"), "channel"));
+        let rows = Rows::new(batch, &origin, "touch", &ts_column);
+        let (entity, id, ts) = rows.key(row)?;
+        let Some(channel) = rows.text(3, row) else {
+            return Err(rows.missing(id, "channel"));
         };
         Ok(Touch {
-            id,
-            entity,
+            id: id.to_string(),
+            entity: entity.to_string(),
             ts,
-            channel,
-            campaign: cell(batch, 4, row),
+            channel: channel.to_string(),
+            campaign: rows.text(4, row).map(str::to_string),
         })
     };
     Ok(Groups::new(stream, Box::new(parse)))
@@ -382,60 +506,25 @@ pub(crate) async fn conversion_groups(
     kind_column: Option<&str>,
 ) -> Result<Groups<Conversion>> {
     let origin = input.origin.clone();
-    let mut names = vec![
-        (
-            columns.get("conversion_entity").to_string(),
-            "conversion_entity",
-            "entity",
-            true,
-        ),
-        (
-            columns.get("conversion_id").to_string(),
-            "conversion_id",
-            "id",
-            true,
-        ),
-        (
-            columns.get("conversion_ts").to_string(),
-            "conversion_ts",
-            "ts",
-            true,
-        ),
-        (
-            columns.get("revenue").to_string(),
-            "revenue",
-            "revenue",
-            false,
-        ),
-    ];
-    if let Some(kind) = kind_column {
-        names.push((kind.to_string(), "conversion_type", "kind", true));
-    }
-    let stream = sorted(input, names).await?;
+    let stream = sorted(input, conversion_columns(columns, kind_column)).await?;
     let ts_column = columns.get("conversion_ts").to_string();
     let revenue_column = columns.get("revenue").to_string();
     let has_kind = kind_column.is_some();
     let parse = move |batch: &RecordBatch, row: usize| -> Result<Conversion> {
-        let (entity, id, ts) = entity_id_ts(&origin, "conversion", &ts_column, batch, row)?;
-        let revenue_cents = match cell(batch, 3, row) {
-            None => None,
-            Some(text) => Some(parse_cents(&text).ok_or_else(|| Error::input("bad_revenue", format!(
-                "{origin}: conversion `{id}`: `{revenue_column}` = `{text}` is not an amount; use a number such as 100.00"
-            )))?),
-        };
+        let rows = Rows::new(batch, &origin, "conversion", &ts_column);
+        let (entity, id, ts) = rows.key(row)?;
+        let revenue_cents = rows.cents(3, row, id, &revenue_column)?;
         let kind = if has_kind {
-            Some(present(
-                &origin,
-                &format!("conversion `{id}`"),
-                "conversion_type",
-                cell(batch, 4, row),
-            )?)
+            match rows.text(4, row) {
+                Some(kind) => Some(kind.to_string()),
+                None => return Err(rows.missing(id, "conversion_type")),
+            }
         } else {
             None
         };
         Ok(Conversion {
-            id,
-            entity,
+            id: id.to_string(),
+            entity: entity.to_string(),
             ts,
             revenue_cents,
             kind,
@@ -471,11 +560,23 @@ pub(crate) async fn for_each_entity(
 /// Runs the job: returns what was read and written.
 pub async fn run(job: &Job<'_>) -> Result<Summary> {
     let ctx = context()?;
+    if let Some(summary) = super::memory::run(&ctx, job).await? {
+        return Ok(summary);
+    }
+    let summary = run_sorted(&ctx, job).await?;
+    Ok(Summary {
+        sorted_on_disk: true,
+        ..summary
+    })
+}
+
+/// Runs the job over inputs sorted by entity (on disk past [`SORT_MEMORY`]).
+async fn run_sorted(ctx: &SessionContext, job: &Job<'_>) -> Result<Summary> {
     let mut weights: HashMap<String, f64> = HashMap::new();
     if job.models.contains(&Model::Markov) {
-        let mut touches = touch_groups(Input::file(&ctx, job.touches).await?, job.columns).await?;
+        let mut touches = touch_groups(Input::file(ctx, job.touches).await?, job.columns).await?;
         let mut conversions =
-            conversion_groups(Input::file(&ctx, job.conversions).await?, job.columns, None).await?;
+            conversion_groups(Input::file(ctx, job.conversions).await?, job.columns, None).await?;
         let mut counts = PathCounts::new();
         for_each_entity(&mut touches, &mut conversions, |t, c| {
             for path in entity_paths(&t, &c, job.lookback) {
@@ -489,11 +590,11 @@ pub async fn run(job: &Job<'_>) -> Result<Summary> {
     let weight = |channel: &str| weights.get(channel).copied().unwrap_or(0.0);
 
     let mut output = Output::create(job.out, job.models)?;
-    let mut touches = touch_groups(Input::file(&ctx, job.touches).await?, job.columns).await?;
+    let mut touches = touch_groups(Input::file(ctx, job.touches).await?, job.columns).await?;
     let mut conversions =
-        conversion_groups(Input::file(&ctx, job.conversions).await?, job.columns, None).await?;
+        conversion_groups(Input::file(ctx, job.conversions).await?, job.columns, None).await?;
     let result = for_each_entity(&mut touches, &mut conversions, |t, c| {
-        output.push_entity(&t, &c, job.models, job.lookback, &weight)
+        push_entity(&mut output, &t, &c, job.models, job.lookback, &weight)
     })
     .await;
     match result.and_then(|()| output.finish()) {
@@ -501,231 +602,44 @@ pub async fn run(job: &Job<'_>) -> Result<Summary> {
             touches: touches.read,
             conversions: conversions.read,
             rows,
+            sorted_on_disk: false,
         }),
         Err(error) => Err(error),
     }
 }
 
-/// The output file, written batch by batch under a temporary name and renamed at the end.
-struct Output {
-    path: PathBuf,
-    temporary: PathBuf,
-    schema: SchemaRef,
-    writer: Option<Writer>,
-    builders: Builders,
-    rows: usize,
-    models: usize,
-}
-
-enum Writer {
-    Csv(arrow::csv::Writer<std::fs::File>),
-    Parquet(parquet::arrow::ArrowWriter<std::fs::File>),
-}
-
-struct Builders {
-    conversion: StringBuilder,
-    touch: StringBuilder,
-    position: UInt32Builder,
-    channel: StringBuilder,
-    campaign: StringBuilder,
-    credit: Vec<Float64Builder>,
-    revenue: Vec<Decimal128Builder>,
-    len: usize,
-}
-
-impl Builders {
-    fn new(models: usize) -> Self {
-        Self {
-            conversion: StringBuilder::new(),
-            touch: StringBuilder::new(),
-            position: UInt32Builder::new(),
-            channel: StringBuilder::new(),
-            campaign: StringBuilder::new(),
-            credit: (0..models).map(|_| Float64Builder::new()).collect(),
-            revenue: (0..models)
-                .map(|_| Decimal128Builder::new().with_data_type(DataType::Decimal128(18, 2)))
-                .collect(),
-            len: 0,
+/// Credits an entity's conversions under every model and appends the rows: each
+/// conversion's path is found once, and its ids, channels and campaigns are written once
+/// with one credit pair per model (the same credits [`super::credit_entity`] gives per model).
+fn push_entity(
+    output: &mut Output,
+    touches: &[Touch],
+    conversions: &[Conversion],
+    models: &[Model],
+    lookback: Duration,
+    weight: &dyn Fn(&str) -> f64,
+) -> Result<()> {
+    let rows = output.rows();
+    let mut per_model = PerModel::default();
+    for conversion in conversions {
+        let path = path(touches, conversion, lookback);
+        if path.is_empty() {
+            rows.push_unattributed(&conversion.id, conversion.revenue_cents);
+            continue;
+        }
+        per_model.fill(
+            models,
+            |model, fractions| *fractions = super::fractions(&path, conversion.ts, model, weight),
+            conversion.revenue_cents,
+        );
+        for (position, touch) in path.iter().enumerate() {
+            rows.push_touch(
+                &conversion.id,
+                position,
+                (&touch.id, &touch.channel, touch.campaign.as_deref()),
+                &per_model,
+            );
         }
     }
-}
-
-impl Output {
-    fn create(path: &Path, models: &[Model]) -> Result<Self> {
-        let single = models.len() == 1;
-        let mut fields = vec![
-            Field::new("conversion_id", DataType::Utf8, false),
-            Field::new("touch_id", DataType::Utf8, true),
-            Field::new("position", DataType::UInt32, true),
-            Field::new("channel", DataType::Utf8, false),
-            Field::new("campaign", DataType::Utf8, true),
-        ];
-        for model in models {
-            let (credit, revenue) = if single {
-                ("credit".to_string(), "revenue_credit".to_string())
-            } else {
-                (
-                    format!("credit_{}", model.name()),
-                    format!("revenue_credit_{}", model.name()),
-                )
-            };
-            fields.push(Field::new(credit, DataType::Float64, false));
-            fields.push(Field::new(revenue, DataType::Decimal128(18, 2), true));
-        }
-        let schema: SchemaRef = Arc::new(Schema::new(fields));
-        let folder = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_default();
-        let temporary = folder.join(format!(".{name}.tmp-{}", std::process::id()));
-        let file = std::fs::File::create(&temporary).map_err(|e| {
-            Error::unavailable(
-                "write_failed",
-                format!("cannot write {}: {e}", path.display()),
-            )
-        })?;
-        let writer = match path.extension().and_then(|e| e.to_str()) {
-            Some("parquet") => Writer::Parquet(parquet::arrow::ArrowWriter::try_new(
-                file,
-                Arc::clone(&schema),
-                None,
-            )?),
-            _ => Writer::Csv(
-                arrow::csv::WriterBuilder::new()
-                    .with_header(true)
-                    .build(file),
-            ),
-        };
-        Ok(Self {
-            path: path.to_path_buf(),
-            temporary,
-            schema,
-            writer: Some(writer),
-            builders: Builders::new(models.len()),
-            rows: 0,
-            models: models.len(),
-        })
-    }
-
-    /// Credits an entity's conversions under every model and appends the rows: each
-    /// conversion's path is found once, and its ids, channels and campaigns are written once
-    /// with one credit pair per model (the same credits [`super::credit_entity`] gives per model).
-    fn push_entity(
-        &mut self,
-        touches: &[Touch],
-        conversions: &[Conversion],
-        models: &[Model],
-        lookback: Duration,
-        weight: &dyn Fn(&str) -> f64,
-    ) -> Result<()> {
-        let b = &mut self.builders;
-        for conversion in conversions {
-            let path = path(touches, conversion, lookback);
-            if path.is_empty() {
-                b.conversion.append_value(&conversion.id);
-                b.touch.append_null();
-                b.position.append_null();
-                b.channel.append_value(UNATTRIBUTED);
-                b.campaign.append_null();
-                for model in 0..models.len() {
-                    b.credit[model].append_value(1.0);
-                    b.revenue[model].append_option(conversion.revenue_cents.map(i128::from));
-                }
-                b.len += 1;
-                continue;
-            }
-            let per_model: Vec<(Vec<f64>, Option<Vec<i64>>)> = models
-                .iter()
-                .map(|model| {
-                    let fractions = fractions(&path, conversion.ts, *model, weight);
-                    let revenue = conversion
-                        .revenue_cents
-                        .map(|cents| allocate_cents(cents, &fractions));
-                    (fractions, revenue)
-                })
-                .collect();
-            for (position, touch) in path.iter().enumerate() {
-                b.conversion.append_value(&conversion.id);
-                b.touch.append_value(&touch.id);
-                b.position.append_value(position as u32);
-                b.channel.append_value(&touch.channel);
-                b.campaign.append_option(touch.campaign.as_deref());
-                for (model, (fractions, revenue)) in per_model.iter().enumerate() {
-                    b.credit[model].append_value(fractions[position]);
-                    b.revenue[model]
-                        .append_option(revenue.as_ref().map(|parts| i128::from(parts[position])));
-                }
-                b.len += 1;
-            }
-        }
-        if b.len >= BATCH_ROWS {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> Result<()> {
-        if self.builders.len == 0 {
-            return Ok(());
-        }
-        let mut b = std::mem::replace(&mut self.builders, Builders::new(self.models));
-        let mut arrays: Vec<ArrayRef> = vec![
-            Arc::new(b.conversion.finish()),
-            Arc::new(b.touch.finish()),
-            Arc::new(b.position.finish()),
-            Arc::new(b.channel.finish()),
-            Arc::new(b.campaign.finish()),
-        ];
-        for (credit, revenue) in b.credit.iter_mut().zip(b.revenue.iter_mut()) {
-            arrays.push(Arc::new(credit.finish()));
-            arrays.push(Arc::new(revenue.finish()));
-        }
-        let batch = RecordBatch::try_new(Arc::clone(&self.schema), arrays)?;
-        self.rows += batch.num_rows();
-        match &mut self.writer {
-            Some(Writer::Csv(writer)) => {
-                writer.write(&crate::render::csv::neutralise_batch(&batch))?
-            }
-            Some(Writer::Parquet(writer)) => writer.write(&batch)?,
-            None => return Err(Error::internal("output already closed")),
-        }
-        Ok(())
-    }
-
-    fn finish(mut self) -> Result<usize> {
-        let result = (|| -> Result<()> {
-            self.flush()?;
-            match self.writer.take() {
-                Some(Writer::Csv(writer)) => drop(writer),
-                Some(Writer::Parquet(writer)) => {
-                    writer.close()?;
-                }
-                None => {}
-            }
-            std::fs::rename(&self.temporary, &self.path)?;
-            Ok(())
-        })();
-        if let Err(error) = result {
-            let _ = std::fs::remove_file(&self.temporary);
-            return Err(Error::unavailable(
-                "write_failed",
-                format!("cannot write {}: {error}", self.path.display()),
-            ));
-        }
-        Ok(self.rows)
-    }
-}
-
-impl Drop for Output {
-    fn drop(&mut self) {
-        // A run that failed half-way leaves no half-written file behind.
-        if self.writer.take().is_some() {
-            let _ = std::fs::remove_file(&self.temporary);
-        }
-    }
+    output.end_entity()
 }

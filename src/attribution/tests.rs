@@ -575,3 +575,140 @@ fn cents_allocation_rules() {
     assert_eq!(allocate_cents(0, &[0.2, 0.8]), vec![0, 0]);
     assert_eq!(allocate_cents(7, &[1.0]), vec![7]);
 }
+
+/// `kpi attribution` in memory and sorted on disk write the same bytes, and every credit of
+/// every model equals [`attribute`]'s on random inputs: entities without conversions,
+/// conversions without touches, re-landed identical touches, ties in time, missing campaigns
+/// and revenues.
+#[tokio::test]
+async fn the_in_memory_run_and_the_sorted_run_equal_the_reference() {
+    let channels = ["direct", "email", "paid_search", "social", "referral"];
+    let mut rng = Lcg(7);
+    let folder = tempfile::TempDir::new().expect("dir");
+    for round in 0..12 {
+        let base = instant("2024-01-01T00:00:00Z");
+        let mut touches = Vec::new();
+        let mut conversions = Vec::new();
+        for entity in 0..(1 + rng.next(40)) {
+            for t in 0..rng.next(14) {
+                // Hours on a coarse grid so that different touches often share an instant.
+                touches.push(Touch {
+                    id: format!("t{entity}_{t}"),
+                    entity: format!("u{}", entity * 7 % 41),
+                    ts: base + Duration::hours(6 * rng.next(4 * 60) as i64),
+                    channel: channels[rng.next(5) as usize].to_string(),
+                    campaign: (rng.next(3) > 0).then(|| format!("camp{}", rng.next(4))),
+                });
+            }
+            for c in 0..rng.next(4) {
+                conversions.push(Conversion {
+                    id: format!("c{entity}_{c}"),
+                    entity: format!("u{}", entity * 7 % 41),
+                    ts: base + Duration::hours(6 * rng.next(4 * 70) as i64),
+                    revenue_cents: (rng.next(3) > 0).then(|| rng.next(1_000_000) as i64),
+                    kind: None,
+                });
+            }
+        }
+        // Re-landed touches: the same row again.
+        for index in 0..touches.len() / 5 {
+            let again = touches[index * 3 % touches.len()].clone();
+            touches.push(again);
+        }
+        let touches_csv = folder.path().join(format!("touches{round}.csv"));
+        let conversions_csv = folder.path().join(format!("conversions{round}.csv"));
+        let mut text = String::from("touch_id,user_id,ts,channel,campaign\n");
+        for t in &touches {
+            let campaign = t.campaign.clone().unwrap_or_default();
+            let ts = t.ts.to_rfc3339();
+            text += &format!("{},{},{ts},{},{campaign}\n", t.id, t.entity, t.channel);
+        }
+        std::fs::write(&touches_csv, text).expect("write");
+        let mut text = String::from("conversion_id,user_id,ts,revenue\n");
+        for c in &conversions {
+            let revenue = c
+                .revenue_cents
+                .map(|cents| format!("{}.{:02}", cents / 100, cents % 100))
+                .unwrap_or_default();
+            text += &format!("{},{},{},{revenue}\n", c.id, c.entity, c.ts.to_rfc3339());
+        }
+        std::fs::write(&conversions_csv, text).expect("write");
+
+        let models = Model::all(Duration::days(7));
+        let columns = io::Columns::parse(&[]).expect("columns");
+        let run = |budget: usize, name: &str| {
+            let out = folder.path().join(format!("{name}{round}.csv"));
+            let touches_csv = touches_csv.clone();
+            let conversions_csv = conversions_csv.clone();
+            let models = models.clone();
+            let columns = &columns;
+            async move {
+                let job = stream::Job {
+                    touches: &touches_csv,
+                    conversions: &conversions_csv,
+                    columns,
+                    models: &models,
+                    lookback: Duration::days(30),
+                    out: &out,
+                    memory_budget: budget,
+                };
+                let summary = stream::run(&job).await.expect("run");
+                assert_eq!(summary.sorted_on_disk, budget == 0);
+                std::fs::read_to_string(&out).expect("output")
+            }
+        };
+        let in_memory = run(usize::MAX, "memory").await;
+        let sorted = run(0, "sorted").await;
+        assert_eq!(in_memory, sorted, "round {round}");
+
+        let mut lines = in_memory.lines();
+        let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+        let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+        for model in &models {
+            let credit = header
+                .iter()
+                .position(|h| *h == format!("credit_{}", model.name()))
+                .expect("credit column");
+            // (conversion id, position, channel, credit, revenue credit)
+            type Row = (String, Option<usize>, String, f64, Option<i64>);
+            let mut ours: Vec<Row> = rows
+                .iter()
+                .map(|cells| {
+                    (
+                        cells[0].to_string(),
+                        cells[2].parse().ok(),
+                        cells[3].to_string(),
+                        cells[credit].parse().expect("credit"),
+                        cents(cells[credit + 1]),
+                    )
+                })
+                .collect();
+            ours.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+            let reference = attribute(&touches, &conversions, *model, Duration::days(30));
+            assert_eq!(
+                ours.len(),
+                reference.len(),
+                "round {round} {}",
+                model.name()
+            );
+            for (got, want) in ours.iter().zip(&reference) {
+                assert_eq!(
+                    (&got.0, got.1, &got.2, got.4),
+                    (
+                        &want.conversion_id,
+                        want.position,
+                        &want.channel,
+                        want.revenue_cents
+                    ),
+                    "round {round} {}",
+                    model.name()
+                );
+                assert!(
+                    (got.3 - want.credit).abs() < 1e-12,
+                    "round {round} {}: {got:?} vs {want:?}",
+                    model.name()
+                );
+            }
+        }
+    }
+}

@@ -30,6 +30,10 @@ pub struct AttributionArgs {
     /// channel, campaign, conversion_id, conversion_entity, conversion_ts, revenue.
     #[arg(long, value_delimiter = ',')]
     pub columns: Vec<String>,
+    /// Memory (MiB) the inputs may take, held compactly, for the fast in-memory run; larger
+    /// inputs are sorted on disk instead (slower, memory bounded).
+    #[arg(long, default_value_t = 1024, env = "KPI_ATTRIBUTION_MEMORY_MIB")]
+    pub memory_mib: usize,
 }
 
 /// Credits conversions to touches from CSV or Parquet files, streaming.
@@ -42,6 +46,7 @@ pub async fn run(args: AttributionArgs) -> Result<i32> {
         half_life,
         out,
         columns,
+        memory_mib,
     } = args;
 
     let started = Instant::now();
@@ -72,8 +77,14 @@ pub async fn run(args: AttributionArgs) -> Result<i32> {
         models: &models,
         lookback,
         out: &out,
+        memory_budget: memory_mib.saturating_mul(1024 * 1024),
     };
     let summary = attribution::stream::run(&job).await?;
+    if summary.sorted_on_disk {
+        eprintln!(
+            "the inputs outgrew --memory-mib {memory_mib}: sorted them on disk instead (raise it for the faster in-memory run)"
+        );
+    }
     eprintln!(
         "read {} touches and {} conversions; wrote {} rows to {} in {:.1}s",
         summary.touches,

@@ -1,0 +1,370 @@
+//! The credits file of `kpi attribution`: rows built into batches (on any thread), encoded and
+//! written by a thread of its own under a temporary name, renamed when complete, so a failed
+//! run leaves no half-written file.
+//!
+//! Parquet is Snappy-compressed, with dictionaries only for the few values of positions,
+//! channels and campaigns: ids and credits are nearly all distinct (a conversion id repeats
+//! only over its own path), and building a dictionary for them costs time for nothing.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use arrow::array::{ArrayRef, Decimal128Array, Float64Array, StringBuilder, UInt32Builder};
+use arrow::buffer::NullBuffer;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
+
+use super::{allocate_cents_into, Model, Scratch, UNATTRIBUTED};
+use crate::error::{Error, Result};
+
+/// Rows per written batch.
+pub(super) const BATCH_ROWS: usize = 65_536;
+
+/// Batches waiting for the writing thread (bounds the memory of finished, unwritten rows).
+const QUEUED_BATCHES: usize = 4;
+
+/// Each model's fractions of one path with the revenue split in cents; its buffers are kept
+/// from one conversion to the next.
+#[derive(Default)]
+pub(super) struct PerModel {
+    fractions: Vec<Vec<f64>>,
+    cents: Vec<Vec<i64>>,
+    has_revenue: bool,
+    scratch: Scratch,
+}
+
+impl PerModel {
+    /// Fills in each model's fractions (from `fractions_into`) and revenue split.
+    pub(super) fn fill(
+        &mut self,
+        models: &[Model],
+        fractions_into: impl Fn(Model, &mut Vec<f64>),
+        revenue_cents: Option<i64>,
+    ) {
+        self.fractions.resize_with(models.len(), Vec::new);
+        self.cents.resize_with(models.len(), Vec::new);
+        self.has_revenue = revenue_cents.is_some();
+        for ((model, fractions), cents) in
+            models.iter().zip(&mut self.fractions).zip(&mut self.cents)
+        {
+            fractions_into(*model, fractions);
+            if let Some(revenue) = revenue_cents {
+                allocate_cents_into(revenue, fractions, cents, &mut self.scratch);
+            }
+        }
+    }
+}
+
+/// Credit rows being built: one per (conversion, touch on its path), or the conversion's
+/// `(unattributed)` row, with a credit and revenue pair per model.
+pub(super) struct CreditRows {
+    schema: SchemaRef,
+    conversion: StringBuilder,
+    touch: StringBuilder,
+    position: UInt32Builder,
+    channel: StringBuilder,
+    campaign: StringBuilder,
+    /// Per model: credits, and revenue credits in cents with whether each is there (plain
+    /// vectors: 14 values a row with every model, where builders cost twice the time).
+    credit: Vec<Vec<f64>>,
+    revenue: Vec<Vec<i128>>,
+    revenue_valid: Vec<bool>,
+    len: usize,
+}
+
+impl CreditRows {
+    fn new(schema: SchemaRef, models: usize) -> Self {
+        Self {
+            schema,
+            conversion: StringBuilder::new(),
+            touch: StringBuilder::new(),
+            position: UInt32Builder::new(),
+            channel: StringBuilder::new(),
+            campaign: StringBuilder::new(),
+            credit: vec![Vec::new(); models],
+            revenue: vec![Vec::new(); models],
+            revenue_valid: Vec::new(),
+            len: 0,
+        }
+    }
+
+    /// Rows built and not yet taken.
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Appends the `(unattributed)` row of a conversion without touches.
+    pub(super) fn push_unattributed(&mut self, conversion_id: &str, revenue_cents: Option<i64>) {
+        self.conversion.append_value(conversion_id);
+        self.touch.append_null();
+        self.position.append_null();
+        self.channel.append_value(UNATTRIBUTED);
+        self.campaign.append_null();
+        for (credit, revenue) in self.credit.iter_mut().zip(&mut self.revenue) {
+            credit.push(1.0);
+            revenue.push(i128::from(revenue_cents.unwrap_or(0)));
+        }
+        self.revenue_valid.push(revenue_cents.is_some());
+        self.len += 1;
+    }
+
+    /// Appends the row of the touch `(id, channel, campaign)` at `position` of a conversion's
+    /// path, with its credits from a filled [`PerModel`].
+    pub(super) fn push_touch(
+        &mut self,
+        conversion_id: &str,
+        position: usize,
+        (touch_id, channel, campaign): (&str, &str, Option<&str>),
+        per_model: &PerModel,
+    ) {
+        self.conversion.append_value(conversion_id);
+        self.touch.append_value(touch_id);
+        self.position.append_value(position as u32);
+        self.channel.append_value(channel);
+        self.campaign.append_option(campaign);
+        let models = self.credit.iter_mut().zip(&mut self.revenue);
+        for ((credit, revenue), (fractions, cents)) in
+            models.zip(per_model.fractions.iter().zip(&per_model.cents))
+        {
+            credit.push(fractions[position]);
+            revenue.push(if per_model.has_revenue {
+                i128::from(cents[position])
+            } else {
+                0
+            });
+        }
+        self.revenue_valid.push(per_model.has_revenue);
+        self.len += 1;
+    }
+
+    /// The rows built so far as a batch; the builders start over.
+    pub(super) fn take(&mut self) -> Result<RecordBatch> {
+        let mut arrays: Vec<ArrayRef> = vec![
+            Arc::new(self.conversion.finish()),
+            Arc::new(self.touch.finish()),
+            Arc::new(self.position.finish()),
+            Arc::new(self.channel.finish()),
+            Arc::new(self.campaign.finish()),
+        ];
+        // The next batch is likely as long as this one.
+        let len = self.len;
+        let valid = NullBuffer::from(std::mem::replace(
+            &mut self.revenue_valid,
+            Vec::with_capacity(len),
+        ));
+        let valid = (valid.null_count() > 0).then_some(valid);
+        for (credit, revenue) in self.credit.iter_mut().zip(&mut self.revenue) {
+            let credit = std::mem::replace(credit, Vec::with_capacity(len));
+            let revenue = std::mem::replace(revenue, Vec::with_capacity(len));
+            arrays.push(Arc::new(Float64Array::from(credit)));
+            arrays.push(Arc::new(
+                Decimal128Array::new(revenue.into(), valid.clone())
+                    .with_precision_and_scale(18, 2)?,
+            ));
+        }
+        self.len = 0;
+        Ok(RecordBatch::try_new(Arc::clone(&self.schema), arrays)?)
+    }
+}
+
+enum Writer {
+    Csv(arrow::csv::Writer<std::io::BufWriter<std::fs::File>>),
+    Parquet(parquet::arrow::ArrowWriter<std::fs::File>),
+}
+
+impl Writer {
+    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        match self {
+            Self::Csv(writer) => writer.write(&crate::render::csv::neutralise_batch(batch))?,
+            Self::Parquet(writer) => writer.write(batch)?,
+        }
+        Ok(())
+    }
+
+    fn close(self) -> Result<()> {
+        match self {
+            Self::Csv(writer) => writer.into_inner().flush()?,
+            Self::Parquet(writer) => {
+                writer.close()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The output file.
+pub(super) struct Output {
+    path: PathBuf,
+    temporary: PathBuf,
+    models: usize,
+    rows: CreditRows,
+    written: usize,
+    sender: Option<SyncSender<RecordBatch>>,
+    thread: Option<JoinHandle<Result<()>>>,
+}
+
+impl Output {
+    /// Starts writing `path` (.parquet, else CSV) with a credit pair per model.
+    pub(super) fn create(path: &Path, models: &[Model]) -> Result<Self> {
+        let single = models.len() == 1;
+        let mut fields = vec![
+            Field::new("conversion_id", DataType::Utf8, false),
+            Field::new("touch_id", DataType::Utf8, true),
+            Field::new("position", DataType::UInt32, true),
+            Field::new("channel", DataType::Utf8, false),
+            Field::new("campaign", DataType::Utf8, true),
+        ];
+        for model in models {
+            let (credit, revenue) = if single {
+                ("credit".to_string(), "revenue_credit".to_string())
+            } else {
+                (
+                    format!("credit_{}", model.name()),
+                    format!("revenue_credit_{}", model.name()),
+                )
+            };
+            fields.push(Field::new(credit, DataType::Float64, false));
+            fields.push(Field::new(revenue, DataType::Decimal128(18, 2), true));
+        }
+        let schema: SchemaRef = Arc::new(Schema::new(fields));
+        let folder = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let temporary = folder.join(format!(".{name}.tmp-{}", std::process::id()));
+        let file = std::fs::File::create(&temporary).map_err(|e| {
+            Error::unavailable(
+                "write_failed",
+                format!("cannot write {}: {e}", path.display()),
+            )
+        })?;
+        let mut writer = match path.extension().and_then(|e| e.to_str()) {
+            Some("parquet") => {
+                let mut properties = WriterProperties::builder()
+                    .set_compression(Compression::SNAPPY)
+                    .set_dictionary_enabled(false);
+                for repeated in ["position", "channel", "campaign"] {
+                    properties =
+                        properties.set_column_dictionary_enabled(ColumnPath::from(repeated), true);
+                }
+                Writer::Parquet(parquet::arrow::ArrowWriter::try_new(
+                    file,
+                    Arc::clone(&schema),
+                    Some(properties.build()),
+                )?)
+            }
+            _ => Writer::Csv(
+                arrow::csv::WriterBuilder::new()
+                    .with_header(true)
+                    .build(std::io::BufWriter::new(file)),
+            ),
+        };
+        let (sender, receiver) = sync_channel::<RecordBatch>(QUEUED_BATCHES);
+        let thread = std::thread::Builder::new()
+            .name("kpi-attribution-writer".into())
+            .spawn(move || {
+                for batch in receiver {
+                    writer.write(&batch)?;
+                }
+                writer.close()
+            })?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            temporary,
+            models: models.len(),
+            rows: CreditRows::new(schema, models.len()),
+            written: 0,
+            sender: Some(sender),
+            thread: Some(thread),
+        })
+    }
+
+    /// Empty rows of this file's shape, for building batches elsewhere.
+    pub(super) fn new_rows(&self) -> CreditRows {
+        CreditRows::new(Arc::clone(&self.rows.schema), self.models)
+    }
+
+    /// The rows being built, written by [`Output::end_entity`] and [`Output::finish`].
+    pub(super) fn rows(&mut self) -> &mut CreditRows {
+        &mut self.rows
+    }
+
+    /// Ends an entity's rows: writes a batch when enough rows are buffered.
+    pub(super) fn end_entity(&mut self) -> Result<()> {
+        if self.rows.len() >= BATCH_ROWS {
+            let batch = self.rows.take()?;
+            self.write(batch)?;
+        }
+        Ok(())
+    }
+
+    /// Hands a batch to the writing thread.
+    pub(super) fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        self.written += batch.num_rows();
+        let sent = match &self.sender {
+            Some(sender) => sender.send(batch).is_ok(),
+            None => false,
+        };
+        if sent {
+            return Ok(());
+        }
+        // The thread stopped: its error says why.
+        Err(self
+            .join()
+            .err()
+            .unwrap_or_else(|| Error::internal("the attribution writer stopped early")))
+    }
+
+    fn join(&mut self) -> Result<()> {
+        self.sender = None;
+        match self.thread.take() {
+            Some(thread) => thread
+                .join()
+                .map_err(|_| Error::internal("the attribution writer panicked"))?,
+            None => Ok(()),
+        }
+    }
+
+    /// Writes what is left, closes the file and gives it its name; returns the rows written.
+    pub(super) fn finish(mut self) -> Result<usize> {
+        let result = (|| -> Result<()> {
+            // No rows still writes a file with the columns (a CSV header, a Parquet schema).
+            if self.rows.len() > 0 || self.written == 0 {
+                let batch = self.rows.take()?;
+                self.write(batch)?;
+            }
+            self.join()?;
+            std::fs::rename(&self.temporary, &self.path)?;
+            Ok(())
+        })();
+        if let Err(error) = result {
+            let _ = std::fs::remove_file(&self.temporary);
+            return Err(Error::unavailable(
+                "write_failed",
+                format!("cannot write {}: {error}", self.path.display()),
+            ));
+        }
+        Ok(self.written)
+    }
+}
+
+impl Drop for Output {
+    fn drop(&mut self) {
+        // A run that failed half-way leaves no half-written file behind.
+        if self.thread.is_some() {
+            let _ = self.join();
+            let _ = std::fs::remove_file(&self.temporary);
+        }
+    }
+}

@@ -369,12 +369,17 @@ pub fn allocate_cents_into(
     if left == 0 {
         return;
     }
+    // The remainders, computed once (in place of the raw shares, no longer needed).
+    for (share, part) in raw.iter_mut().zip(parts.iter()) {
+        *share -= *part as f64;
+    }
+    let remainder = &*raw;
     let order = &mut scratch.order;
     order.clear();
     order.extend(0..fractions.len());
     // Largest remainder first; on a tie (within float noise) the later position first.
     order.sort_by(|&a, &b| {
-        let (ra, rb) = (raw[a] - parts[a] as f64, raw[b] - parts[b] as f64);
+        let (ra, rb) = (remainder[a], remainder[b]);
         if (ra - rb).abs() < 1e-7 {
             b.cmp(&a)
         } else {

@@ -17,7 +17,7 @@ use arrow::buffer::NullBuffer;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use parquet::basic::Compression;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 use super::{allocate_cents_into, Model, Scratch, UNATTRIBUTED};
@@ -257,6 +257,14 @@ impl Output {
                 for repeated in ["position", "channel", "campaign"] {
                     properties =
                         properties.set_column_dictionary_enabled(ColumnPath::from(repeated), true);
+                }
+                // Ids are opaque: no reader prunes by their ranges, and keeping them costs a
+                // string comparison a row.
+                for id in ["conversion_id", "touch_id"] {
+                    properties = properties.set_column_statistics_enabled(
+                        ColumnPath::from(id),
+                        EnabledStatistics::None,
+                    );
                 }
                 Writer::Parquet(parquet::arrow::ArrowWriter::try_new(
                     file,

@@ -111,8 +111,8 @@ async fn sorted(input: Input, columns: Vec<Wanted<'_>>) -> Result<SendableRecord
     Ok(frame.execute_stream().await?)
 }
 
-/// An input's needed columns under their aliases: strings as they are, typed timestamps as
-/// UTC instants, any other type as text; a missing optional column as null text.
+/// An input's needed columns under their aliases: strings and typed timestamps as they are,
+/// any other type as text; a missing optional column as null text.
 pub(super) fn projected(input: Input, columns: Vec<Wanted<'_>>) -> Result<DataFrame> {
     let available: Vec<String> = input
         .frame
@@ -127,20 +127,11 @@ pub(super) fn projected(input: Input, columns: Vec<Wanted<'_>>) -> Result<DataFr
             .frame
             .schema()
             .field_with_unqualified_name(&name)
-            .ok()
-            .and_then(|field| match field.data_type() {
-                DataType::Timestamp(unit, _) => Some(*unit),
-                _ => None,
-            });
-        if let (Some(unit), "ts") = (typed_time, alias) {
-            // A typed timestamp is read as one (an instant in UTC), not printed and parsed.
-            select.push(
-                cast(
-                    Expr::Column(Column::from_name(name)),
-                    DataType::Timestamp(unit, Some("UTC".into())),
-                )
-                .alias(alias),
-            );
+            .is_ok_and(|field| matches!(field.data_type(), DataType::Timestamp(_, _)));
+        if typed_time && alias == "ts" {
+            // A typed timestamp is read as one, not printed and parsed: arrow keeps instants
+            // as time since the epoch in UTC whatever the zone, and a naive one is read as UTC.
+            select.push(Expr::Column(Column::from_name(name)).alias(alias));
         } else if available.contains(&name) {
             let is_text = input
                 .frame

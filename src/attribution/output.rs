@@ -2,7 +2,7 @@
 //! written by a thread of its own under a temporary name, renamed when complete, so a failed
 //! run leaves no half-written file.
 //!
-//! Parquet is Snappy-compressed, with dictionaries only for the few values of positions,
+//! Parquet columns are encoded in parallel ([`ParallelParquet`]), Snappy-compressed, with dictionaries only for the few values of positions,
 //! channels and campaigns: ids and credits are nearly all distinct (a conversion id repeats
 //! only over its own path), and building a dictionary for them costs time for nothing.
 
@@ -16,8 +16,13 @@ use arrow::array::{ArrayRef, Decimal128Array, Float64Array, StringBuilder, UInt3
 use arrow::buffer::NullBuffer;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
+use parquet::arrow::arrow_writer::{
+    compute_leaves, ArrowColumnChunk, ArrowColumnWriter, ArrowLeafColumn,
+    ArrowRowGroupWriterFactory,
+};
 use parquet::basic::Compression;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
 
 use super::{allocate_cents_into, Model, Scratch, UNATTRIBUTED};
@@ -174,8 +179,8 @@ impl CreditRows {
 }
 
 enum Writer {
-    Csv(arrow::csv::Writer<std::io::BufWriter<std::fs::File>>),
-    Parquet(parquet::arrow::ArrowWriter<std::fs::File>),
+    Csv(Box<arrow::csv::Writer<std::io::BufWriter<std::fs::File>>>),
+    Parquet(Box<ParallelParquet>),
 }
 
 impl Writer {
@@ -190,10 +195,145 @@ impl Writer {
     fn close(self) -> Result<()> {
         match self {
             Self::Csv(writer) => writer.into_inner().flush()?,
-            Self::Parquet(writer) => {
-                writer.close()?;
+            Self::Parquet(writer) => writer.close()?,
+        }
+        Ok(())
+    }
+}
+
+/// Rows per Parquet row group (the arrow writer's default).
+const ROW_GROUP_ROWS: usize = 1024 * 1024;
+
+/// A Parquet file whose columns are encoded on every core: each row group's column writers are
+/// shared out over one thread per core (arrow-rs's parallel column encoding), and the encoded
+/// chunks appended in column order when the row group is full. Encoding is most of writing
+/// (compression, statistics, dictionaries): on one thread it was the slowest step of a run.
+struct ParallelParquet {
+    file: SerializedFileWriter<std::fs::File>,
+    factory: ArrowRowGroupWriterFactory,
+    schema: SchemaRef,
+    group: Option<RowGroup>,
+    groups: usize,
+}
+
+/// The row group being encoded.
+struct RowGroup {
+    lanes: Vec<Lane>,
+    rows: usize,
+}
+
+/// A thread encoding some of the columns: `(column index, leaf)` in, encoded chunks out.
+struct Lane {
+    sender: SyncSender<(usize, ArrowLeafColumn)>,
+    thread: JoinHandle<Result<Vec<(usize, ArrowColumnChunk)>>>,
+}
+
+impl ParallelParquet {
+    fn new(file: std::fs::File, schema: SchemaRef, properties: WriterProperties) -> Result<Self> {
+        let writer =
+            parquet::arrow::ArrowWriter::try_new(file, Arc::clone(&schema), Some(properties))?;
+        let (file, factory) = writer.into_serialized_writer()?;
+        Ok(Self {
+            file,
+            factory,
+            schema,
+            group: None,
+            groups: 0,
+        })
+    }
+
+    fn start_group(&mut self) -> Result<RowGroup> {
+        let writers = self.factory.create_column_writers(self.groups)?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut shares: Vec<Vec<(usize, ArrowColumnWriter)>> =
+            (0..cores).map(|_| Vec::new()).collect();
+        for (index, writer) in writers.into_iter().enumerate() {
+            shares[index % cores].push((index, writer));
+        }
+        let lanes = shares
+            .into_iter()
+            .filter(|share| !share.is_empty())
+            .map(|mut share| {
+                let (sender, receiver) = sync_channel::<(usize, ArrowLeafColumn)>(2 * share.len());
+                let thread = std::thread::Builder::new()
+                    .name("kpi-parquet-encoder".into())
+                    .spawn(move || -> Result<Vec<(usize, ArrowColumnChunk)>> {
+                        for (index, leaf) in receiver {
+                            if let Some((_, writer)) = share.iter_mut().find(|(i, _)| *i == index) {
+                                writer.write(&leaf)?;
+                            }
+                        }
+                        share
+                            .into_iter()
+                            .map(|(index, writer)| Ok((index, writer.close()?)))
+                            .collect()
+                    })?;
+                Ok(Lane { sender, thread })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(RowGroup { lanes, rows: 0 })
+    }
+
+    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        if self.group.is_none() {
+            self.group = Some(self.start_group()?);
+        }
+        let Some(group) = self.group.as_mut() else {
+            return Err(Error::internal("no row group"));
+        };
+        let lanes = group.lanes.len();
+        for (index, (field, array)) in self.schema.fields().iter().zip(batch.columns()).enumerate()
+        {
+            // One leaf per column: the schema is flat.
+            for leaf in compute_leaves(field, array)? {
+                if group.lanes[index % lanes]
+                    .sender
+                    .send((index, leaf))
+                    .is_err()
+                {
+                    // The lane stopped on an error: finishing the group reports it.
+                    self.finish_group()?;
+                    return Err(Error::internal("a Parquet encoder stopped"));
+                }
             }
         }
+        group.rows += batch.num_rows();
+        if group.rows >= ROW_GROUP_ROWS {
+            self.finish_group()?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the row group's columns and appends them to the file, in column order.
+    fn finish_group(&mut self) -> Result<()> {
+        let Some(group) = self.group.take() else {
+            return Ok(());
+        };
+        let mut chunks = Vec::new();
+        for lane in group.lanes {
+            drop(lane.sender);
+            let encoded = lane
+                .thread
+                .join()
+                .map_err(|_| Error::internal("a Parquet encoder panicked"))??;
+            chunks.extend(encoded);
+        }
+        chunks.sort_by_key(|(index, _)| *index);
+        let mut row_group = self.file.next_row_group()?;
+        for (_, chunk) in chunks {
+            chunk.append_to_row_group(&mut row_group)?;
+        }
+        row_group.close()?;
+        self.groups += 1;
+        Ok(())
+    }
+
+    fn close(mut self) -> Result<()> {
+        self.finish_group()?;
+        self.file.close()?;
         Ok(())
     }
 }
@@ -266,17 +406,17 @@ impl Output {
                         EnabledStatistics::None,
                     );
                 }
-                Writer::Parquet(parquet::arrow::ArrowWriter::try_new(
+                Writer::Parquet(Box::new(ParallelParquet::new(
                     file,
                     Arc::clone(&schema),
-                    Some(properties.build()),
-                )?)
+                    properties.build(),
+                )?))
             }
-            _ => Writer::Csv(
+            _ => Writer::Csv(Box::new(
                 arrow::csv::WriterBuilder::new()
                     .with_header(true)
                     .build(std::io::BufWriter::new(file)),
-            ),
+            )),
         };
         let (sender, receiver) = sync_channel::<RecordBatch>(QUEUED_BATCHES);
         let thread = std::thread::Builder::new()

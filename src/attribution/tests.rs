@@ -574,6 +574,12 @@ fn cents_allocation_rules() {
     assert_eq!(allocate_cents(200, &[1.0 / 3.0; 3]), vec![66, 67, 67]);
     assert_eq!(allocate_cents(0, &[0.2, 0.8]), vec![0, 0]);
     assert_eq!(allocate_cents(7, &[1.0]), vec![7]);
+    // Refunds: negative amounts floor towards minus infinity, and still add up.
+    assert_eq!(allocate_cents(-999, &[0.5, 0.5]), vec![-500, -499]);
+    assert_eq!(
+        allocate_cents(-100, &[1.0 / 3.0; 3]).iter().sum::<i64>(),
+        -100
+    );
 }
 
 /// `kpi attribution` in memory and sorted on disk write the same bytes, and every credit of

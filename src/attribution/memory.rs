@@ -495,24 +495,36 @@ pub(super) async fn run(ctx: &SessionContext, job: &Job<'_>) -> Result<Option<Su
     });
     tracing::debug!(elapsed = ?started.elapsed(), "attribution inputs grouped");
 
-    let mut weights = vec![0.0; loaded.channels.len()];
-    if job.models.contains(&Model::Markov) {
-        let counts = markov_counts(&loaded, &touches, &conversions, job.lookback);
-        let by_name = weights_of(counts);
-        for (code, weight) in weights.iter_mut().enumerate() {
-            *weight = by_name
-                .get(loaded.channels.name(code as u32))
-                .copied()
-                .unwrap_or(0.0);
+    // Entities that converted, in their text's order, sorted while the Markov paths are
+    // counted.
+    let (weights, converting) = std::thread::scope(|scope| {
+        let sorting = scope.spawn(|| {
+            let mut converting: Vec<u32> = (0..entities as u32)
+                .filter(|&e| !conversions.of(e as usize).is_empty())
+                .collect();
+            let names = &loaded.entities.names;
+            converting.sort_unstable_by(|&a, &b| {
+                names.bytes_of(a as usize).cmp(names.bytes_of(b as usize))
+            });
+            converting
+        });
+        let mut weights = vec![0.0; loaded.channels.len()];
+        if job.models.contains(&Model::Markov) {
+            let counts = markov_counts(&loaded, &touches, &conversions, job.lookback);
+            let by_name = weights_of(counts);
+            for (code, weight) in weights.iter_mut().enumerate() {
+                *weight = by_name
+                    .get(loaded.channels.name(code as u32))
+                    .copied()
+                    .unwrap_or(0.0);
+            }
         }
-        tracing::debug!(elapsed = ?started.elapsed(), "attribution Markov weights");
-    }
-
-    // Entities that converted, in their text's order.
-    let mut converting: Vec<u32> = (0..entities as u32)
-        .filter(|&e| !conversions.of(e as usize).is_empty())
-        .collect();
-    converting.sort_unstable_by(|&a, &b| loaded.entities.name(a).cmp(loaded.entities.name(b)));
+        let converting = sorting
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (weights, converting)
+    });
+    tracing::debug!(elapsed = ?started.elapsed(), "attribution Markov weights and entity order");
 
     let mut output = Output::create(job.out, job.models)?;
     let walk = Walk {

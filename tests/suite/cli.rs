@@ -517,7 +517,8 @@ fn attribute_all(
 }
 
 /// Typed timestamps are read as instants (not printed and parsed): Parquet inputs with naive
-/// and zoned timestamps give the CSV inputs' credits to the byte, for every model.
+/// and zoned timestamps give the CSV inputs' credits to the byte, for every model, in memory
+/// and sorted on disk.
 #[test]
 fn attribution_over_typed_timestamps_equals_the_csv_inputs() {
     let fixtures = repo().join("../shared/fixtures/attribution/edge_cases");
@@ -546,4 +547,30 @@ fn attribution_over_typed_timestamps_equals_the_csv_inputs() {
     let from_parquet = run(&touches, &conversions, "from-parquet.csv");
     assert_eq!(from_csv.lines().count(), 16, "a header and 15 credits");
     assert_eq!(from_parquet, from_csv);
+
+    // Past the memory budget the inputs are sorted on disk: the run says so, same bytes.
+    let sorted = out.path().join("sorted.csv");
+    let output = kpi(
+        &[
+            "attribution",
+            "--touches",
+            touches.to_str().expect("utf-8"),
+            "--conversions",
+            conversions.to_str().expect("utf-8"),
+            "--model",
+            "all",
+            "--memory-mib",
+            "0",
+            "--out",
+            sorted.to_str().expect("utf-8"),
+        ],
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("outgrew --memory-mib 0: sorted them on disk"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&sorted).expect("credits"), from_csv);
 }

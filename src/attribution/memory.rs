@@ -1,5 +1,6 @@
-//! `kpi attribution` when its inputs fit a memory budget: both files read once, in parallel,
-//! into compact columns (an interned entity, channel and campaign per touch, its instant, its
+//! `kpi attribution` when its inputs fit a memory budget: both files read once (each by
+//! DataFusion's parallel reader, the entity ids interned on a thread of their own) into compact
+//! columns (an interned entity, channel and campaign per touch, its instant, its
 //! id in one string arena), grouped by a counting sort on the entity, then credited entity by
 //! entity. The Markov path counts and the credits are two walks over memory, not two reads and
 //! two sorts of the files.
@@ -20,10 +21,11 @@ use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use hashbrown::HashTable;
 
-use super::io::open_frame;
 use super::markov::{weights_of, PathCounts};
 use super::output::{CreditRows, Output, PerModel};
-use super::stream::{conversion_columns, projected, touch_columns, Input, Job, Rows, Summary};
+use super::stream::{
+    conversion_columns, projected, touch_columns, Input, Job, Rows, Summary, Wanted,
+};
 use super::{fractions_into, Model, OnPath};
 use crate::error::{Error, Result};
 
@@ -307,47 +309,63 @@ async fn load(ctx: &SessionContext, job: &Job<'_>) -> Result<Option<Loaded>> {
     t.campaign.reserve_exact(touch_rows);
     t.id.ends.reserve_exact(touch_rows);
 
-    let conversions = Input {
-        origin: job.conversions.display().to_string(),
-        frame: open_frame(ctx, job.conversions).await?,
-        is_view: false,
-    };
-    let origin = conversions.origin.clone();
-    let (ts_column, revenue_column) =
-        (job.columns.get("conversion_ts"), job.columns.get("revenue"));
-    let frame = projected(conversions, conversion_columns(job.columns, None))?;
-    let entities = std::mem::take(&mut loaded.entities);
-    let Some((entities, codes)) = read(frame, entities, |batch| {
-        loaded.add_conversions(batch, &origin, ts_column, revenue_column)?;
-        Ok(loaded.bytes() <= budget)
-    })
+    let ts_column = job.columns.get("conversion_ts");
+    let revenue_column = job.columns.get("revenue");
+    let wanted = conversion_columns(job.columns, None);
+    let Some(codes) = read_file(
+        ctx,
+        job.conversions,
+        wanted,
+        &mut loaded,
+        |loaded, batch, origin| loaded.add_conversions(batch, origin, ts_column, revenue_column),
+        budget,
+    )
     .await?
     else {
         return Ok(None);
     };
-    loaded.entities = entities;
     loaded.conversions.entity = codes;
-
-    let touches = Input {
-        origin: job.touches.display().to_string(),
-        frame: open_frame(ctx, job.touches).await?,
-        is_view: false,
-    };
-    let origin = touches.origin.clone();
     let ts_column = job.columns.get("touch_ts");
-    let frame = projected(touches, touch_columns(job.columns))?;
-    let entities = std::mem::take(&mut loaded.entities);
-    let Some((entities, codes)) = read(frame, entities, |batch| {
-        loaded.add_touches(batch, &origin, ts_column)?;
-        Ok(loaded.bytes() <= budget)
-    })
+    let wanted = touch_columns(job.columns);
+    let Some(codes) = read_file(
+        ctx,
+        job.touches,
+        wanted,
+        &mut loaded,
+        |loaded, batch, origin| loaded.add_touches(batch, origin, ts_column),
+        budget,
+    )
     .await?
     else {
         return Ok(None);
     };
-    loaded.entities = entities;
     loaded.touches.entity = codes;
     Ok((loaded.bytes() <= budget).then_some(loaded))
+}
+
+/// Reads the `wanted` columns of the file at `path` into `loaded` with `add` (entity codes
+/// aside, see [`read`]), stopping at `budget`; returns each row's entity code.
+async fn read_file(
+    ctx: &SessionContext,
+    path: &Path,
+    wanted: Vec<Wanted<'_>>,
+    loaded: &mut Loaded,
+    add: impl Fn(&mut Loaded, &RecordBatch, &str) -> Result<()>,
+    budget: usize,
+) -> Result<Option<Vec<u32>>> {
+    let input = Input::file(ctx, path).await?;
+    let origin = input.origin.clone();
+    let frame = projected(input, wanted)?;
+    let entities = std::mem::take(&mut loaded.entities);
+    let read = read(frame, entities, |batch| {
+        add(loaded, batch, &origin)?;
+        Ok(loaded.bytes() <= budget)
+    })
+    .await?;
+    Ok(read.map(|(entities, codes)| {
+        loaded.entities = entities;
+        codes
+    }))
 }
 
 /// Row numbers grouped by entity code: `order[starts[e]..starts[e + 1]]` are entity `e`'s.
@@ -452,11 +470,17 @@ fn window(
     let earliest = ts - lookback;
     let start = touches.partition_point(|&row| t.ts[row as usize] < earliest);
     let end = touches.partition_point(|&row| t.ts[row as usize] <= ts);
+    distinct(loaded, &touches[start..end.max(start)], path);
+}
+
+/// `rows` (in path order) into `path`, a touch id repeated next to itself kept once.
+fn distinct(loaded: &Loaded, rows: &[u32], path: &mut Vec<u32>) {
+    let ids = &loaded.touches.id;
     path.clear();
-    for &row in &touches[start..end.max(start)] {
+    for &row in rows {
         if path
             .last()
-            .is_none_or(|&last| t.id.bytes_of(last as usize) != t.id.bytes_of(row as usize))
+            .is_none_or(|&last| ids.bytes_of(last as usize) != ids.bytes_of(row as usize))
         {
             path.push(row);
         }
@@ -709,15 +733,7 @@ fn count_paths(
         let tail_start = last.map_or(0, |last| {
             own.partition_point(|&row| t.ts[row as usize] <= last)
         });
-        path.clear();
-        for &row in &own[tail_start..] {
-            if path
-                .last()
-                .is_none_or(|&prior| t.id.bytes_of(prior as usize) != t.id.bytes_of(row as usize))
-            {
-                path.push(row);
-            }
-        }
+        distinct(loaded, &own[tail_start..], &mut path);
         if let Some(&end) = path.last() {
             let earliest = t.ts[end as usize] - lookback;
             let from = path.partition_point(|&row| t.ts[row as usize] < earliest);

@@ -90,7 +90,8 @@ pub(crate) struct Input {
 }
 
 impl Input {
-    async fn file(ctx: &SessionContext, path: &Path) -> Result<Self> {
+    /// The file at `path` (CSV or Parquet).
+    pub(super) async fn file(ctx: &SessionContext, path: &Path) -> Result<Self> {
         Ok(Self {
             origin: path.display().to_string(),
             frame: open_frame(ctx, path).await?,
@@ -554,11 +555,7 @@ pub async fn run(job: &Job<'_>) -> Result<Summary> {
     if let Some(summary) = super::memory::run(&ctx, job).await? {
         return Ok(summary);
     }
-    let summary = run_sorted(&ctx, job).await?;
-    Ok(Summary {
-        sorted_on_disk: true,
-        ..summary
-    })
+    run_sorted(&ctx, job).await
 }
 
 /// Runs the job over inputs sorted by entity (on disk past [`SORT_MEMORY`]).
@@ -593,7 +590,7 @@ async fn run_sorted(ctx: &SessionContext, job: &Job<'_>) -> Result<Summary> {
             touches: touches.read,
             conversions: conversions.read,
             rows,
-            sorted_on_disk: false,
+            sorted_on_disk: true,
         }),
         Err(error) => Err(error),
     }

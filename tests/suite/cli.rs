@@ -494,26 +494,35 @@ fn attribute_all(
     conversions: &std::path::Path,
     out: &std::path::Path,
 ) -> String {
-    let output = kpi(
-        &[
-            "attribution",
-            "--touches",
-            touches.to_str().expect("utf-8"),
-            "--conversions",
-            conversions.to_str().expect("utf-8"),
-            "--model",
-            "all",
-            "--out",
-            out.to_str().expect("utf-8"),
-        ],
-        &[],
-    );
+    let output = attribute_all_with(touches, conversions, out, &[]);
     assert!(
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
     std::fs::read_to_string(out).expect("credits")
+}
+
+/// `kpi attribution --model all` into `out` with `extra` arguments.
+fn attribute_all_with(
+    touches: &std::path::Path,
+    conversions: &std::path::Path,
+    out: &std::path::Path,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut args = vec![
+        "attribution",
+        "--touches",
+        touches.to_str().expect("utf-8"),
+        "--conversions",
+        conversions.to_str().expect("utf-8"),
+        "--model",
+        "all",
+        "--out",
+        out.to_str().expect("utf-8"),
+    ];
+    args.extend_from_slice(extra);
+    kpi(&args, &[])
 }
 
 /// Typed timestamps are read as instants (not printed and parsed): Parquet inputs with naive
@@ -550,22 +559,7 @@ fn attribution_over_typed_timestamps_equals_the_csv_inputs() {
 
     // Past the memory budget the inputs are sorted on disk: the run says so, same bytes.
     let sorted = out.path().join("sorted.csv");
-    let output = kpi(
-        &[
-            "attribution",
-            "--touches",
-            touches.to_str().expect("utf-8"),
-            "--conversions",
-            conversions.to_str().expect("utf-8"),
-            "--model",
-            "all",
-            "--memory-mib",
-            "0",
-            "--out",
-            sorted.to_str().expect("utf-8"),
-        ],
-        &[],
-    );
+    let output = attribute_all_with(&touches, &conversions, &sorted, &["--memory-mib", "0"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     assert!(

@@ -123,11 +123,40 @@ impl From<datafusion::error::DataFusionError> for Error {
             E::SQL(..) | E::Plan(..) | E::SchemaError(..) | E::NotImplemented(..) => {
                 Self::input("sql_plan", message)
             }
-            E::ResourcesExhausted(..) => Self::unavailable("resources_exhausted", message),
+            E::ResourcesExhausted(..) => Self::unavailable(
+                "resources_exhausted",
+                format!(
+                    "{message}. The query needs more memory than the query pool has free: \
+                     raise engine.memory_limit_mb (KPI_MEMORY_LIMIT_MB) or narrow the query"
+                ),
+            ),
+            E::IoError(..) if spill_failed(&message) => Self::unavailable(
+                "spill_failed",
+                format!(
+                    "the query needed more memory than the query pool holds and could not \
+                     spill to the temporary directory {}: {message}. Set TMPDIR to a writable \
+                     directory with room, or raise engine.memory_limit_mb (KPI_MEMORY_LIMIT_MB)",
+                    std::env::temp_dir().display()
+                ),
+            ),
             E::Internal(..) => Self::internal(message),
             _ => Self::unavailable("sql_execution", message),
         }
     }
+}
+
+/// Whether an I/O error's message names one of DataFusion's spill files: a path of only
+/// `.tmp*` names under the OS temporary directory (`TMPDIR`), where its disk manager creates a
+/// directory and the files in it (landed data under a temporary folder has other names).
+fn spill_failed(message: &str) -> bool {
+    let temp = std::env::temp_dir();
+    let prefix = format!("\"{}/", temp.to_string_lossy().trim_end_matches('/'));
+    let Some(start) = message.find(&prefix) else {
+        return false;
+    };
+    let rest = &message[start + prefix.len()..];
+    let path = rest.split('"').next().unwrap_or_default();
+    !path.is_empty() && path.split('/').all(|name| name.starts_with(".tmp"))
 }
 
 impl From<parquet::errors::ParquetError> for Error {
@@ -139,5 +168,28 @@ impl From<parquet::errors::ParquetError> for Error {
 impl From<arrow::error::ArrowError> for Error {
     fn from(error: arrow::error::ArrowError) -> Self {
         Self::internal(error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spill_failed;
+
+    #[test]
+    fn spill_file_errors_are_told_apart_from_data_file_errors() {
+        let temp = std::env::temp_dir();
+        let temp = temp.to_string_lossy();
+        let temp = temp.trim_end_matches('/');
+        let spill = format!(
+            "IO error: No space left on device (os error 28) at path \"{temp}/.tmpa1B2c3/.tmpZz9\""
+        );
+        let dir = format!(
+            "IO error: No such file or directory (os error 2) at path \"{temp}/.tmplsn1iz\""
+        );
+        let data = format!("IO error: Permission denied (os error 13) at path \"{temp}/.tmpQ1/analytics/sessions/day.parquet\"");
+        assert!(spill_failed(&spill));
+        assert!(spill_failed(&dir));
+        assert!(!spill_failed(&data));
+        assert!(!spill_failed("IO error: connection reset"));
     }
 }

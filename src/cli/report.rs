@@ -23,6 +23,13 @@ pub struct ReportArgs {
     pub out: PathBuf,
 }
 
+/// The file format `--out`'s extension picks.
+enum Format {
+    Html,
+    Json,
+    Csv,
+}
+
 /// Writes one weekly report as a self-contained HTML, JSON or CSV file.
 pub async fn run(config: &Arc<Config>, args: ReportArgs) -> Result<i32> {
     let ReportArgs {
@@ -30,6 +37,18 @@ pub async fn run(config: &Arc<Config>, args: ReportArgs) -> Result<i32> {
         week,
         out,
     } = args;
+    // Known before any work: a wrong name must not cost a report's computation.
+    let format = match out.extension().and_then(|e| e.to_str()) {
+        Some("json") => Format::Json,
+        Some("csv") => Format::Csv,
+        Some("html") | Some("htm") => Format::Html,
+        _ => {
+            return Err(Error::input(
+                "bad_output",
+                format!("{}: use a .html, .json or .csv file name", out.display()),
+            ))
+        }
+    };
 
     let project = Project::open(config).await?;
     let context = project.report_context();
@@ -41,18 +60,12 @@ pub async fn run(config: &Arc<Config>, args: ReportArgs) -> Result<i32> {
         context.build(definition, period),
     )
     .await?;
-    let body = match out.extension().and_then(|e| e.to_str()) {
-        Some("json") => {
+    let body = match format {
+        Format::Json => {
             serde_json::to_string_pretty(&report).map_err(|e| Error::internal(e.to_string()))?
         }
-        Some("csv") => kpi::report::to_csv(&report),
-        Some("html") | Some("htm") => kpi::render::pages::report_page(&report)?,
-        _ => {
-            return Err(Error::input(
-                "bad_output",
-                format!("{}: use a .html, .json or .csv file name", out.display()),
-            ))
-        }
+        Format::Csv => kpi::report::to_csv(&report),
+        Format::Html => kpi::render::pages::report_page(&report)?,
     };
     output::write_atomically(&out, body.as_bytes())?;
     let store = match project.engine.rollups() {

@@ -353,8 +353,10 @@ pub struct ConfigProblem {
 /// How `engine.memory_limit_mb`, the one memory budget, is shared (bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemoryShares {
-    /// DataFusion's memory pool: query state (hash tables, sorts); past it a query fails
-    /// with `resources_exhausted`.
+    /// DataFusion's memory pool: query state (hash tables, sorts) and the build session's kept
+    /// views. Sorts and aggregates past their fair share spill to the OS temporary directory;
+    /// state that cannot spill (a join's build side) past the pool fails the query with
+    /// `resources_exhausted`.
     pub query_pool: usize,
     /// Reports kept by the server (pages and what is rendered from them).
     pub reports: usize,

@@ -9,7 +9,9 @@
 //! (computed in runs of buckets), stay in the serving session, where filters reach the Parquet
 //! scan and prune files. A view whose rows exceed [`KEEP_BYTES`] is not kept: collecting its
 //! rows stops as soon as they pass that size (the rows collected so far are dropped), and each
-//! scan streams it again, as a plain view would.
+//! scan streams it again, as a plain view would. A kept view's rows are reserved in the
+//! engine's memory pool (the one budget, `engine.memory_limit_mb`) for as long as they are
+//! kept: when the pool cannot hold them, the view is not kept either.
 //!
 //! The session is made again whenever data or views change (see `Engine::build_session`),
 //! so a kept view never outlives the files it was computed from; the server drops it after
@@ -28,6 +30,7 @@ use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::TableType;
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::SessionState;
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
@@ -114,7 +117,14 @@ pub struct KeptView {
     name: String,
     plan: LogicalPlan,
     schema: SchemaRef,
-    rows: tokio::sync::OnceCell<Option<Arc<Vec<RecordBatch>>>>,
+    rows: tokio::sync::OnceCell<Option<Arc<Kept>>>,
+}
+
+/// A kept view's rows and their reservation in the memory pool (released with them).
+#[derive(Debug)]
+struct Kept {
+    batches: Vec<RecordBatch>,
+    _reservation: MemoryReservation,
 }
 
 impl KeptView {
@@ -129,13 +139,10 @@ impl KeptView {
         }
     }
 
-    /// Computes the view, keeping its rows unless they grow past [`KEEP_BYTES`]: then the
-    /// rows read so far are dropped at once (never the whole view in memory) and `None` says
-    /// every scan computes it again, streaming.
-    async fn compute(
-        &self,
-        state: &SessionState,
-    ) -> datafusion::error::Result<Option<Vec<RecordBatch>>> {
+    /// Computes the view, keeping its rows unless they grow past [`KEEP_BYTES`] or past what
+    /// the memory pool can reserve: then the rows read so far are dropped at once (never the
+    /// whole view in memory) and `None` says every scan computes it again, streaming.
+    async fn compute(&self, state: &SessionState) -> datafusion::error::Result<Option<Kept>> {
         let started = std::time::Instant::now();
         let ctx = SessionContext::new_with_state(state.clone());
         let mut stream = ctx
@@ -143,14 +150,22 @@ impl KeptView {
             .await?
             .execute_stream()
             .await?;
+        let reservation = MemoryConsumer::new(format!("kept view {}", self.name))
+            .register(&state.runtime_env().memory_pool);
         let (mut batches, mut held) = (Vec::new(), HeldBytes::default());
         while let Some(batch) = stream.next().await {
             let batch = batch?;
             held.add(&batch);
-            if held.total > KEEP_BYTES {
+            let reserved = held.total <= KEEP_BYTES
+                && reservation
+                    .try_grow(held.total.saturating_sub(reservation.size()))
+                    .is_ok();
+            if !reserved {
                 tracing::debug!(
-                    "build session: view {} is over {} MiB, not kept (streamed on each scan)",
+                    "build session: view {} reached {} MiB, past {} MiB or what the memory \
+                     pool has left: not kept (streamed on each scan)",
                     self.name,
+                    held.total / (1024 * 1024),
                     KEEP_BYTES / (1024 * 1024)
                 );
                 return Ok(None);
@@ -163,7 +178,10 @@ impl KeptView {
             started.elapsed().as_millis(),
             held.total / (1024 * 1024)
         );
-        Ok(Some(batches))
+        Ok(Some(Kept {
+            batches,
+            _reservation: reservation,
+        }))
     }
 }
 
@@ -195,7 +213,7 @@ impl TableProvider for KeptView {
                 Ok::<_, DataFusionError>(self.compute(state).await?.map(Arc::new))
             })
             .await?;
-        let Some(batches) = kept else {
+        let Some(kept) = kept else {
             // Too big to keep: the view's own plan, streamed like a plain view's.
             let mut frame = SessionContext::new_with_state(state.clone())
                 .execute_logical_plan(self.plan.clone())
@@ -213,7 +231,7 @@ impl TableProvider for KeptView {
         // Spread over the session's partitions so both cores scan.
         let partitions = state.config().target_partitions().max(1);
         let mut split: Vec<Vec<RecordBatch>> = vec![Vec::new(); partitions];
-        for (index, batch) in batches.iter().enumerate() {
+        for (index, batch) in kept.batches.iter().enumerate() {
             split[index % partitions].push(batch.clone());
         }
         Ok(MemorySourceConfig::try_new_exec(

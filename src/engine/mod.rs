@@ -39,7 +39,7 @@ use datafusion::datasource::listing::{
 use datafusion::execution::cache::cache_manager::{
     CacheManagerConfig, CachedFileList, TableScopedPath,
 };
-use datafusion::execution::memory_pool::GreedyMemoryPool;
+use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -189,6 +189,18 @@ struct LoadedTable {
     structure: String,
 }
 
+/// The query pool's use at one moment ([`Engine::pool_use`]).
+#[derive(Debug, Clone, Copy)]
+pub struct PoolUse {
+    /// Bytes reserved in the query pool by running queries and kept views.
+    pub reserved_bytes: usize,
+    /// Bytes in the spill files of running queries.
+    pub spilled_bytes: u64,
+}
+
+/// How many of the largest memory consumers a query out of memory names.
+const TOP_CONSUMERS: std::num::NonZeroUsize = std::num::NonZeroUsize::new(5).unwrap();
+
 /// A runtime for query execution, shut down without blocking when the engine is dropped
 /// (dropping a runtime inside another one would panic).
 struct CpuRuntime(Option<tokio::runtime::Runtime>);
@@ -207,8 +219,12 @@ impl Engine {
     pub fn try_new(config: Arc<Config>) -> Result<Self> {
         let (store, root, url_base) = open_store(&config)?;
         let memory = config.memory().query_pool;
+        // Fair: each sort or aggregate that can spill gets its share of what the unspillable
+        // state (hash join build sides, kept views) leaves, and spills past it to files in the
+        // OS temporary directory (`TMPDIR`); a query out of memory names its largest consumers.
+        let pool = TrackConsumersPool::new(FairSpillPool::new(memory), TOP_CONSUMERS);
         let runtime: Arc<RuntimeEnv> = RuntimeEnvBuilder::new()
-            .with_memory_pool(Arc::new(GreedyMemoryPool::new(memory)))
+            .with_memory_pool(Arc::new(pool))
             // Filled by every listing (`Engine::list_now`) with the files it found, so it never
             // hides a landed file and never expires on its own.
             .with_cache_manager(
@@ -516,6 +532,16 @@ impl Engine {
     /// How many listings there were, and when the last one finished.
     pub fn listed(&self) -> Listed {
         *self.inner.listed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What the query pool holds now (bytes reserved by running queries and kept views) and
+    /// what spilled queries hold on disk now (bytes in DataFusion's temporary files).
+    pub fn pool_use(&self) -> PoolUse {
+        let runtime = self.inner.ctx.runtime_env();
+        PoolUse {
+            reserved_bytes: runtime.memory_pool.reserved(),
+            spilled_bytes: runtime.disk_manager.used_disk_space(),
+        }
     }
 
     /// Lists the data root and brings the catalog in step with it. Returns whether the set of

@@ -559,7 +559,11 @@ pub(super) async fn get_health(
     let layout = state.engine.layout_problems().await;
     let registry = &definitions.registry;
     let broken_tables = tables.iter().filter(|table| table.error.is_some()).count();
-    let (listed, memory) = (state.engine.listed(), state.config.memory());
+    let (listed, memory, pool) = (
+        state.engine.listed(),
+        state.config.memory(),
+        state.engine.pool_use(),
+    );
     let (cluster, cluster_ok) = cluster_health(&state.config).await;
     let healthy =
         definitions.errors.is_empty() && broken_tables == 0 && layout.is_empty() && cluster_ok;
@@ -598,6 +602,8 @@ pub(super) async fn get_health(
         "memory": {
             "budget_bytes": state.config.engine.memory_limit_mb << 20,
             "query_pool_bytes": memory.query_pool,
+            "query_pool_reserved_bytes": pool.reserved_bytes,
+            "spilled_bytes": pool.spilled_bytes,
             "kept_reports_bytes": state.reports.bytes(),
             "kept_reports_limit": memory.reports,
             "kept_answers_bytes": state.answers.bytes(),

@@ -306,6 +306,36 @@ fn check_reports_view_cycles_and_config_problems() {
     );
 }
 
+/// `kpi report --out` with an unknown extension is refused before any work: no rollup store
+/// is even opened.
+#[test]
+fn report_refuses_an_unknown_output_format_before_computing() {
+    let data = demo_data().to_str().expect("utf-8");
+    let dir = tempfile::TempDir::new().expect("dir");
+    let store = dir.path().join("rollups");
+    let out = dir.path().join("report.txt");
+    let output = kpi(
+        &[
+            "report",
+            "weekly-marketing",
+            "--project",
+            repo().to_str().expect("utf-8"),
+            "--data",
+            data,
+            "--out",
+            out.to_str().expect("utf-8"),
+        ],
+        &[("KPI_ROLLUPS", store.to_str().expect("utf-8"))],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("use a .html, .json or .csv file name"),
+        "{stderr}"
+    );
+    assert!(!store.exists() && !out.exists());
+}
+
 #[test]
 fn query_refuses_writes_and_formats_csv() {
     let data = demo_data().to_str().expect("utf-8");
@@ -341,6 +371,51 @@ fn query_refuses_writes_and_formats_csv() {
         &[],
     );
     assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "a,b\n1,x");
+}
+
+/// A query whose sort needs several times the query pool (`engine.memory_limit_mb` 64: a pool
+/// of 56 MiB; 3,000,000 rows sorted for a window) spills to disk and answers exactly; with no
+/// writable temporary directory it fails and says what to do, so the first answer did spill.
+#[test]
+fn a_query_past_the_memory_pool_spills_to_disk() {
+    let data = demo_data().to_str().expect("utf-8");
+    let n: i128 = 3_000_000;
+    let sql = format!(
+        "SELECT count(*) AS n, sum(r * x) AS s FROM (SELECT value AS x, \
+         row_number() OVER (ORDER BY value DESC) AS r FROM generate_series(1, {n}))"
+    );
+    let budget = [("KPI_MEMORY_LIMIT_MB", "64")];
+    let rows = kpi_query_json(&repo(), data, &sql, &budget);
+    // r = n + 1 - x, so the sum of r * x over 1..=n is n(n+1)(n+2)/6.
+    let expected = n * (n + 1) * (n + 2) / 6;
+    assert_eq!(rows[0]["n"].as_i64(), Some(n as i64), "{rows}");
+    assert_eq!(
+        rows[0]["s"].as_i64().map(i128::from),
+        Some(expected),
+        "{rows}"
+    );
+
+    let missing = tempfile::TempDir::new().expect("dir");
+    let missing = missing.path().join("gone");
+    let output = kpi(
+        &[
+            "query",
+            "--project",
+            repo().to_str().expect("utf-8"),
+            "--data",
+            data,
+            "--sql",
+            &sql,
+        ],
+        &[budget[0], ("TMPDIR", missing.to_str().expect("utf-8"))],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("could not spill to the temporary directory")
+            && stderr.contains("Set TMPDIR to a writable directory"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -133,6 +133,58 @@ impl Interner {
     }
 }
 
+/// Codes of one batch's column of repeated strings (channels, campaigns) by their Arrow
+/// views, when it is a `StringViewArray`: a short value is inline in its view, and values read
+/// from a dictionary-encoded Parquet page share their view, so each distinct view is looked up
+/// in the [`Interner`] once per batch instead of every row being hashed and compared. Codes are
+/// the interner's, so they are the same whichever way a value is found.
+struct ViewCodes<'b> {
+    views: Option<&'b arrow::array::StringViewArray>,
+    seen: HashMap<u128, u32, Fast>,
+}
+
+/// Distinct views a batch may remember; past it (values that do not repeat) rows are
+/// looked up one by one.
+const VIEW_CODES_MAX: usize = 4096;
+
+impl<'b> ViewCodes<'b> {
+    fn of(column: &'b arrow::array::ArrayRef) -> Self {
+        use arrow::array::AsArray;
+        Self {
+            views: (column.data_type() == &arrow::datatypes::DataType::Utf8View)
+                .then(|| column.as_string_view()),
+            seen: HashMap::default(),
+        }
+    }
+
+    /// The code of the text in `column` of `row` (`None` when null or empty, as
+    /// [`Rows::text`]).
+    fn code(
+        &mut self,
+        interner: &mut Interner,
+        rows: &Rows<'_>,
+        column: usize,
+        row: usize,
+    ) -> Option<u32> {
+        let Some(views) = self.views else {
+            return rows.text(column, row).map(|text| interner.code(text));
+        };
+        if arrow::array::Array::is_null(views, row) {
+            return None;
+        }
+        let view = views.views()[row];
+        if let Some(code) = self.seen.get(&view) {
+            return Some(*code);
+        }
+        let text = rows.text(column, row)?;
+        let code = interner.code(text);
+        if self.seen.len() < VIEW_CODES_MAX {
+            self.seen.insert(view, code);
+        }
+        Some(code)
+    }
+}
+
 /// Campaign code of a touch without one.
 const NO_CAMPAIGN: u32 = u32::MAX;
 
@@ -198,18 +250,21 @@ impl Loaded {
     /// Reads a batch of touches, all but the entity (see [`read`]).
     fn add_touches(&mut self, batch: &RecordBatch, origin: &str, ts_column: &str) -> Result<()> {
         let rows = Rows::new(batch, origin, "touch", ts_column);
+        let mut channels = ViewCodes::of(batch.column(3));
+        let mut campaigns = ViewCodes::of(batch.column(4));
         let t = &mut self.touches;
         for row in 0..batch.num_rows() {
             let (_, id, ts) = rows.key(row)?;
-            let Some(channel) = rows.text(3, row) else {
+            let Some(channel) = channels.code(&mut self.channels, &rows, 3, row) else {
                 return Err(rows.missing(id, "channel"));
             };
             t.ts.push(ts);
-            t.channel.push(self.channels.code(channel));
-            t.campaign.push(match rows.text(4, row) {
-                Some(campaign) => self.campaigns.code(campaign),
-                None => NO_CAMPAIGN,
-            });
+            t.channel.push(channel);
+            t.campaign.push(
+                campaigns
+                    .code(&mut self.campaigns, &rows, 4, row)
+                    .unwrap_or(NO_CAMPAIGN),
+            );
             t.id.push(id);
         }
         Ok(())

@@ -12,7 +12,9 @@ use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use arrow::array::{ArrayRef, Decimal128Array, Float64Array, StringBuilder, UInt32Builder};
+use arrow::array::{
+    ArrayRef, Decimal128Array, Decimal64Array, Float64Array, StringBuilder, UInt32Builder,
+};
 use arrow::buffer::NullBuffer;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
@@ -78,14 +80,22 @@ pub(super) struct CreditRows {
     /// Per model: credits, and revenue credits in cents with whether each is there (plain
     /// vectors: 14 values a row with every model, where builders cost twice the time).
     credit: Vec<Vec<f64>>,
-    revenue: Vec<Vec<i128>>,
+    revenue: Vec<Vec<i64>>,
     revenue_valid: Vec<bool>,
+    /// Whether revenue credits are Decimal64 in the schema (for Parquet, see
+    /// [`Output::create`]), else Decimal128.
+    narrow: bool,
     len: usize,
 }
 
 impl CreditRows {
     fn new(schema: SchemaRef, models: usize) -> Self {
+        let narrow = schema
+            .fields()
+            .iter()
+            .any(|field| matches!(field.data_type(), DataType::Decimal64(_, _)));
         Self {
+            narrow,
             schema,
             conversion: StringBuilder::new(),
             touch: StringBuilder::new(),
@@ -113,7 +123,7 @@ impl CreditRows {
         self.campaign.append_null();
         for (credit, revenue) in self.credit.iter_mut().zip(&mut self.revenue) {
             credit.push(1.0);
-            revenue.push(i128::from(revenue_cents.unwrap_or(0)));
+            revenue.push(revenue_cents.unwrap_or(0));
         }
         self.revenue_valid.push(revenue_cents.is_some());
         self.len += 1;
@@ -139,7 +149,7 @@ impl CreditRows {
         {
             credit.push(fractions[position]);
             revenue.push(if per_model.has_revenue {
-                i128::from(cents[position])
+                cents[position]
             } else {
                 0
             });
@@ -164,14 +174,25 @@ impl CreditRows {
             Vec::with_capacity(len),
         ));
         let valid = (valid.null_count() > 0).then_some(valid);
+        let narrow = self.narrow;
         for (credit, revenue) in self.credit.iter_mut().zip(&mut self.revenue) {
             let credit = std::mem::replace(credit, Vec::with_capacity(len));
             let revenue = std::mem::replace(revenue, Vec::with_capacity(len));
             arrays.push(Arc::new(Float64Array::from(credit)));
-            arrays.push(Arc::new(
-                Decimal128Array::new(revenue.into(), valid.clone())
+            arrays.push(if narrow {
+                Arc::new(
+                    Decimal64Array::new(revenue.into(), valid.clone())
+                        .with_precision_and_scale(18, 2)?,
+                )
+            } else {
+                Arc::new(
+                    Decimal128Array::from_iter_values_with_nulls(
+                        revenue.into_iter().map(i128::from),
+                        valid.clone(),
+                    )
                     .with_precision_and_scale(18, 2)?,
-            ));
+                )
+            });
         }
         self.len = 0;
         Ok(RecordBatch::try_new(Arc::clone(&self.schema), arrays)?)
@@ -230,9 +251,21 @@ struct Lane {
 }
 
 impl ParallelParquet {
-    fn new(file: std::fs::File, schema: SchemaRef, properties: WriterProperties) -> Result<Self> {
+    /// A file of `batches`' shape whose embedded Arrow schema (what Arrow readers read it as)
+    /// is `file_schema`: the same columns, where a Decimal64 batch column is Decimal128.
+    fn new(
+        file: std::fs::File,
+        batches: SchemaRef,
+        file_schema: &Schema,
+        mut properties: WriterProperties,
+    ) -> Result<Self> {
+        parquet::arrow::add_encoded_arrow_schema_to_metadata(file_schema, &mut properties);
+        let options = parquet::arrow::arrow_writer::ArrowWriterOptions::new()
+            .with_properties(properties)
+            .with_skip_arrow_metadata(true);
+        let schema = batches;
         let writer =
-            parquet::arrow::ArrowWriter::try_new(file, Arc::clone(&schema), Some(properties))?;
+            parquet::arrow::ArrowWriter::try_new_with_options(file, Arc::clone(&schema), options)?;
         let (file, factory) = writer.into_serialized_writer()?;
         Ok(Self {
             file,
@@ -373,7 +406,29 @@ impl Output {
             fields.push(Field::new(credit, DataType::Float64, false));
             fields.push(Field::new(revenue, DataType::Decimal128(18, 2), true));
         }
+        // The file's schema: revenue credits are DECIMAL(18, 2), read as Decimal128 (18 digits
+        // are stored as Parquet INT64). Batches for Parquet carry them as Decimal64, the same
+        // 8-byte integers the file stores, so no column is widened to 16 bytes and narrowed
+        // again; the file still says Decimal128 (see `ParallelParquet::new`).
         let schema: SchemaRef = Arc::new(Schema::new(fields));
+        let is_parquet = path.extension().and_then(|e| e.to_str()) == Some("parquet");
+        let batch_schema: SchemaRef = if is_parquet {
+            Arc::new(Schema::new(
+                schema
+                    .fields()
+                    .iter()
+                    .map(|field| match field.data_type() {
+                        DataType::Decimal128(precision, scale) => field
+                            .as_ref()
+                            .clone()
+                            .with_data_type(DataType::Decimal64(*precision, *scale)),
+                        _ => field.as_ref().clone(),
+                    })
+                    .collect::<Vec<_>>(),
+            ))
+        } else {
+            Arc::clone(&schema)
+        };
         let folder = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -390,8 +445,8 @@ impl Output {
                 format!("cannot write {}: {e}", path.display()),
             )
         })?;
-        let mut writer = match path.extension().and_then(|e| e.to_str()) {
-            Some("parquet") => {
+        let mut writer = match is_parquet {
+            true => {
                 let mut properties = WriterProperties::builder()
                     .set_compression(Compression::SNAPPY)
                     .set_dictionary_enabled(false);
@@ -409,11 +464,12 @@ impl Output {
                 }
                 Writer::Parquet(Box::new(ParallelParquet::new(
                     file,
-                    Arc::clone(&schema),
+                    Arc::clone(&batch_schema),
+                    &schema,
                     properties.build(),
                 )?))
             }
-            _ => Writer::Csv(Box::new(
+            false => Writer::Csv(Box::new(
                 arrow::csv::WriterBuilder::new()
                     .with_header(true)
                     .build(std::io::BufWriter::new(file)),
@@ -432,7 +488,7 @@ impl Output {
             path: path.to_path_buf(),
             temporary,
             models: models.len(),
-            rows: CreditRows::new(schema, models.len()),
+            rows: CreditRows::new(batch_schema, models.len()),
             written: 0,
             sender: Some(sender),
             thread: Some(thread),

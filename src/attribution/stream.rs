@@ -12,7 +12,7 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
-use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Utc};
 use datafusion::common::Column;
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::disk_manager::DiskManagerBuilder;
@@ -383,8 +383,15 @@ impl<'b> Rows<'b> {
 }
 
 /// A timestamp column: typed (cast to UTC by [`projected`]) or text to parse.
+/// A typed timestamp column, read as instants. The calendar date of the previous row is kept:
+/// landed rows come day by day, and finding a date from a day number is most of the work.
+struct Instants<'b> {
+    values: InstantValues<'b>,
+    day: std::cell::Cell<Option<(i64, NaiveDate)>>,
+}
+
 #[derive(Clone, Copy)]
-enum Instants<'b> {
+enum InstantValues<'b> {
     Text,
     Seconds(&'b arrow::array::TimestampSecondArray),
     Millis(&'b arrow::array::TimestampMillisecondArray),
@@ -398,34 +405,66 @@ impl<'b> Instants<'b> {
             TimeUnit, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
             TimestampSecondType,
         };
-        match column.data_type() {
+        let values = match column.data_type() {
             DataType::Timestamp(TimeUnit::Second, _) => {
-                Self::Seconds(column.as_primitive::<TimestampSecondType>())
+                InstantValues::Seconds(column.as_primitive::<TimestampSecondType>())
             }
             DataType::Timestamp(TimeUnit::Millisecond, _) => {
-                Self::Millis(column.as_primitive::<TimestampMillisecondType>())
+                InstantValues::Millis(column.as_primitive::<TimestampMillisecondType>())
             }
             DataType::Timestamp(TimeUnit::Microsecond, _) => {
-                Self::Micros(column.as_primitive::<TimestampMicrosecondType>())
+                InstantValues::Micros(column.as_primitive::<TimestampMicrosecondType>())
             }
             DataType::Timestamp(TimeUnit::Nanosecond, _) => {
-                Self::Nanos(column.as_primitive::<TimestampNanosecondType>())
+                InstantValues::Nanos(column.as_primitive::<TimestampNanosecondType>())
             }
-            _ => Self::Text,
+            _ => InstantValues::Text,
+        };
+        Self {
+            values,
+            day: std::cell::Cell::new(None),
         }
     }
 
     /// The instant in `row` of a typed column (`None` for a text one); `Err` out of range.
-    fn typed(self, row: usize) -> Option<Result<DateTime<Utc>>> {
-        let instant = match self {
-            Self::Text => return None,
-            Self::Seconds(array) => DateTime::from_timestamp(array.value(row), 0),
-            Self::Millis(array) => DateTime::from_timestamp_millis(array.value(row)),
-            Self::Micros(array) => DateTime::from_timestamp_micros(array.value(row)),
-            Self::Nanos(array) => Some(DateTime::from_timestamp_nanos(array.value(row))),
+    /// The same instant as chrono's `DateTime::from_timestamp*` (tested).
+    fn typed(&self, row: usize) -> Option<Result<DateTime<Utc>>> {
+        let (seconds, nanos) = match self.values {
+            InstantValues::Text => return None,
+            InstantValues::Seconds(array) => (array.value(row), 0),
+            InstantValues::Millis(array) => split_instant(array.value(row), 1_000),
+            InstantValues::Micros(array) => split_instant(array.value(row), 1_000_000),
+            InstantValues::Nanos(array) => split_instant(array.value(row), 1_000_000_000),
         };
-        Some(instant.ok_or_else(|| Error::input("bad_timestamp", "a timestamp is out of range")))
+        Some(
+            self.at(seconds, nanos)
+                .ok_or_else(|| Error::input("bad_timestamp", "a timestamp is out of range")),
+        )
     }
+
+    /// `seconds` since the epoch plus `nanos`, the date found once per day in a row.
+    fn at(&self, seconds: i64, nanos: u32) -> Option<DateTime<Utc>> {
+        let (day, second) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+        let date = match self.day.get() {
+            Some((known, date)) if known == day => date,
+            _ => {
+                // 719,163 days from 0001-01-01 (day 1 of the common era) to 1970-01-01.
+                let date = NaiveDate::from_num_days_from_ce_opt(
+                    i32::try_from(day.checked_add(719_163)?).ok()?,
+                )?;
+                self.day.set(Some((day, date)));
+                date
+            }
+        };
+        let time = chrono::NaiveTime::from_num_seconds_from_midnight_opt(second as u32, nanos)?;
+        Some(date.and_time(time).and_utc())
+    }
+}
+
+/// A count of `per_second` units since the epoch as whole seconds and nanoseconds.
+fn split_instant(value: i64, per_second: i64) -> (i64, u32) {
+    let nanos = value.rem_euclid(per_second) * (1_000_000_000 / per_second);
+    (value.div_euclid(per_second), nanos as u32)
 }
 
 /// The error of a row without a value it needs.
@@ -630,4 +669,85 @@ fn push_entity(
         }
     }
     output.end_entity()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{
+        ArrayRef, TimestampMicrosecondArray, TimestampMillisecondArray, TimestampNanosecondArray,
+        TimestampSecondArray,
+    };
+    use chrono::DateTime;
+
+    use super::Instants;
+
+    /// Instants read with the kept day equal chrono's own conversions, across day
+    /// boundaries, before the epoch and at the ends of the range (out of range: `None`).
+    #[test]
+    fn instants_with_a_kept_day_equal_chronos() {
+        let mut values = vec![
+            0,
+            -1,
+            1,
+            86_399,
+            86_400,
+            -86_400,
+            -86_401,
+            1_764_000_000,
+            1_764_000_001,
+            1_764_086_399,
+            -62_135_596_800,
+            -62_135_596_801,
+            253_402_300_799,
+            253_402_300_800,
+            i64::MAX,
+            i64::MIN,
+            i64::MAX / 1_000,
+            i64::MIN / 1_000,
+        ];
+        // The same instants in order and out of order, so the kept day is hit and missed.
+        values.extend(values.clone().into_iter().rev());
+        let seconds: ArrayRef = Arc::new(TimestampSecondArray::from(values.clone()));
+        let scaled = |factor: i64| -> Vec<i64> {
+            values
+                .iter()
+                .map(|v| v.saturating_mul(factor).wrapping_add(factor / 3))
+                .collect()
+        };
+        let millis: ArrayRef = Arc::new(TimestampMillisecondArray::from(scaled(1_000)));
+        let micros: ArrayRef = Arc::new(TimestampMicrosecondArray::from(scaled(1_000_000)));
+        let nanos: ArrayRef = Arc::new(TimestampNanosecondArray::from(scaled(1_000_000_000)));
+        let check = |column: &ArrayRef, chrono: &dyn Fn(i64) -> Option<DateTime<chrono::Utc>>| {
+            let instants = Instants::of(column);
+            let raw: &[i64] = match column.data_type() {
+                arrow::datatypes::DataType::Timestamp(unit, _) => {
+                    use arrow::array::AsArray;
+                    use arrow::datatypes::*;
+                    match unit {
+                        TimeUnit::Second => column.as_primitive::<TimestampSecondType>().values(),
+                        TimeUnit::Millisecond => {
+                            column.as_primitive::<TimestampMillisecondType>().values()
+                        }
+                        TimeUnit::Microsecond => {
+                            column.as_primitive::<TimestampMicrosecondType>().values()
+                        }
+                        TimeUnit::Nanosecond => {
+                            column.as_primitive::<TimestampNanosecondType>().values()
+                        }
+                    }
+                }
+                _ => unreachable!("typed columns only"),
+            };
+            for (row, value) in raw.iter().enumerate() {
+                let ours = instants.typed(row).expect("typed").ok();
+                assert_eq!(ours, chrono(*value), "{} {value}", column.data_type());
+            }
+        };
+        check(&seconds, &|v| DateTime::from_timestamp(v, 0));
+        check(&millis, &DateTime::from_timestamp_millis);
+        check(&micros, &DateTime::from_timestamp_micros);
+        check(&nanos, &|v| Some(DateTime::from_timestamp_nanos(v)));
+    }
 }

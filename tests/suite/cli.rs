@@ -515,6 +515,31 @@ fn attribution_command_credits_the_reference_vectors_and_explains_bad_input() {
         total, "220.99",
         "revenue credits reconcile with total revenue"
     );
+    // Arrow readers read the revenue credits as Decimal128(18, 2), as the file says (the
+    // writer hands Parquet 8-byte decimals; the embedded schema is the file's).
+    let file = std::fs::File::open(&parquet).expect("open credits");
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .expect("a Parquet file");
+    let schema = reader.schema();
+    assert_eq!(
+        schema
+            .field_with_name("revenue_credit")
+            .expect("revenue_credit")
+            .data_type(),
+        &arrow::datatypes::DataType::Decimal128(18, 2)
+    );
+    let batches: Vec<_> = reader
+        .build()
+        .expect("reader")
+        .collect::<Result<_, _>>()
+        .expect("batches");
+    for batch in &batches {
+        let field = batch.schema().field_with_name("revenue_credit").cloned();
+        assert_eq!(
+            field.expect("revenue_credit").data_type(),
+            &arrow::datatypes::DataType::Decimal128(18, 2)
+        );
+    }
 
     // Without the mapping: says which column is missing and how to map it; writes nothing.
     let missing = out.path().join("never.csv");

@@ -381,3 +381,35 @@ async fn sql_needs_the_token_when_one_is_configured() {
         "reads stay open"
     );
 }
+
+/// The server's one budget: with `KPI_MEMORY_LIMIT_MB=64` a query needing several times its
+/// 56 MiB pool answers exactly (it spills), and `/healthz` shows the budget's shares and what
+/// the pool and the spill files hold once the query is done (nothing; no background build
+/// runs, so nothing else holds any).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_past_the_servers_pool_spills_and_healthz_shows_the_budget() {
+    let server = TestServer::start(
+        &repo(),
+        demo_data().to_str().expect("utf-8"),
+        "",
+        &[
+            ("KPI_MEMORY_LIMIT_MB", "64"),
+            ("KPI_ROLLUPS_BACKGROUND", "false"),
+        ],
+    )
+    .await;
+    let n: i64 = 3_000_000;
+    let total = server
+        .scalar(&format!(
+            "SELECT sum(r * x) AS s FROM (SELECT value AS x, \
+             row_number() OVER (ORDER BY value DESC) AS r FROM generate_series(1, {n}))"
+        ))
+        .await;
+    // r = n + 1 - x: the sum of r * x over 1..=n is n(n+1)(n+2)/6.
+    assert_eq!(total.as_i64(), Some(n * (n + 1) / 6 * (n + 2)), "{total}");
+    let memory = server.get_json("/healthz").await["memory"].clone();
+    assert_eq!(memory["budget_bytes"], 64 << 20, "{memory}");
+    assert_eq!(memory["query_pool_bytes"], (64 << 20) / 8 * 7, "{memory}");
+    assert_eq!(memory["query_pool_reserved_bytes"], 0, "{memory}");
+    assert_eq!(memory["spilled_bytes"], 0, "{memory}");
+}

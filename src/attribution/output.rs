@@ -2,9 +2,10 @@
 //! written by a thread of its own under a temporary name, renamed when complete, so a failed
 //! run leaves no half-written file.
 //!
-//! Parquet columns are encoded in parallel ([`ParallelParquet`]), Snappy-compressed, with dictionaries only for the few values of positions,
-//! channels and campaigns: ids and credits are nearly all distinct (a conversion id repeats
-//! only over its own path), and building a dictionary for them costs time for nothing.
+//! Parquet columns are encoded in parallel ([`ParallelParquet`]), Snappy-compressed, with
+//! dictionaries only for the few values of positions, channels and campaigns: ids and credits
+//! are nearly all distinct (a conversion id repeats only over its own path), and building a
+//! dictionary for them costs time for nothing.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -82,20 +83,12 @@ pub(super) struct CreditRows {
     credit: Vec<Vec<f64>>,
     revenue: Vec<Vec<i64>>,
     revenue_valid: Vec<bool>,
-    /// Whether revenue credits are Decimal64 in the schema (for Parquet, see
-    /// [`Output::create`]), else Decimal128.
-    narrow: bool,
     len: usize,
 }
 
 impl CreditRows {
     fn new(schema: SchemaRef, models: usize) -> Self {
-        let narrow = schema
-            .fields()
-            .iter()
-            .any(|field| matches!(field.data_type(), DataType::Decimal64(_, _)));
         Self {
-            narrow,
             schema,
             conversion: StringBuilder::new(),
             touch: StringBuilder::new(),
@@ -174,7 +167,13 @@ impl CreditRows {
             Vec::with_capacity(len),
         ));
         let valid = (valid.null_count() > 0).then_some(valid);
-        let narrow = self.narrow;
+        // Revenue credits in the schema's decimal type: Decimal64 for Parquet (see
+        // [`Output::create`]), Decimal128 for CSV.
+        let narrow = self
+            .schema
+            .fields()
+            .iter()
+            .any(|field| matches!(field.data_type(), DataType::Decimal64(_, _)));
         for (credit, revenue) in self.credit.iter_mut().zip(&mut self.revenue) {
             let credit = std::mem::replace(credit, Vec::with_capacity(len));
             let revenue = std::mem::replace(revenue, Vec::with_capacity(len));
@@ -255,7 +254,7 @@ impl ParallelParquet {
     /// is `file_schema`: the same columns, where a Decimal64 batch column is Decimal128.
     fn new(
         file: std::fs::File,
-        batches: SchemaRef,
+        schema: SchemaRef,
         file_schema: &Schema,
         mut properties: WriterProperties,
     ) -> Result<Self> {
@@ -263,7 +262,6 @@ impl ParallelParquet {
         let options = parquet::arrow::arrow_writer::ArrowWriterOptions::new()
             .with_properties(properties)
             .with_skip_arrow_metadata(true);
-        let schema = batches;
         let writer =
             parquet::arrow::ArrowWriter::try_new_with_options(file, Arc::clone(&schema), options)?;
         let (file, factory) = writer.into_serialized_writer()?;
@@ -386,46 +384,36 @@ pub(super) struct Output {
 impl Output {
     /// Starts writing `path` (.parquet, else CSV) with a credit pair per model.
     pub(super) fn create(path: &Path, models: &[Model]) -> Result<Self> {
-        let single = models.len() == 1;
-        let mut fields = vec![
-            Field::new("conversion_id", DataType::Utf8, false),
-            Field::new("touch_id", DataType::Utf8, true),
-            Field::new("position", DataType::UInt32, true),
-            Field::new("channel", DataType::Utf8, false),
-            Field::new("campaign", DataType::Utf8, true),
-        ];
-        for model in models {
-            let (credit, revenue) = if single {
-                ("credit".to_string(), "revenue_credit".to_string())
-            } else {
-                (
-                    format!("credit_{}", model.name()),
-                    format!("revenue_credit_{}", model.name()),
-                )
-            };
-            fields.push(Field::new(credit, DataType::Float64, false));
-            fields.push(Field::new(revenue, DataType::Decimal128(18, 2), true));
-        }
         // The file's schema: revenue credits are DECIMAL(18, 2), read as Decimal128 (18 digits
         // are stored as Parquet INT64). Batches for Parquet carry them as Decimal64, the same
         // 8-byte integers the file stores, so no column is widened to 16 bytes and narrowed
         // again; the file still says Decimal128 (see `ParallelParquet::new`).
-        let schema: SchemaRef = Arc::new(Schema::new(fields));
+        let schema_with = |revenue_type: DataType| -> SchemaRef {
+            let mut fields = vec![
+                Field::new("conversion_id", DataType::Utf8, false),
+                Field::new("touch_id", DataType::Utf8, true),
+                Field::new("position", DataType::UInt32, true),
+                Field::new("channel", DataType::Utf8, false),
+                Field::new("campaign", DataType::Utf8, true),
+            ];
+            for model in models {
+                let (credit, revenue) = if models.len() == 1 {
+                    ("credit".to_string(), "revenue_credit".to_string())
+                } else {
+                    (
+                        format!("credit_{}", model.name()),
+                        format!("revenue_credit_{}", model.name()),
+                    )
+                };
+                fields.push(Field::new(credit, DataType::Float64, false));
+                fields.push(Field::new(revenue, revenue_type.clone(), true));
+            }
+            Arc::new(Schema::new(fields))
+        };
+        let schema = schema_with(DataType::Decimal128(18, 2));
         let is_parquet = path.extension().and_then(|e| e.to_str()) == Some("parquet");
-        let batch_schema: SchemaRef = if is_parquet {
-            Arc::new(Schema::new(
-                schema
-                    .fields()
-                    .iter()
-                    .map(|field| match field.data_type() {
-                        DataType::Decimal128(precision, scale) => field
-                            .as_ref()
-                            .clone()
-                            .with_data_type(DataType::Decimal64(*precision, *scale)),
-                        _ => field.as_ref().clone(),
-                    })
-                    .collect::<Vec<_>>(),
-            ))
+        let batch_schema = if is_parquet {
+            schema_with(DataType::Decimal64(18, 2))
         } else {
             Arc::clone(&schema)
         };
@@ -445,35 +433,32 @@ impl Output {
                 format!("cannot write {}: {e}", path.display()),
             )
         })?;
-        let mut writer = match is_parquet {
-            true => {
-                let mut properties = WriterProperties::builder()
-                    .set_compression(Compression::SNAPPY)
-                    .set_dictionary_enabled(false);
-                for repeated in ["position", "channel", "campaign"] {
-                    properties =
-                        properties.set_column_dictionary_enabled(ColumnPath::from(repeated), true);
-                }
-                // Ids are opaque: no reader prunes by their ranges, and keeping them costs a
-                // string comparison a row.
-                for id in ["conversion_id", "touch_id"] {
-                    properties = properties.set_column_statistics_enabled(
-                        ColumnPath::from(id),
-                        EnabledStatistics::None,
-                    );
-                }
-                Writer::Parquet(Box::new(ParallelParquet::new(
-                    file,
-                    Arc::clone(&batch_schema),
-                    &schema,
-                    properties.build(),
-                )?))
+        let mut writer = if is_parquet {
+            let mut properties = WriterProperties::builder()
+                .set_compression(Compression::SNAPPY)
+                .set_dictionary_enabled(false);
+            for repeated in ["position", "channel", "campaign"] {
+                properties =
+                    properties.set_column_dictionary_enabled(ColumnPath::from(repeated), true);
             }
-            false => Writer::Csv(Box::new(
+            // Ids are opaque: no reader prunes by their ranges, and keeping them costs a
+            // string comparison a row.
+            for id in ["conversion_id", "touch_id"] {
+                properties = properties
+                    .set_column_statistics_enabled(ColumnPath::from(id), EnabledStatistics::None);
+            }
+            Writer::Parquet(Box::new(ParallelParquet::new(
+                file,
+                Arc::clone(&batch_schema),
+                &schema,
+                properties.build(),
+            )?))
+        } else {
+            Writer::Csv(Box::new(
                 arrow::csv::WriterBuilder::new()
                     .with_header(true)
                     .build(std::io::BufWriter::new(file)),
-            )),
+            ))
         };
         let (sender, receiver) = sync_channel::<RecordBatch>(QUEUED_BATCHES);
         let thread = std::thread::Builder::new()

@@ -382,9 +382,9 @@ impl<'b> Rows<'b> {
     }
 }
 
-/// A timestamp column: typed (cast to UTC by [`projected`]) or text to parse.
-/// A typed timestamp column, read as instants. The calendar date of the previous row is kept:
-/// landed rows come day by day, and finding a date from a day number is most of the work.
+/// A timestamp column: typed (read as instants) or text to parse. The calendar date of the
+/// previous row is kept: landed rows come day by day, and finding a date from a day number is
+/// the costly step of making an instant.
 struct Instants<'b> {
     values: InstantValues<'b>,
     day: std::cell::Cell<Option<(i64, NaiveDate)>>,
@@ -719,35 +719,23 @@ mod tests {
         let millis: ArrayRef = Arc::new(TimestampMillisecondArray::from(scaled(1_000)));
         let micros: ArrayRef = Arc::new(TimestampMicrosecondArray::from(scaled(1_000_000)));
         let nanos: ArrayRef = Arc::new(TimestampNanosecondArray::from(scaled(1_000_000_000)));
-        let check = |column: &ArrayRef, chrono: &dyn Fn(i64) -> Option<DateTime<chrono::Utc>>| {
+        type Chrono<'a> = &'a dyn Fn(i64) -> Option<DateTime<chrono::Utc>>;
+        let check = |column: &ArrayRef, raw: &[i64], chrono: Chrono| {
             let instants = Instants::of(column);
-            let raw: &[i64] = match column.data_type() {
-                arrow::datatypes::DataType::Timestamp(unit, _) => {
-                    use arrow::array::AsArray;
-                    use arrow::datatypes::*;
-                    match unit {
-                        TimeUnit::Second => column.as_primitive::<TimestampSecondType>().values(),
-                        TimeUnit::Millisecond => {
-                            column.as_primitive::<TimestampMillisecondType>().values()
-                        }
-                        TimeUnit::Microsecond => {
-                            column.as_primitive::<TimestampMicrosecondType>().values()
-                        }
-                        TimeUnit::Nanosecond => {
-                            column.as_primitive::<TimestampNanosecondType>().values()
-                        }
-                    }
-                }
-                _ => unreachable!("typed columns only"),
-            };
             for (row, value) in raw.iter().enumerate() {
                 let ours = instants.typed(row).expect("typed").ok();
                 assert_eq!(ours, chrono(*value), "{} {value}", column.data_type());
             }
         };
-        check(&seconds, &|v| DateTime::from_timestamp(v, 0));
-        check(&millis, &DateTime::from_timestamp_millis);
-        check(&micros, &DateTime::from_timestamp_micros);
-        check(&nanos, &|v| Some(DateTime::from_timestamp_nanos(v)));
+        check(&seconds, &values, &|v| DateTime::from_timestamp(v, 0));
+        check(&millis, &scaled(1_000), &DateTime::from_timestamp_millis);
+        check(
+            &micros,
+            &scaled(1_000_000),
+            &DateTime::from_timestamp_micros,
+        );
+        check(&nanos, &scaled(1_000_000_000), &|v| {
+            Some(DateTime::from_timestamp_nanos(v))
+        });
     }
 }

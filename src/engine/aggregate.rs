@@ -64,6 +64,32 @@ pub struct AggregateRow {
     pub value: Option<f64>,
 }
 
+/// A period bound as a literal comparable with a time column of type `time_type`: the local
+/// day for date columns, the instant for timestamps.
+pub(crate) fn bound(
+    time_type: &DataType,
+    time_column: &str,
+    day: NaiveDate,
+    instant: DateTime<Utc>,
+) -> Result<Expr> {
+    match time_type {
+        DataType::Date32 | DataType::Date64 => {
+            let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or(day);
+            Ok(lit(ScalarValue::Date32(Some(
+                (day - epoch).num_days() as i32
+            ))))
+        }
+        DataType::Timestamp(..) => Ok(lit(ScalarValue::TimestampMicrosecond(
+            Some(instant.timestamp_micros()),
+            Some(Arc::from("UTC")),
+        ))),
+        other => Err(Error::input(
+            "bad_time_column",
+            format!("time column `{time_column}` is {other}, not a date or timestamp"),
+        )),
+    }
+}
+
 fn column(name: &str) -> Expr {
     Expr::Column(Column::from_name(name))
 }
@@ -131,26 +157,8 @@ impl Engine {
                 .field_with_unqualified_name(&query.time_column)?
                 .data_type()
                 .clone();
-            let bound = |day: NaiveDate, instant: DateTime<Utc>| -> Result<Expr> {
-                match &time_type {
-                    DataType::Date32 | DataType::Date64 => {
-                        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or(day);
-                        Ok(lit(ScalarValue::Date32(Some(
-                            (day - epoch).num_days() as i32
-                        ))))
-                    }
-                    DataType::Timestamp(..) => Ok(lit(ScalarValue::TimestampMicrosecond(
-                        Some(instant.timestamp_micros()),
-                        Some(Arc::from("UTC")),
-                    ))),
-                    other => Err(Error::input(
-                        "bad_time_column",
-                        format!(
-                            "time column `{}` is {other}, not a date or timestamp",
-                            query.time_column
-                        ),
-                    )),
-                }
+            let bound = |day: NaiveDate, instant: DateTime<Utc>| {
+                bound(&time_type, &query.time_column, day, instant)
             };
             let time = column(&query.time_column);
             let mut case: Option<datafusion::logical_expr::conditional_expressions::CaseBuilder> =

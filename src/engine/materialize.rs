@@ -13,6 +13,10 @@
 //! engine's memory pool (the one budget, `engine.memory_limit_mb`) for as long as they are
 //! kept: when the pool cannot hold them, the view is not kept either.
 //!
+//! The same kept rows serve *windows* (`Engine::windowed`): a relation's rows of the periods a
+//! narrow miss asks for, computed once in the serving session for every piece missing the same
+//! periods of that relation (the pieces of the week a day landed in).
+//!
 //! The session is made again whenever data or views change (see `Engine::build_session`),
 //! so a kept view never outlives the files it was computed from; the server drops it after
 //! each report it computes (`Engine::release_build_session`), so kept views do not stay
@@ -162,7 +166,7 @@ impl KeptView {
                     .is_ok();
             if !reserved {
                 tracing::debug!(
-                    "build session: view {} reached {} MiB, past {} MiB or what the memory \
+                    "kept view {}: reached {} MiB, past {} MiB or what the memory \
                      pool has left: not kept (streamed on each scan)",
                     self.name,
                     held.total / (1024 * 1024),
@@ -173,7 +177,7 @@ impl KeptView {
             batches.push(batch);
         }
         tracing::debug!(
-            "build session: view {} computed in {} ms ({} MiB kept)",
+            "kept view {}: computed in {} ms ({} MiB kept)",
             self.name,
             started.elapsed().as_millis(),
             held.total / (1024 * 1024)

@@ -32,17 +32,20 @@ use std::time::{Duration, Instant};
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use datafusion::catalog::{CatalogProvider, MemorySchemaProvider, SchemaProvider, TableProvider};
+use datafusion::common::{Column, TableReference};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::datasource::provider_as_source;
 use datafusion::execution::cache::cache_manager::{
     CacheManagerConfig, CachedFileList, TableScopedPath,
 };
 use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::logical_expr::{Expr, LogicalPlanBuilder};
+use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectMeta, ObjectStore};
@@ -54,6 +57,11 @@ pub use sandbox::Sandbox;
 use schema::{consensus_schema, read_file_schema, UnavailableTable};
 use store::{list_all, open_store};
 pub use store::{open_store_at, register_data_store};
+
+/// A window's days, for names and logs.
+fn window_label(window: &aggregate::Bucket) -> String {
+    format!("{}..{}", window.start_day, window.end_day)
+}
 
 /// Name of the SQL schema that holds the views of `queries/*.sql`.
 pub const REPORTING_SCHEMA: &str = "reporting";
@@ -135,6 +143,8 @@ struct Inner {
     generation: std::sync::atomic::AtomicU64,
     /// The build session of a generation (see `materialize`).
     build: tokio::sync::Mutex<Option<(u64, SessionContext)>>,
+    /// Relations' rows within a window, kept for a generation (see [`Engine::windowed`]).
+    windows: std::sync::Mutex<(u64, HashMap<String, Arc<materialize::KeptView>>)>,
     /// Every table's data version (a hash of its files' paths, sizes and times) as last
     /// listed; read without waiting for a listing.
     versions: std::sync::RwLock<Arc<BTreeMap<String, String>>>,
@@ -293,6 +303,7 @@ impl Engine {
                 rollups,
                 generation: std::sync::atomic::AtomicU64::new(0),
                 build: tokio::sync::Mutex::new(None),
+                windows: std::sync::Mutex::default(),
                 versions: std::sync::RwLock::default(),
                 background: std::sync::atomic::AtomicBool::new(false),
                 listing: tokio::sync::Mutex::new(()),
@@ -936,9 +947,79 @@ impl Engine {
         Ok(sandbox.ctx)
     }
 
-    /// Drops the build session and the views it kept (after a build: memory goes back).
+    /// Drops the build session and the views and windows it kept (after a build: memory goes
+    /// back).
     pub async fn release_build_session(&self) {
         *self.inner.build.lock().await = None;
+        if let Ok(mut windows) = self.inner.windows.lock() {
+            windows.1.clear();
+        }
+    }
+
+    /// `frame`, the relation of `query` (in the serving or pushdown session), restricted to
+    /// the rows whose time column falls in `window`, computed on first scan and kept for the
+    /// data version (or until [`Engine::release_build_session`]), as the build session keeps
+    /// whole views (see `materialize`: the same size limit and memory reservation). The narrow
+    /// misses of a landing (every piece of the week a day landed in) then read a relation's
+    /// rows of that week once, not once per piece, and a de-duplicating view runs once.
+    /// Exact for any bucket inside `window`: the aggregate filters each bucket again.
+    pub(crate) fn windowed(
+        &self,
+        frame: &DataFrame,
+        query: &aggregate::AggregateQuery,
+        window: aggregate::Bucket,
+    ) -> Result<DataFrame> {
+        let time_type = frame
+            .schema()
+            .field_with_unqualified_name(&query.time_column)?
+            .data_type()
+            .clone();
+        let bound = |day, instant| aggregate::bound(&time_type, &query.time_column, day, instant);
+        let time = Expr::Column(Column::from_name(&query.time_column));
+        let inside = time
+            .clone()
+            .gt_eq(bound(window.start_day, window.start)?)
+            .and(time.lt(bound(window.end_day, window.end)?));
+        let key = format!(
+            "{} {} {} {}..{}",
+            query.table,
+            query.time_column,
+            window_label(&window),
+            window.start.timestamp_micros(),
+            window.end.timestamp_micros()
+        );
+        let generation = self
+            .inner
+            .generation
+            .load(std::sync::atomic::Ordering::SeqCst);
+        let (state, plan) = frame.clone().into_parts();
+        let view = {
+            let mut windows = self
+                .inner
+                .windows
+                .lock()
+                .map_err(|_| Error::internal("the window cache is poisoned"))?;
+            if windows.0 != generation {
+                *windows = (generation, HashMap::new());
+            }
+            match windows.1.get(&key) {
+                Some(view) => Arc::clone(view),
+                None => {
+                    let filtered = LogicalPlanBuilder::from(plan).filter(inside)?.build()?;
+                    let name = format!("window {} {}", query.table, window_label(&window));
+                    let view = Arc::new(materialize::KeptView::new(&name, filtered));
+                    windows.1.insert(key, Arc::clone(&view));
+                    view
+                }
+            }
+        };
+        let scan = LogicalPlanBuilder::scan(
+            TableReference::parse_str(&query.table),
+            provider_as_source(view),
+            None,
+        )?
+        .build()?;
+        Ok(DataFrame::new(state, scan))
     }
 
     /// Plans and runs a read-only query in the build session.

@@ -106,6 +106,18 @@ fn runs_within(
     runs
 }
 
+/// The smallest period holding every bucket (`None` without buckets).
+fn hull(buckets: &[Bucket]) -> Option<Bucket> {
+    let first = buckets.iter().min_by_key(|b| b.start)?;
+    let last = buckets.iter().max_by_key(|b| b.end)?;
+    Some(Bucket {
+        start_day: buckets.iter().map(|b| b.start_day).min()?,
+        end_day: buckets.iter().map(|b| b.end_day).max()?,
+        start: first.start,
+        end: last.end,
+    })
+}
+
 /// Days from the first bucket's start to the last bucket's end.
 fn span_days(buckets: &[Bucket]) -> i64 {
     let first = buckets.iter().map(|b| b.start_day).min();
@@ -332,6 +344,17 @@ impl Rollups {
             } else {
                 frame
             };
+            // One run (narrow misses: the week a day landed in) of a relation other pieces
+            // read too: the relation's rows of those buckets are read once for every piece
+            // that misses the same buckets (for a relation only one piece reads, keeping its
+            // rows would only copy them).
+            let shared = runs.len() == 1
+                && lineage.attribution.is_empty()
+                && self.pieces_over(&query.table).await > 1;
+            let frame = match hull(&sub.buckets) {
+                Some(window) if shared => engine.windowed(&frame, query, window)?,
+                _ => frame,
+            };
             // Each run is a query of its own (one is counted above).
             self.counters
                 .queries
@@ -456,6 +479,17 @@ impl Rollups {
             }
         }
         (rows, missing)
+    }
+
+    /// How many aggregate pieces the store knows over `relation`.
+    async fn pieces_over(&self, relation: &str) -> usize {
+        let index = self.index.lock().await;
+        index
+            .merged
+            .pieces
+            .values()
+            .filter(|info| info.kind == "aggregate" && info.relation == relation)
+            .count()
     }
 
     /// The lock whose holder computes `piece`'s missing partitions.

@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use futures::{FutureExt, StreamExt};
+
 use super::chart_data;
 use super::model::{
     BreakdownTable, ChartData, Column, Footnote, FunnelStep, ModelComparison, Report, Tile,
@@ -17,6 +19,9 @@ use crate::defs::{Breakdown, ChartKind, Dashboard, Metric, MetricKind};
 use crate::error::{Error, Result};
 use crate::metrics::{self, AttributionUsed, MetricService, SeriesRequest};
 use crate::time::Period;
+
+/// Tiles whose series are computed side by side when the rollup store answers them.
+const TILES_AT_ONCE: usize = 4;
 
 impl Context<'_> {
     /// Computes the report of `dashboard` for `week`.
@@ -118,29 +123,54 @@ impl Context<'_> {
         first: Period,
         week: Period,
     ) -> BTreeMap<String, Tile> {
-        let mut tiles = BTreeMap::new();
+        // With the rollup store, a tile's series is mostly stored partitions and a few narrow
+        // misses: a few tiles at a time overlap one's lookups with another's queries. Without
+        // it (the reference path), each series reads whole views, so one at a time.
+        let at_once = if self.engine.rollups().is_some() {
+            TILES_AT_ONCE
+        } else {
+            1
+        };
+        let mut pending = Vec::new();
         for name in self.metrics_of(dashboard) {
-            let Some(metric) = self.registry.metrics.get(name) else {
-                continue;
-            };
-            let attributed = metrics::reads_attribution(self.registry, metric);
-            let request = SeriesRequest {
-                metric: name.to_string(),
-                from: first,
-                to: week,
-                by: Vec::new(),
-                filters: Vec::new(),
-                compare: dashboard.compare.clone(),
-                attribution: attributed.then_some(dashboard.attribution),
-            };
-            let tile = match service.series(&request).await {
-                Ok(series) => tile_from(metric, &series, &dashboard.thresholds),
-                Err(error) => unavailable_tile(metric, error.message),
-            };
-            tiles.insert(name.to_string(), tile);
+            // Boxed and gathered first: a stream mapping names to these futures is a type the
+            // compiler cannot prove `Send` for the server's background build.
+            pending.push(self.tile(service, dashboard, name, first, week).boxed());
         }
+        let mut tiles: BTreeMap<String, Tile> = futures::stream::iter(pending)
+            .buffered(at_once)
+            .filter_map(std::future::ready)
+            .collect()
+            .await;
         self.mark_definition_changes(&mut tiles, first, week);
         tiles
+    }
+
+    /// One tile's series (`None` for a name that is not a metric).
+    async fn tile(
+        &self,
+        service: &MetricService<'_>,
+        dashboard: &Dashboard,
+        name: &str,
+        first: Period,
+        week: Period,
+    ) -> Option<(String, Tile)> {
+        let metric = self.registry.metrics.get(name)?;
+        let attributed = metrics::reads_attribution(self.registry, metric);
+        let request = SeriesRequest {
+            metric: name.to_string(),
+            from: first,
+            to: week,
+            by: Vec::new(),
+            filters: Vec::new(),
+            compare: dashboard.compare.clone(),
+            attribution: attributed.then_some(dashboard.attribution),
+        };
+        let tile = match service.series(&request).await {
+            Ok(series) => tile_from(metric, &series, &dashboard.thresholds),
+            Err(error) => unavailable_tile(metric, error.message),
+        };
+        Some((name.to_string(), tile))
     }
 
     /// Fills the drivers of the KPIs "What changed" tells about: each dimension value's part

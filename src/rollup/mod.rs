@@ -347,9 +347,11 @@ impl Rollups {
             // One run (narrow misses: the week a day landed in) of a relation other pieces
             // read too: the relation's rows of those buckets are read once for every piece
             // that misses the same buckets (for a relation only one piece reads, keeping its
-            // rows would only copy them).
+            // rows would only copy them). Not on a cluster: its jobs read landed tables, not
+            // rows this process keeps (as for the build session's kept views).
             let shared = runs.len() == 1
                 && lineage.attribution.is_empty()
+                && engine.config().engine.cluster.is_none()
                 && self.pieces_over(&query.table).await > 1;
             let frame = match hull(&sub.buckets) {
                 Some(window) if shared => engine.windowed(&frame, query, window)?,

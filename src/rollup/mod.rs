@@ -1337,4 +1337,22 @@ mod tests {
         let untraced = runs_within(&buckets, &Lineage::default(), &files, &spans, 10);
         assert_eq!(untraced.len(), 1);
     }
+
+    /// A window holds every bucket it is made for, in both forms (days and instants), whatever
+    /// their order, and nothing before the first or after the last.
+    #[test]
+    fn the_hull_of_buckets_holds_each_of_them() {
+        assert_eq!(hull(&[]), None);
+        let buckets = [week("2026-11-23"), week("2026-11-02"), week("2026-11-09")];
+        let window = hull(&buckets).expect("a window");
+        assert_eq!(window.start_day, week("2026-11-02").start_day);
+        assert_eq!(window.end_day, week("2026-11-23").end_day);
+        assert_eq!(window.start, week("2026-11-02").start);
+        assert_eq!(window.end, week("2026-11-23").end);
+        for bucket in &buckets {
+            assert!(window.start <= bucket.start && bucket.end <= window.end);
+            assert!(window.start_day <= bucket.start_day && bucket.end_day <= window.end_day);
+        }
+        assert_eq!(hull(&buckets[..1]), Some(buckets[0]));
+    }
 }

@@ -64,9 +64,35 @@ pub struct AggregateRow {
     pub value: Option<f64>,
 }
 
+impl Bucket {
+    /// The smallest period holding every bucket (`None` without buckets).
+    pub fn hull(buckets: &[Bucket]) -> Option<Bucket> {
+        Some(Bucket {
+            start_day: buckets.iter().map(|b| b.start_day).min()?,
+            end_day: buckets.iter().map(|b| b.end_day).max()?,
+            start: buckets.iter().map(|b| b.start).min()?,
+            end: buckets.iter().map(|b| b.end).max()?,
+        })
+    }
+}
+
+/// `time_column` (of type `time_type`) within `period`: from its start, before its end.
+pub(crate) fn within(time_type: &DataType, time_column: &str, period: &Bucket) -> Result<Expr> {
+    let time = column(time_column);
+    Ok(time
+        .clone()
+        .gt_eq(bound(
+            time_type,
+            time_column,
+            period.start_day,
+            period.start,
+        )?)
+        .and(time.lt(bound(time_type, time_column, period.end_day, period.end)?)))
+}
+
 /// A period bound as a literal comparable with a time column of type `time_type`: the local
 /// day for date columns, the instant for timestamps.
-pub(crate) fn bound(
+fn bound(
     time_type: &DataType,
     time_column: &str,
     day: NaiveDate,
@@ -157,25 +183,13 @@ impl Engine {
                 .field_with_unqualified_name(&query.time_column)?
                 .data_type()
                 .clone();
-            let bound = |day: NaiveDate, instant: DateTime<Utc>| {
-                bound(&time_type, &query.time_column, day, instant)
+            let Some(all) = Bucket::hull(&query.buckets) else {
+                return Ok(Vec::new());
             };
-            let time = column(&query.time_column);
             let mut case: Option<datafusion::logical_expr::conditional_expressions::CaseBuilder> =
                 None;
-            let mut lowest: Option<Expr> = None;
-            let mut highest: Option<Expr> = None;
-            let first = query.buckets.iter().min_by_key(|b| b.start_day).copied();
-            let last = query.buckets.iter().max_by_key(|b| b.end_day).copied();
-            if let (Some(first), Some(last)) = (first, last) {
-                lowest = Some(bound(first.start_day, first.start)?);
-                highest = Some(bound(last.end_day, last.end)?);
-            }
             for (index, bucket) in query.buckets.iter().enumerate() {
-                let inside = time
-                    .clone()
-                    .gt_eq(bound(bucket.start_day, bucket.start)?)
-                    .and(time.clone().lt(bound(bucket.end_day, bucket.end)?));
+                let inside = within(&time_type, &query.time_column, bucket)?;
                 let then = lit(index as i64);
                 case = Some(match case {
                     None => when(inside, then),
@@ -185,11 +199,11 @@ impl Engine {
                     }
                 });
             }
-            let (Some(case), Some(lowest), Some(highest)) = (case, lowest, highest) else {
+            let Some(case) = case else {
                 return Ok(Vec::new());
             };
             let bucket_expr = case.end()?;
-            let mut frame = frame.filter(time.clone().gt_eq(lowest).and(time.lt(highest)))?;
+            let mut frame = frame.filter(within(&time_type, &query.time_column, &all)?)?;
             if let Some(filter) = &query.filter {
                 let predicate = frame.parse_sql_expr(filter)?;
                 frame = frame.filter(predicate)?;

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use datafusion::catalog::{CatalogProvider, MemorySchemaProvider, SchemaProvider, TableProvider};
-use datafusion::common::{Column, TableReference};
+use datafusion::common::TableReference;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
@@ -44,7 +44,7 @@ use datafusion::execution::cache::cache_manager::{
 use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
-use datafusion::logical_expr::{Expr, LogicalPlanBuilder};
+use datafusion::logical_expr::LogicalPlanBuilder;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
@@ -57,6 +57,9 @@ pub use sandbox::Sandbox;
 use schema::{consensus_schema, read_file_schema, UnavailableTable};
 use store::{list_all, open_store};
 pub use store::{open_store_at, register_data_store};
+
+/// Windows kept at once (see [`Engine::windowed`]): a landing's report keeps about ten.
+const KEPT_WINDOWS: usize = 16;
 
 /// A window's days, for names and logs.
 fn window_label(window: &aggregate::Bucket) -> String {
@@ -143,8 +146,9 @@ struct Inner {
     generation: std::sync::atomic::AtomicU64,
     /// The build session of a generation (see `materialize`).
     build: tokio::sync::Mutex<Option<(u64, SessionContext)>>,
-    /// Relations' rows within a window, kept for a generation (see [`Engine::windowed`]).
-    windows: std::sync::Mutex<(u64, HashMap<String, Arc<materialize::KeptView>>)>,
+    /// Relations' rows within a window, the [`KEPT_WINDOWS`] last used of a generation (see
+    /// [`Engine::windowed`]).
+    windows: std::sync::Mutex<(u64, crate::cache::Cache<String, Arc<materialize::KeptView>>)>,
     /// Every table's data version (a hash of its files' paths, sizes and times) as last
     /// listed; read without waiting for a listing.
     versions: std::sync::RwLock<Arc<BTreeMap<String, String>>>,
@@ -303,7 +307,7 @@ impl Engine {
                 rollups,
                 generation: std::sync::atomic::AtomicU64::new(0),
                 build: tokio::sync::Mutex::new(None),
-                windows: std::sync::Mutex::default(),
+                windows: std::sync::Mutex::new((0, crate::cache::Cache::new(KEPT_WINDOWS))),
                 versions: std::sync::RwLock::default(),
                 background: std::sync::atomic::AtomicBool::new(false),
                 listing: tokio::sync::Mutex::new(()),
@@ -952,13 +956,15 @@ impl Engine {
     pub async fn release_build_session(&self) {
         *self.inner.build.lock().await = None;
         if let Ok(mut windows) = self.inner.windows.lock() {
-            windows.1.clear();
+            windows.1 = crate::cache::Cache::new(KEPT_WINDOWS);
         }
     }
 
     /// `frame`, the relation of `query` (in the serving or pushdown session), restricted to
     /// the rows whose time column falls in `window`, computed on first scan and kept for the
-    /// data version (or until [`Engine::release_build_session`]), as the build session keeps
+    /// data version (or until [`Engine::release_build_session`]; at most [`KEPT_WINDOWS`], the
+    /// least recently used dropped first, so metric API requests over many periods cannot pile
+    /// them up), as the build session keeps
     /// whole views (see `materialize`: the same size limit and memory reservation). The narrow
     /// misses of a landing (every piece of the week a day landed in) then read a relation's
     /// rows of that week once, not once per piece, and a de-duplicating view runs once.
@@ -974,12 +980,7 @@ impl Engine {
             .field_with_unqualified_name(&query.time_column)?
             .data_type()
             .clone();
-        let bound = |day, instant| aggregate::bound(&time_type, &query.time_column, day, instant);
-        let time = Expr::Column(Column::from_name(&query.time_column));
-        let inside = time
-            .clone()
-            .gt_eq(bound(window.start_day, window.start)?)
-            .and(time.lt(bound(window.end_day, window.end)?));
+        let inside = aggregate::within(&time_type, &query.time_column, &window)?;
         let key = format!(
             "{} {} {} {}..{}",
             query.table,
@@ -1000,10 +1001,10 @@ impl Engine {
                 .lock()
                 .map_err(|_| Error::internal("the window cache is poisoned"))?;
             if windows.0 != generation {
-                *windows = (generation, HashMap::new());
+                *windows = (generation, crate::cache::Cache::new(KEPT_WINDOWS));
             }
             match windows.1.get(&key) {
-                Some(view) => Arc::clone(view),
+                Some(view) => view,
                 None => {
                     let filtered = LogicalPlanBuilder::from(plan).filter(inside)?.build()?;
                     let name = format!("window {} {}", query.table, window_label(&window));

@@ -106,26 +106,9 @@ fn runs_within(
     runs
 }
 
-/// The smallest period holding every bucket (`None` without buckets).
-fn hull(buckets: &[Bucket]) -> Option<Bucket> {
-    let first = buckets.iter().min_by_key(|b| b.start)?;
-    let last = buckets.iter().max_by_key(|b| b.end)?;
-    Some(Bucket {
-        start_day: buckets.iter().map(|b| b.start_day).min()?,
-        end_day: buckets.iter().map(|b| b.end_day).max()?,
-        start: first.start,
-        end: last.end,
-    })
-}
-
 /// Days from the first bucket's start to the last bucket's end.
 fn span_days(buckets: &[Bucket]) -> i64 {
-    let first = buckets.iter().map(|b| b.start_day).min();
-    let last = buckets.iter().map(|b| b.end_day).max();
-    match (first, last) {
-        (Some(first), Some(last)) => (last - first).num_days(),
-        _ => 0,
-    }
+    Bucket::hull(buckets).map_or(0, |all| (all.end_day - all.start_day).num_days())
 }
 
 /// Counts of what the store did in this process (for tests, `/healthz` and the CLI).
@@ -353,7 +336,7 @@ impl Rollups {
                 && lineage.attribution.is_empty()
                 && engine.config().engine.cluster.is_none()
                 && self.pieces_over(&query.table).await > 1;
-            let frame = match hull(&sub.buckets) {
+            let frame = match Bucket::hull(&sub.buckets) {
                 Some(window) if shared => engine.windowed(&frame, query, window)?,
                 _ => frame,
             };
@@ -1342,9 +1325,9 @@ mod tests {
     /// their order, and nothing before the first or after the last.
     #[test]
     fn the_hull_of_buckets_holds_each_of_them() {
-        assert_eq!(hull(&[]), None);
+        assert_eq!(Bucket::hull(&[]), None);
         let buckets = [week("2026-11-23"), week("2026-11-02"), week("2026-11-09")];
-        let window = hull(&buckets).expect("a window");
+        let window = Bucket::hull(&buckets).expect("a window");
         assert_eq!(window.start_day, week("2026-11-02").start_day);
         assert_eq!(window.end_day, week("2026-11-23").end_day);
         assert_eq!(window.start, week("2026-11-02").start);
@@ -1353,6 +1336,6 @@ mod tests {
             assert!(window.start <= bucket.start && bucket.end <= window.end);
             assert!(window.start_day <= bucket.start_day && bucket.end_day <= window.end_day);
         }
-        assert_eq!(hull(&buckets[..1]), Some(buckets[0]));
+        assert_eq!(Bucket::hull(&buckets[..1]), Some(buckets[0]));
     }
 }

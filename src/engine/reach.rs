@@ -15,6 +15,7 @@
 //! (an aggregate, a window, a `LIMIT`, the attribution table, a partitioned table) has no
 //! reach: the file counts for every period.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray};
@@ -28,7 +29,7 @@ use datafusion::datasource::listing::{
 use datafusion::logical_expr::{Distinct, Expr, JoinType, LogicalPlan};
 use object_store::ObjectMeta;
 
-use super::{Engine, CATALOG};
+use super::{Engine, ViewDef, CATALOG, REPORTING_SCHEMA};
 use crate::error::{Error, Result};
 
 /// A file's reach: `Some((low, high))` in UTC microseconds (`low > high` when the relation has
@@ -41,11 +42,15 @@ pub const NOWHERE: (i64, i64) = (i64::MAX, i64::MIN);
 
 impl Engine {
     /// The reach of landed `file` of `table` through `relation`'s `column` (see the module
-    /// doc). Errors only when the relation cannot be planned or run.
+    /// doc). `views` names every view the relation reads (`reporting.x`, as the lineage
+    /// names them): only those are planned in the probe's session; a relation that reads
+    /// another fails to plan there, which errors (and the file then counts for every period).
+    /// Errors only when the relation cannot be planned or run.
     pub(crate) async fn reach(
         &self,
         relation: &str,
         column: &str,
+        views: &BTreeMap<String, String>,
         table: &str,
         file: &ObjectMeta,
     ) -> Result<Reach> {
@@ -57,8 +62,10 @@ impl Engine {
             if !loaded.discovered.partition_cols.is_empty() {
                 return Ok(None);
             }
+            let read =
+                |view: &&ViewDef| views.contains_key(&format!("{REPORTING_SCHEMA}.{}", view.name));
             (
-                state.views.clone(),
+                state.views.iter().filter(read).cloned().collect::<Vec<_>>(),
                 loaded.discovered.name.clone(),
                 Arc::clone(&loaded.schema),
                 loaded.discovered.source.clone(),
@@ -80,13 +87,8 @@ impl Engine {
                 }
             }
         }
-        let url = ListingTableUrl::parse(format!("{}/{}", self.inner.url_base, file.location))?;
-        let options =
-            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-        let config = ListingTableConfig::new(url)
-            .with_listing_options(options)
-            .with_schema(schema);
-        alone.register_table(replaced, Arc::new(ListingTable::try_new(config)?))?;
+        let only = self.listing_of(std::slice::from_ref(file), schema)?;
+        alone.register_table(replaced, only)?;
         catalog.register_schema(&source, alone)?;
         for view in &views {
             // A view that does not plan here does not plan when served either.
@@ -109,6 +111,49 @@ impl Engine {
             (Some(None), Some(None)) => Ok(Some(NOWHERE)),
             _ => Ok(None),
         }
+    }
+}
+
+impl Engine {
+    /// A landed table's rows in `files` alone (some of its listed files), in the serving
+    /// session, with the table's schema. `None` for a table not landed or partitioned (its
+    /// partition columns live in the paths).
+    pub(crate) async fn files_frame(
+        &self,
+        table: &str,
+        files: &[ObjectMeta],
+    ) -> Result<Option<datafusion::dataframe::DataFrame>> {
+        let schema = {
+            let state = self.inner.catalog.lock().await;
+            match state.tables.get(table) {
+                Some(loaded) if loaded.discovered.partition_cols.is_empty() => {
+                    Arc::clone(&loaded.schema)
+                }
+                _ => return Ok(None),
+            }
+        };
+        let provider = self.listing_of(files, schema)?;
+        Ok(Some(self.session().read_table(provider)?))
+    }
+
+    /// A table over exactly `files` (Parquet) with `schema`.
+    fn listing_of(
+        &self,
+        files: &[ObjectMeta],
+        schema: arrow::datatypes::SchemaRef,
+    ) -> Result<Arc<ListingTable>> {
+        let urls = files
+            .iter()
+            .map(|file| {
+                ListingTableUrl::parse(format!("{}/{}", self.inner.url_base, file.location))
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let options =
+            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+        let config = ListingTableConfig::new_with_multi_paths(urls)
+            .with_listing_options(options)
+            .with_schema(schema);
+        Ok(Arc::new(ListingTable::try_new(config)?))
     }
 }
 

@@ -10,7 +10,7 @@
 //! two processes building at once each add their own deltas (identical partitions twice is
 //! harmless: they hold the same numbers). Readers take the union of all deltas.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -53,7 +53,7 @@ pub struct PieceInfo {
 }
 
 /// One input file of a partition.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct InputFile {
     /// Table (`crm.contacts`).
     pub table: String,
@@ -80,43 +80,56 @@ pub struct Delta {
     pub reach: BTreeMap<String, BTreeMap<String, crate::engine::Reach>>,
 }
 
-impl Delta {
-    /// Adds another delta's content. An entry already present is not added again: two
-    /// processes that merge the manifest at once each write every entry, and a reader of both
-    /// merged manifests must not double them (nor the next merge double them again).
-    pub fn merge(&mut self, other: Delta) {
-        self.pieces.extend(other.pieces);
-        self.inputs.extend(other.inputs);
+/// An entry's identity: piece, bucket, fingerprint and data file.
+type EntryId = (String, String, String, String);
+
+fn entry_id(entry: &Entry) -> EntryId {
+    (
+        entry.piece.clone(),
+        entry.bucket.clone(),
+        entry.fingerprint.clone(),
+        entry.file.clone(),
+    )
+}
+
+/// Every delta read, as one, with each entry's identity kept so that adding a delta costs its
+/// own size, not the size of everything read before (a report stores a delta per piece it
+/// computes).
+#[derive(Debug, Clone, Default)]
+pub struct Merged {
+    delta: Delta,
+    seen: HashSet<EntryId>,
+}
+
+impl Merged {
+    /// The merged content.
+    pub fn delta(&self) -> &Delta {
+        &self.delta
+    }
+
+    /// Recorded reach (see [`Delta::reach`]), for adding to in place.
+    pub fn reach_mut(&mut self) -> &mut BTreeMap<String, BTreeMap<String, crate::engine::Reach>> {
+        &mut self.delta.reach
+    }
+
+    /// Adds a delta's content. An entry already present is not added again: two processes that
+    /// merge the manifest at once each write every entry, and a reader of both merged manifests
+    /// must not double them (nor the next merge double them again).
+    pub fn add(&mut self, other: Delta) {
+        self.delta.pieces.extend(other.pieces);
+        self.delta.inputs.extend(other.inputs);
         // The first reach recorded for a file stays: every recorded reach is exact, so two
         // processes recording a file differently (one before, one after its relation's first
         // build) only differ in how much they recompute.
         for (key, files) in other.reach {
-            let known = self.reach.entry(key).or_default();
+            let known = self.delta.reach.entry(key).or_default();
             for (file, reach) in files {
                 known.entry(file).or_insert(reach);
             }
         }
-        let mut known: std::collections::HashSet<(String, String, String, String)> = self
-            .entries
-            .iter()
-            .map(|e| {
-                (
-                    e.piece.clone(),
-                    e.bucket.clone(),
-                    e.fingerprint.clone(),
-                    e.file.clone(),
-                )
-            })
-            .collect();
         for entry in other.entries {
-            let key = (
-                entry.piece.clone(),
-                entry.bucket.clone(),
-                entry.fingerprint.clone(),
-                entry.file.clone(),
-            );
-            if known.insert(key) {
-                self.entries.push(entry);
+            if self.seen.insert(entry_id(&entry)) {
+                self.delta.entries.push(entry);
             }
         }
     }
@@ -143,14 +156,19 @@ mod tests {
             entries: vec![entry("a"), entry("b")],
             ..Delta::default()
         };
-        let mut merged = Delta::default();
-        merged.merge(one.clone());
-        merged.merge(one);
-        merged.merge(Delta {
+        let mut merged = Merged::default();
+        merged.add(one.clone());
+        merged.add(one);
+        merged.add(Delta {
             entries: vec![entry("c")],
             ..Delta::default()
         });
-        let pieces: Vec<&str> = merged.entries.iter().map(|e| e.piece.as_str()).collect();
+        let pieces: Vec<&str> = merged
+            .delta()
+            .entries
+            .iter()
+            .map(|e| e.piece.as_str())
+            .collect();
         assert_eq!(pieces, ["a", "b", "c"]);
     }
 }

@@ -23,6 +23,7 @@
 //! cumulative metrics combine stored pieces in memory on every request (cumulative windows from
 //! their day-range atoms, each a bucket of its own).
 
+mod distinct;
 pub mod lineage;
 mod manifest;
 mod ranges;
@@ -45,7 +46,7 @@ use crate::engine::Engine;
 use crate::engine::Reach;
 use crate::error::{Error, Result};
 pub use lineage::Lineage;
-pub use manifest::{Delta, Entry, InputFile, PieceInfo};
+pub use manifest::{Delta, Entry, InputFile, Merged, PieceInfo};
 
 /// Deltas beyond this many are merged into one when the store is opened.
 const COMPACT_AFTER: usize = 32;
@@ -122,6 +123,9 @@ pub struct Counters {
     pub queries: AtomicU64,
     /// Data files found corrupt or missing (their partitions were rebuilt).
     pub rebuilt_files: AtomicU64,
+    /// Partitions computed by extending an earlier one with the files landed since (counted in
+    /// `computed` too; see `distinct`).
+    pub extended: AtomicU64,
 }
 
 /// A snapshot of [`Counters`].
@@ -135,6 +139,9 @@ pub struct Activity {
     pub queries: u64,
     /// Data files found corrupt or missing and rebuilt.
     pub rebuilt_files: u64,
+    /// Partitions computed by extending an earlier one with the files landed since (a table's
+    /// distinct rows in a month a day landed in), counted in `computed` too.
+    pub extended: u64,
 }
 
 /// One group of a bucket: dimension values and the measure.
@@ -155,7 +162,7 @@ struct Index {
     /// Partitions by (piece, bucket, fingerprint).
     entries: HashMap<(String, String, String), Entry>,
     /// Everything read, kept for compaction, status and prune.
-    merged: Delta,
+    merged: Merged,
     /// Data files read, by relative path.
     files: HashMap<String, Arc<Loaded>>,
     /// Reach recorded in this process and not yet written (the next delta carries it).
@@ -189,6 +196,25 @@ type Probe = Arc<tokio::sync::OnceCell<Reach>>;
 
 /// A file's `(low, high, nulls, rows)` of a time column (see [`ranges::time_span`]).
 type Span = (i64, i64, u64, u64);
+
+/// An aggregate's place in the store (see [`Rollups::prepare`]).
+enum Preparation {
+    Stored(Box<Prepared>),
+    /// A relation kpi cannot see through (computed every time, never stored).
+    Opaque(DataFrame),
+}
+
+struct Prepared {
+    frame: DataFrame,
+    lineage: Lineage,
+    info: PieceInfo,
+    piece: String,
+    files: BTreeMap<String, Vec<ObjectMeta>>,
+    /// Where each file's rows can fall in time, by path (see [`counts_for`]).
+    spans: HashMap<String, Option<(i64, i64)>>,
+    /// Each bucket's key, in the query's order.
+    keyed: Vec<Keyed>,
+}
 
 /// A bucket's identity and the files that can affect it.
 struct Keyed {
@@ -233,6 +259,7 @@ impl Rollups {
             computed: read(&self.counters.computed),
             queries: read(&self.counters.queries),
             rebuilt_files: read(&self.counters.rebuilt_files),
+            extended: read(&self.counters.extended),
         }
     }
 
@@ -243,52 +270,19 @@ impl Rollups {
         engine: &Engine,
         query: &AggregateQuery,
     ) -> Result<Vec<AggregateRow>> {
-        let frame = engine.relation(query).await?;
-        let lineage = match lineage::trace(
-            engine.session(),
-            frame.logical_plan(),
-            Some(&query.time_column),
-        )
-        .await
-        {
-            Ok(lineage) => with_view_sql(engine, lineage).await,
+        let Prepared {
+            frame,
+            lineage,
+            info,
+            piece,
+            files,
+            spans,
+            keyed,
+        } = match self.prepare(engine, query).await? {
+            Preparation::Stored(prepared) => *prepared,
             // A relation kpi cannot see through is computed every time, never stored.
-            Err(error) if error.code == lineage::OPAQUE => {
-                return engine.aggregate_over(frame, query).await
-            }
-            Err(error) => return Err(error),
+            Preparation::Opaque(frame) => return engine.aggregate_over(frame, query).await,
         };
-        let info = PieceInfo {
-            kind: "aggregate".into(),
-            signature: signature(
-                &query.table,
-                &query.measure,
-                query.filter.as_deref(),
-                &query.time_column,
-            ),
-            relation: query.table.clone(),
-            detail: format!(
-                "measure {} | filter {} | time {} | by {:?} | where {:?} | attribution {:?}",
-                query.measure,
-                query.filter.as_deref().unwrap_or("-"),
-                query.time_column,
-                query.dimensions,
-                query.equals,
-                lineage.attribution,
-            ),
-            views: lineage.views.clone(),
-        };
-        let piece = piece_key(&info, &lineage);
-        let files = engine.files_of(lineage.tables.keys()).await;
-        self.ensure_loaded().await?;
-        let mut spans = self.ranges_for(engine, &lineage, &files).await;
-        spans.extend(self.reach_for(engine, query, &lineage, &files).await);
-        let keyed: Vec<Keyed> = query
-            .buckets
-            .iter()
-            .map(|bucket| key_bucket(bucket, &lineage, &files, &spans))
-            .collect();
-
         let (mut rows, mut missing) = self.stored_rows(&piece, &keyed).await;
         let mut _turn = None;
         if !missing.is_empty() {
@@ -447,6 +441,62 @@ impl Rollups {
         Ok(Arc::new(batches))
     }
 
+    /// What an aggregate is in the store: its relation, lineage and piece key, the files listed
+    /// for it and where their rows fall, and each bucket's key.
+    async fn prepare(&self, engine: &Engine, query: &AggregateQuery) -> Result<Preparation> {
+        let frame = engine.relation(query).await?;
+        let lineage = match lineage::trace(
+            engine.session(),
+            frame.logical_plan(),
+            Some(&query.time_column),
+        )
+        .await
+        {
+            Ok(lineage) => with_view_sql(engine, lineage).await,
+            Err(error) if error.code == lineage::OPAQUE => return Ok(Preparation::Opaque(frame)),
+            Err(error) => return Err(error),
+        };
+        let info = PieceInfo {
+            kind: "aggregate".into(),
+            signature: signature(
+                &query.table,
+                &query.measure,
+                query.filter.as_deref(),
+                &query.time_column,
+            ),
+            relation: query.table.clone(),
+            detail: format!(
+                "measure {} | filter {} | time {} | by {:?} | where {:?} | attribution {:?}",
+                query.measure,
+                query.filter.as_deref().unwrap_or("-"),
+                query.time_column,
+                query.dimensions,
+                query.equals,
+                lineage.attribution,
+            ),
+            views: lineage.views.clone(),
+        };
+        let piece = piece_key(&info, &lineage);
+        let files = engine.files_of(lineage.tables.keys()).await;
+        self.ensure_loaded().await?;
+        let mut spans = self.ranges_for(engine, &lineage, &files).await;
+        spans.extend(self.reach_for(engine, query, &lineage, &files).await);
+        let keyed: Vec<Keyed> = query
+            .buckets
+            .iter()
+            .map(|bucket| key_bucket(bucket, &lineage, &files, &spans))
+            .collect();
+        Ok(Preparation::Stored(Box::new(Prepared {
+            frame,
+            lineage,
+            info,
+            piece,
+            files,
+            spans,
+            keyed,
+        })))
+    }
+
     /// The rows stored for each bucket of `keyed` (by index), and the indexes not stored.
     async fn stored_rows(&self, piece: &str, keyed: &[Keyed]) -> (Vec<AggregateRow>, Vec<usize>) {
         let mut rows = Vec::new();
@@ -471,6 +521,7 @@ impl Rollups {
         let index = self.index.lock().await;
         index
             .merged
+            .delta()
             .pieces
             .values()
             .filter(|info| info.kind == "aggregate" && info.relation == relation)
@@ -763,7 +814,7 @@ impl Rollups {
     async fn compact(&self) -> Result<()> {
         let (merged, old) = {
             let index = self.index.lock().await;
-            (index.merged.clone(), index.deltas.clone())
+            (index.merged.delta().clone(), index.deltas.clone())
         };
         let name = format!(
             "{}/manifest/{:016}-{}.json",
@@ -827,16 +878,23 @@ impl Rollups {
                 continue;
             }
             let key = reach_key(query, lineage, table);
-            let known = self.index.lock().await.merged.reach.get(&key).cloned();
+            let ids: Vec<String> = metas.iter().map(file_id).collect();
+            // Each file's recorded reach; `None` when the relation has none recorded at all.
+            let known: Option<Vec<Option<Reach>>> = {
+                let index = self.index.lock().await;
+                let recorded = index.merged.delta().reach.get(&key);
+                recorded.map(|known| ids.iter().map(|id| known.get(id).copied()).collect())
+            };
             let mut recorded = BTreeMap::new();
-            for meta in metas {
-                let id = file_id(meta);
-                let reach = match known.as_ref().map(|known| known.get(&id)) {
-                    Some(Some(reach)) => *reach,
+            for (at, (meta, id)) in metas.iter().zip(ids).enumerate() {
+                let reach = match known.as_ref().map(|known| known[at]) {
+                    Some(Some(reach)) => reach,
                     // The relation's first build: every file reaches every bucket.
                     None => *recorded.entry(id).or_insert(None),
                     Some(None) => {
-                        let reach = self.probe(engine, query, table, &key, &id, meta).await;
+                        let reach = self
+                            .probe(engine, query, lineage, table, (&key, &id), meta)
+                            .await;
                         *recorded.entry(id).or_insert(reach)
                     }
                 };
@@ -844,7 +902,7 @@ impl Rollups {
             }
             if !recorded.is_empty() {
                 let mut index = self.index.lock().await;
-                let merged = index.merged.reach.entry(key.clone()).or_default();
+                let merged = index.merged.reach_mut().entry(key.clone()).or_default();
                 for (id, reach) in &recorded {
                     merged.entry(id.clone()).or_insert(*reach);
                 }
@@ -860,11 +918,12 @@ impl Rollups {
         &self,
         engine: &Engine,
         query: &AggregateQuery,
+        lineage: &Lineage,
         table: &str,
-        key: &str,
-        id: &str,
+        (key, id): (&str, &str),
         meta: &ObjectMeta,
     ) -> Reach {
+        let views = &lineage.views;
         let cell = match self.probes.lock() {
             Ok(mut probes) => {
                 Arc::clone(probes.entry((key.to_string(), id.to_string())).or_default())
@@ -875,7 +934,7 @@ impl Rollups {
             .get_or_init(|| async {
                 let started = std::time::Instant::now();
                 let reach = engine
-                    .reach(&query.table, &query.time_column, table, meta)
+                    .reach(&query.table, &query.time_column, views, table, meta)
                     .await;
                 tracing::debug!(
                     "rollups: reach of {} through {} in {} ms: {reach:?}",
@@ -945,7 +1004,8 @@ impl Rollups {
     /// the rows of its distinct view ([`crate::engine::distinct_view`]) counted per calendar
     /// month (UTC) of its `column` through the store. Exact duplicates agree on every column, the time
     /// column too, so they fall in one month: a landed file recounts only the months its rows
-    /// can touch. `None` when the footers cannot place every row (a file without statistics,
+    /// can touch, and a file landing after a month's stored rows extends the stored count
+    /// instead (see `distinct`). `None` when the footers cannot place every row (a file without statistics,
     /// or null times): the caller counts the whole table instead.
     pub async fn duplicates(
         &self,
@@ -992,7 +1052,9 @@ impl Rollups {
             crate::engine::REPORTING_SCHEMA,
             crate::engine::distinct_view(table)
         );
-        let distinct = sum(self.aggregate(engine, &count(distinct_view)).await?);
+        let query = count(distinct_view);
+        self.extend_distinct(engine, &query, table, &spans).await?;
+        let distinct = sum(self.aggregate(engine, &query).await?);
         Ok(Some((landed, landed - distinct)))
     }
 
@@ -1000,7 +1062,7 @@ impl Rollups {
     pub async fn contents(&self) -> Result<Delta> {
         self.ensure_loaded().await?;
         self.read_new_deltas().await?;
-        Ok(self.index.lock().await.merged.clone())
+        Ok(self.index.lock().await.merged.delta().clone())
     }
 
     /// Every object under the store's root, with its size.
@@ -1074,7 +1136,7 @@ fn add_delta(index: &mut Index, delta: Delta) {
             entry.clone(),
         );
     }
-    index.merged.merge(delta);
+    index.merged.add(delta);
 }
 
 /// Adds the current SQL of every view the lineage names.

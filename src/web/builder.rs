@@ -251,6 +251,7 @@ pub async fn build_if_changed(state: &AppState) -> bool {
             computed: after.computed - before.computed,
             queries: after.queries - before.queries,
             rebuilt_files: after.rebuilt_files - before.rebuilt_files,
+            extended: after.extended - before.extended,
         }),
         _ => None,
     };

@@ -137,14 +137,8 @@ struct Change<'a> {
 
 /// Writes `rows` rows of `source` (from `offset`), changed as `change` says, as a new file.
 fn derive(source: &Path, target: &Path, offset: usize, rows: usize, change: Change) {
-    let file = std::fs::File::open(source).expect("open");
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-        .expect("parquet")
-        .build()
-        .expect("reader");
-    let batches: Vec<RecordBatch> = reader.map(|b| b.expect("batch")).collect();
-    let schema = batches[0].schema();
-    let all = arrow::compute::concat_batches(&schema, &batches).expect("concat");
+    let all = read_batch(source);
+    let schema = all.schema();
     let start = offset % all.num_rows().max(1);
     let batch = all.slice(start, rows.min(all.num_rows() - start));
     let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
@@ -186,12 +180,28 @@ fn derive(source: &Path, target: &Path, offset: usize, rows: usize, change: Chan
         columns[i] = arrow::compute::cast(&constant, schema.field(i).data_type()).expect("set");
     }
     let out = RecordBatch::try_new(Arc::clone(&schema), columns).expect("batch");
+    land(target, &parquet_bytes(&out));
+}
+
+/// Every row of a Parquet file, as one batch.
+fn read_batch(path: &Path) -> RecordBatch {
+    let file = std::fs::File::open(path).expect("open");
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .expect("parquet")
+        .build()
+        .expect("reader");
+    let batches: Vec<RecordBatch> = reader.map(|b| b.expect("batch")).collect();
+    arrow::compute::concat_batches(&batches[0].schema(), &batches).expect("concat")
+}
+
+/// `batch` as a Parquet file's bytes.
+fn parquet_bytes(batch: &RecordBatch) -> Vec<u8> {
     let mut bytes = Vec::new();
     let mut writer =
-        parquet::arrow::ArrowWriter::try_new(&mut bytes, Arc::clone(&schema), None).expect("w");
-    writer.write(&out).expect("write");
+        parquet::arrow::ArrowWriter::try_new(&mut bytes, batch.schema(), None).expect("writer");
+    writer.write(batch).expect("write");
     writer.close().expect("close");
-    land(target, &bytes);
+    bytes
 }
 
 /// Applies landing `kind` to `data` (or the definitions in `project`); returns what it did.
@@ -695,5 +705,73 @@ async fn runs_of_buckets_give_the_reference_numbers() {
     assert!(
         small.queries > whole.queries + 10,
         "64 KiB runs split the wide misses: {small:?} against {whole:?}"
+    );
+}
+
+/// Takes the rows of the last UTC day of `column` out of the latest file of `folder` (that file
+/// rewritten without them) and returns them: the lake the evening before a daily export.
+fn hold_back_last_day(folder: &Path, column: &str) -> RecordBatch {
+    let micros = |batch: &RecordBatch| -> arrow::array::Int64Array {
+        let times = batch.column(batch.schema().index_of(column).expect("column"));
+        let ints = arrow::compute::cast(times, &DataType::Int64).expect("ints");
+        ints.as_any()
+            .downcast_ref::<arrow::array::Int64Array>()
+            .expect("i64")
+            .clone()
+    };
+    let files = parquet_files(folder);
+    let latest = files
+        .iter()
+        .max_by_key(|path| arrow::compute::max(&micros(&read_batch(path))).unwrap_or(i64::MIN))
+        .expect("a file");
+    let all = read_batch(latest);
+    let times = micros(&all);
+    let last = arrow::compute::max(&times).expect("rows");
+    let day = last - last.rem_euclid(86_400_000_000);
+    let held: arrow::array::BooleanArray = times.iter().map(|t| t.map(|t| t >= day)).collect();
+    let kept = arrow::compute::not(&held).expect("not");
+    let keep = arrow::compute::filter_record_batch(&all, &kept).expect("keep");
+    land(latest, &parquet_bytes(&keep));
+    arrow::compute::filter_record_batch(&all, &held).expect("held")
+}
+
+/// A day landing after the stored rows of its month extends the month's distinct rows (the
+/// stored count plus the day's own distinct rows, exact duplicates within the day included)
+/// instead of de-duplicating the month again, with every number equal to the reference path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_day_landing_after_a_months_stored_rows_extends_its_distinct_count() {
+    let data = demo_data_copy();
+    let project = project_copy();
+    let store = TempDir::new().expect("store");
+    let events = data.path().join("analytics/events");
+    let day = hold_back_last_day(&events, "occurred_at");
+    assert!(day.num_rows() > 0, "the last day has events");
+    let (first, engine) = reports(project.path(), data.path(), Some(store.path())).await;
+    assert_eq!(engine.rollups().expect("rollups").activity().extended, 0);
+    let before = duplicates_of(
+        &serde_json::from_str(&first[0]).expect("json"),
+        "analytics.events",
+    );
+
+    // The day lands with every row twice: each copy is an exact duplicate within the file.
+    let twice = arrow::compute::concat_batches(&day.schema(), [&day, &day]).expect("twice");
+    land(&events.join("day-landed.parquet"), &parquet_bytes(&twice));
+
+    let (stored, engine) = reports(project.path(), data.path(), Some(store.path())).await;
+    let (reference, _) = reports(project.path(), data.path(), None).await;
+    assert_same_reports(&stored, &reference, "the day's landing");
+    let activity = engine.rollups().expect("rollups").activity();
+    assert!(
+        activity.extended >= 1,
+        "the month the day landed in was counted again, not extended: {activity:?}"
+    );
+    let after = duplicates_of(
+        &serde_json::from_str(&stored[0]).expect("json"),
+        "analytics.events",
+    );
+    assert_eq!(
+        after,
+        before + day.num_rows() as i64,
+        "each landed row's second copy is a duplicate, nothing else"
     );
 }

@@ -530,9 +530,18 @@ impl Rows {
         group: &[Conversion],
         credits: &[super::Credit],
     ) -> Result<()> {
-        let by_id: HashMap<&str, &Conversion> = group.iter().map(|c| (c.id.as_str(), c)).collect();
+        // An entity has a conversion or a few of a kind: looking each credit's up in order is
+        // cheaper than hashing them; many are indexed.
+        let by_id: Option<HashMap<&str, &Conversion>> = (group.len() > 8)
+            .then(|| group.iter().map(|c| (c.id.as_str(), c)).collect());
         for credit in credits {
-            if let Some(conversion) = by_id.get(credit.conversion_id.as_str()) {
+            let id = credit.conversion_id.as_str();
+            let conversion = match &by_id {
+                Some(by_id) => by_id.get(id).copied(),
+                // The last of equal ids, as the index keeps.
+                None => group.iter().rev().find(|c| c.id == id),
+            };
+            if let Some(conversion) = conversion {
                 self.push(kind, conversion, credit)?;
             }
         }

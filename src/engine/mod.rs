@@ -133,6 +133,10 @@ struct Inner {
     ctx: SessionContext,
     /// The serving session's catalog with Parquet filter pushdown (see `Engine::try_new`).
     pushdown: SessionContext,
+    /// The serving session and `pushdown`, each planning one partition per query (see
+    /// [`Engine::serving_for`]).
+    narrow: SessionContext,
+    narrow_pushdown: SessionContext,
     store: Arc<dyn ObjectStore>,
     root: ObjectPath,
     url_base: String,
@@ -293,11 +297,14 @@ impl Engine {
         parquet.pushdown_filters = true;
         parquet.reorder_filters = true;
         let pushdown = SessionContext::new_with_state(pushdown_state);
+        let (narrow, narrow_pushdown) = (one_partition(&ctx), one_partition(&pushdown));
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
                 ctx,
                 pushdown,
+                narrow,
+                narrow_pushdown,
                 store,
                 root,
                 url_base,
@@ -331,10 +338,21 @@ impl Engine {
         &self.inner.ctx
     }
 
-    /// The serving session with filters pushed into Parquet decoding (misses of relations that
-    /// join tables).
-    pub(crate) fn pushdown_session(&self) -> &SessionContext {
-        &self.inner.pushdown
+    /// The session a miss of the rollup store is computed in, when not the serving session
+    /// itself (`None`): with filters pushed into Parquet decoding for relations that join
+    /// tables (`pushdown`), planned as one partition for a narrow miss over little data
+    /// (`small`: a report computes dozens of them side by side, which keeps the cores busy;
+    /// splitting each in two costs a repartition, a second aggregate stage and hand-offs
+    /// between threads for a week of rows). Not one partition on a cluster (there a query is a
+    /// job whose tasks are the executors' work).
+    pub(crate) fn serving_for(&self, pushdown: bool, small: bool) -> Option<&SessionContext> {
+        let small = small && self.inner.config.engine.cluster.is_none();
+        match (pushdown, small) {
+            (false, false) => None,
+            (true, false) => Some(&self.inner.pushdown),
+            (false, true) => Some(&self.inner.narrow),
+            (true, true) => Some(&self.inner.narrow_pushdown),
+        }
     }
 
     /// The files of each named table, as of the last refresh (unknown names are left out).
@@ -1199,6 +1217,13 @@ impl Engine {
 
 /// `state` as the engine runs it: here, or with `engine.cluster` a client session of that
 /// Ballista cluster (planned here, run there).
+/// `ctx`'s catalog and settings, planning each query as one partition.
+fn one_partition(ctx: &SessionContext) -> SessionContext {
+    let mut state = ctx.state();
+    state.config_mut().options_mut().execution.target_partitions = 1;
+    SessionContext::new_with_state(state)
+}
+
 fn on_cluster(config: &Config, state: SessionState) -> Result<SessionState> {
     match &config.engine.cluster {
         None => Ok(state),

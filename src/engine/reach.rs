@@ -115,9 +115,9 @@ impl Engine {
 }
 
 impl Engine {
-    /// A landed table's rows in `files` alone (some of its listed files), in the serving
-    /// session, with the table's schema. `None` for a table not landed or partitioned (its
-    /// partition columns live in the paths).
+    /// A landed table's rows in `files` alone (some of its listed files, a few landed ones),
+    /// with the table's schema, planned as one partition in this process. `None` for a table
+    /// not landed or partitioned (its partition columns live in the paths).
     pub(crate) async fn files_frame(
         &self,
         table: &str,
@@ -133,7 +133,7 @@ impl Engine {
             }
         };
         let provider = self.listing_of(files, schema)?;
-        Ok(Some(self.session().read_table(provider)?))
+        Ok(Some(self.inner.narrow.read_table(provider)?))
     }
 
     /// A table over exactly `files` (Parquet) with `schema`.

@@ -13,7 +13,8 @@
 //! stored count plus the distinct rows of the landed files alone, in that month. That count is
 //! stored as the month's partition for the current files, like any computed one. Anything else
 //! (a landed file overlapping an earlier one in time, a removed or replaced file, a file
-//! without statistics or with null times, no earlier partition) is counted again from the view.
+//! without statistics or with null times, no earlier partition) is counted again from the view,
+//! and so is every month with `engine.cluster` (its queries are jobs over the landed tables).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -37,6 +38,10 @@ impl Rollups {
         table: &str,
         spans: &HashMap<String, Option<Span>>,
     ) -> Result<()> {
+        // On a cluster every query is a job over the landed tables, as for windows.
+        if engine.config().engine.cluster.is_some() {
+            return Ok(());
+        }
         let Prepared {
             info,
             piece,

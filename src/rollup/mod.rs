@@ -68,23 +68,15 @@ fn runs_within(
     budget: u64,
 ) -> Vec<Vec<usize>> {
     let mut order: Vec<usize> = (0..buckets.len()).collect();
-    let time_files = match &lineage.time {
-        Some((table, _)) => files.get(table).map(Vec::as_slice).unwrap_or(&[]),
-        None => return vec![order],
+    let Some(time_files) = time_files(lineage, files) else {
+        return vec![order];
     };
     order.sort_by_key(|i| buckets[*i].start);
     let mut runs: Vec<Vec<usize>> = Vec::new();
     let mut run_files: HashSet<&str> = HashSet::new();
     let mut run_bytes = 0u64;
     for index in order {
-        let (start, end) = (
-            buckets[index].start.timestamp_micros(),
-            buckets[index].end.timestamp_micros(),
-        );
-        let touched: Vec<&ObjectMeta> = time_files
-            .iter()
-            .filter(|meta| counts_for(spans, meta, start, end))
-            .collect();
+        let touched = touching(&buckets[index], time_files, spans);
         let added: u64 = touched
             .iter()
             .filter(|meta| !run_files.contains(meta.location.as_ref()))
@@ -105,6 +97,49 @@ fn runs_within(
         }
     }
     runs
+}
+
+/// The files of the table the time column comes from (`None` when it is not known).
+fn time_files<'f>(
+    lineage: &Lineage,
+    files: &'f BTreeMap<String, Vec<ObjectMeta>>,
+) -> Option<&'f [ObjectMeta]> {
+    let (table, _) = lineage.time.as_ref()?;
+    Some(files.get(table).map(Vec::as_slice).unwrap_or(&[]))
+}
+
+/// The files of `time_files` whose rows can fall in `bucket` (see [`counts_for`]).
+fn touching<'f>(
+    bucket: &Bucket,
+    time_files: &'f [ObjectMeta],
+    spans: &HashMap<String, Option<(i64, i64)>>,
+) -> Vec<&'f ObjectMeta> {
+    let (start, end) = (bucket.start.timestamp_micros(), bucket.end.timestamp_micros());
+    time_files
+        .iter()
+        .filter(|meta| counts_for(spans, meta, start, end))
+        .collect()
+}
+
+/// Whether the time table's files that `buckets` touch add up to at most `budget` bytes
+/// (`false` when the time table is not known).
+fn within_bytes(
+    buckets: &[Bucket],
+    lineage: &Lineage,
+    files: &BTreeMap<String, Vec<ObjectMeta>>,
+    spans: &HashMap<String, Option<(i64, i64)>>,
+    budget: u64,
+) -> bool {
+    let Some(time_files) = time_files(lineage, files) else {
+        return false;
+    };
+    let mut touched: HashMap<&str, u64> = HashMap::new();
+    for bucket in buckets {
+        for meta in touching(bucket, time_files, spans) {
+            touched.insert(meta.location.as_ref(), meta.size);
+        }
+    }
+    touched.values().sum::<u64>() <= budget
 }
 
 /// Days from the first bucket's start to the last bucket's end.
@@ -315,11 +350,13 @@ impl Rollups {
             let frame = engine.relation_in(&ctx, query).await?;
             engine.aggregate_over(frame, &sub).await?
         } else {
-            let frame = if lineage.tables.len() > 1 {
-                let plan = frame.logical_plan().clone();
-                DataFrame::new(engine.pushdown_session().state(), plan)
-            } else {
-                frame
+            // A narrow miss over little data is planned as one partition (see
+            // `Engine::serving_for`); runs of a wide miss keep every core.
+            let small = runs.len() == 1
+                && within_bytes(&sub.buckets, &lineage, &files, &spans, self.run_bytes);
+            let frame = match engine.serving_for(lineage.tables.len() > 1, small) {
+                Some(ctx) => DataFrame::new(ctx.state(), frame.logical_plan().clone()),
+                None => frame,
             };
             // One run (narrow misses: the week a day landed in) of a relation other pieces
             // read too: the relation's rows of those buckets are read once for every piece

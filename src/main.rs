@@ -4,6 +4,9 @@ mod cli;
 
 use clap::Parser;
 
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() {
     let args = cli::Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("KPI_LOG")

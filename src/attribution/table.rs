@@ -532,8 +532,8 @@ impl Rows {
     ) -> Result<()> {
         // An entity has a conversion or a few of a kind: looking each credit's up in order is
         // cheaper than hashing them; many are indexed.
-        let by_id: Option<HashMap<&str, &Conversion>> = (group.len() > 8)
-            .then(|| group.iter().map(|c| (c.id.as_str(), c)).collect());
+        let by_id: Option<HashMap<&str, &Conversion>> =
+            (group.len() > 8).then(|| group.iter().map(|c| (c.id.as_str(), c)).collect());
         for credit in credits {
             let id = credit.conversion_id.as_str();
             let conversion = match &by_id {

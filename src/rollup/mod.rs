@@ -114,7 +114,10 @@ fn touching<'f>(
     time_files: &'f [ObjectMeta],
     spans: &HashMap<String, Option<(i64, i64)>>,
 ) -> Vec<&'f ObjectMeta> {
-    let (start, end) = (bucket.start.timestamp_micros(), bucket.end.timestamp_micros());
+    let (start, end) = (
+        bucket.start.timestamp_micros(),
+        bucket.end.timestamp_micros(),
+    );
     time_files
         .iter()
         .filter(|meta| counts_for(spans, meta, start, end))

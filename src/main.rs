@@ -20,10 +20,16 @@ fn main() {
     } else {
         logs.init();
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // Queries run on the engine's own runtime (one worker per core). A one-shot command only
+    // coordinates them, on this thread: a second pool of workers would only hand its
+    // coordination back and forth between threads. The server and the cluster roles answer
+    // requests on every core.
+    let mut builder = if args.serves() {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");

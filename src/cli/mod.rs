@@ -70,6 +70,14 @@ enum Command {
     Cluster(cluster::ClusterArgs),
 }
 
+impl Cli {
+    /// Whether the command serves requests until stopped (the server, a cluster role), rather
+    /// than doing one thing and exiting.
+    pub fn serves(&self) -> bool {
+        matches!(self.command, Command::Serve(_) | Command::Cluster(_))
+    }
+}
+
 /// Runs the parsed command; returns the exit code.
 pub async fn run(cli: Cli) -> Result<i32> {
     let overrides = Overrides {

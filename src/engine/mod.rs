@@ -1217,10 +1217,14 @@ impl Engine {
 
 /// `state` as the engine runs it: here, or with `engine.cluster` a client session of that
 /// Ballista cluster (planned here, run there).
-/// `ctx`'s catalog and settings, planning each query as one partition.
+/// `ctx`'s catalog and settings, planning each query as one partition, with one pass of the
+/// logical optimizer (a second pass, DataFusion's default, only confirms the first on these
+/// small queries: the same reports for 4.5 % fewer instructions in a landing's report).
 fn one_partition(ctx: &SessionContext) -> SessionContext {
     let mut state = ctx.state();
-    state.config_mut().options_mut().execution.target_partitions = 1;
+    let options = state.config_mut().options_mut();
+    options.execution.target_partitions = 1;
+    options.optimizer.max_passes = 1;
     SessionContext::new_with_state(state)
 }
 

@@ -44,19 +44,25 @@ impl Context<'_> {
             let charts = self.charts(&service, dashboard, &tiles, week).await;
             (tiles, charts)
         };
+        // The breakdown and the model comparison side by side: the comparison starts the
+        // attribution pass (every model in one read) while the breakdown's other columns run.
         let tables = async {
-            let breakdown = match &dashboard.breakdown {
-                Some(b) => Some(self.breakdown(&service, b, week, settings).await),
-                None => None,
+            let breakdown = async {
+                match &dashboard.breakdown {
+                    Some(b) => Some(self.breakdown(&service, b, week, settings).await),
+                    None => None,
+                }
             };
-            let attribution_comparison = match &dashboard.attribution_comparison {
-                Some(metric) => self
-                    .model_comparison(&service, metric, week, settings)
-                    .await
-                    .ok(),
-                None => None,
+            let attribution_comparison = async {
+                match &dashboard.attribution_comparison {
+                    Some(metric) => self
+                        .model_comparison(&service, metric, week, settings)
+                        .await
+                        .ok(),
+                    None => None,
+                }
             };
-            (breakdown, attribution_comparison)
+            tokio::join!(breakdown, attribution_comparison)
         };
         let checks = async {
             let freshness = self.freshness(dashboard, week, complete).await;

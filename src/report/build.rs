@@ -423,18 +423,22 @@ impl Context<'_> {
         let models = Model::all(half_life);
         let mut rows: BTreeMap<String, Vec<Option<f64>>> = BTreeMap::new();
         let mut totals = vec![None; models.len()];
-        for (index, model) in models.iter().enumerate() {
-            let series = service
-                .series(&SeriesRequest {
-                    metric: metric.to_string(),
-                    from: week,
-                    to: week,
-                    by: vec!["channel".into()],
-                    filters: Vec::new(),
-                    compare: Vec::new(),
-                    attribution: Some(settings.with_model(*model)),
-                })
-                .await?;
+        // Every model at once: the first to ask computes the attribution pass (every model in
+        // one read), the others wait for it and then only sum their stored credits.
+        let requests: Vec<SeriesRequest> = models
+            .iter()
+            .map(|model| SeriesRequest {
+                metric: metric.to_string(),
+                from: week,
+                to: week,
+                by: vec!["channel".into()],
+                filters: Vec::new(),
+                compare: Vec::new(),
+                attribution: Some(settings.with_model(*model)),
+            })
+            .collect();
+        let all = futures::future::try_join_all(requests.iter().map(|r| service.series(r))).await?;
+        for (index, series) in all.into_iter().enumerate() {
             for point in series.points {
                 let channel = point
                     .dimensions

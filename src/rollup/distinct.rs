@@ -21,20 +21,21 @@ use std::sync::atomic::Ordering;
 
 use object_store::ObjectMeta;
 
-use super::{Group, InputFile, Keyed, Preparation, Prepared, Rollups, Span};
+use super::{Group, InputFile, Keyed, Prepared, Rollups, Span};
 use crate::engine::aggregate::AggregateQuery;
 use crate::engine::Engine;
 use crate::error::Result;
 
 impl Rollups {
-    /// Stores, for each month of `query` (`COUNT(*)` over `table`'s distinct view) that is
-    /// missing and can be extended (see the module doc), the earlier count plus the landed
-    /// files' distinct rows. Best effort: what it cannot extend, [`Rollups::aggregate`] counts.
-    /// `spans` are the footer spans of `table`'s files, by path.
+    /// Stores, for each month of `query` (`COUNT(*)` over `table`'s distinct view, placed in
+    /// the store as `prepared`) that is missing and can be extended (see the module doc), the
+    /// earlier count plus the landed files' distinct rows. Best effort: what it cannot extend,
+    /// answering `query` counts. `spans` are the footer spans of `table`'s files, by path.
     pub(super) async fn extend_distinct(
         &self,
         engine: &Engine,
         query: &AggregateQuery,
+        prepared: &Prepared,
         table: &str,
         spans: &HashMap<String, Option<Span>>,
     ) -> Result<()> {
@@ -48,16 +49,13 @@ impl Rollups {
             files,
             keyed,
             ..
-        } = match self.prepare(engine, query).await? {
-            Preparation::Stored(prepared) => *prepared,
-            Preparation::Opaque(_) => return Ok(()),
-        };
-        let (_, missing) = self.stored_rows(&piece, &keyed).await;
+        } = prepared;
+        let (_, missing) = self.stored_rows(piece, keyed).await;
         let listed = files.get(table).map(Vec::as_slice).unwrap_or(&[]);
         let mut parts: Vec<(usize, Vec<Group>)> = Vec::new();
         for index in missing {
             let key = &keyed[index];
-            let Some((earlier, landed)) = self.earlier_partition(&piece, key).await else {
+            let Some((earlier, landed)) = self.earlier_partition(piece, key).await else {
                 continue;
             };
             let time_range = |path: &str| match spans.get(path) {
@@ -84,7 +82,7 @@ impl Rollups {
             if !apart || landed_files.len() != landed.len() {
                 continue;
             }
-            let Some(stored) = self.aggregate_rows(&piece, &earlier).await else {
+            let Some(stored) = self.aggregate_rows(piece, &earlier).await else {
                 continue;
             };
             let Some(frame) = engine.files_frame(table, &landed_files).await? else {
@@ -125,7 +123,7 @@ impl Rollups {
             .iter()
             .map(|(index, groups)| (&keyed[*index], groups.as_slice()))
             .collect();
-        self.save_aggregate(&piece, &info, &saved).await
+        self.save_aggregate(piece, info, &saved).await
     }
 
     /// The stored partition of `key`'s bucket of `piece` over the most files that are all

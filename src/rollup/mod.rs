@@ -308,6 +308,17 @@ impl Rollups {
         engine: &Engine,
         query: &AggregateQuery,
     ) -> Result<Vec<AggregateRow>> {
+        let prepared = self.prepare(engine, query).await?;
+        self.answer(engine, query, prepared).await
+    }
+
+    /// [`Rollups::aggregate`] once its place in the store is known.
+    async fn answer(
+        &self,
+        engine: &Engine,
+        query: &AggregateQuery,
+        prepared: Preparation,
+    ) -> Result<Vec<AggregateRow>> {
         let Prepared {
             frame,
             lineage,
@@ -316,7 +327,7 @@ impl Rollups {
             files,
             spans,
             keyed,
-        } = match self.prepare(engine, query).await? {
+        } = match prepared {
             Preparation::Stored(prepared) => *prepared,
             // A relation kpi cannot see through is computed every time, never stored.
             Preparation::Opaque(frame) => return engine.aggregate_over(frame, query).await,
@@ -1093,8 +1104,12 @@ impl Rollups {
             crate::engine::distinct_view(table)
         );
         let query = count(distinct_view);
-        self.extend_distinct(engine, &query, table, &spans).await?;
-        let distinct = sum(self.aggregate(engine, &query).await?);
+        let prepared = self.prepare(engine, &query).await?;
+        if let Preparation::Stored(stored) = &prepared {
+            self.extend_distinct(engine, &query, stored, table, &spans)
+                .await?;
+        }
+        let distinct = sum(self.answer(engine, &query, prepared).await?);
         Ok(Some((landed, landed - distinct)))
     }
 

@@ -88,6 +88,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         },
     };
     let config = Arc::new(Config::load(&cli.project, &overrides)?);
+    tracing::debug!("configuration loaded");
     match cli.command {
         Command::Demo(args) => demo::run(&config, args),
         Command::Check => check::run(&config).await,
@@ -115,8 +116,16 @@ struct Project {
 impl Project {
     /// Opens the engine, lists the data and loads the definitions (all must be valid).
     async fn open(config: &Arc<Config>) -> Result<Self> {
-        let engine = open_engine(config).await?;
-        let registry = defs::load_and_install(config, &engine).await?;
+        let engine = Engine::try_new(Arc::clone(config))?;
+        let open = async {
+            engine.refresh().await?;
+            defs::load_and_install(config, &engine).await
+        };
+        let registry = match engine.rollups() {
+            Some(rollups) => tokio::join!(open, rollups.preload()).0?,
+            None => open.await?,
+        };
+        tracing::debug!("project open");
         Ok(Self {
             config: Arc::clone(config),
             engine,

@@ -73,9 +73,17 @@ pub async fn load(
 /// Loads the definitions, installs their views in the engine, and turns problems into one
 /// input error that lists them all (for commands that cannot work without valid definitions).
 pub async fn load_and_install(config: &Config, engine: &Engine) -> crate::Result<Registry> {
+    let started = std::time::Instant::now();
     match load(config, engine).await {
         Ok(registry) => {
+            let loaded = started.elapsed();
             engine.install_views(registry.views.clone()).await;
+            tracing::debug!(
+                "definitions loaded in {} ms, {} views installed in {} ms",
+                loaded.as_millis(),
+                registry.views.len(),
+                (started.elapsed() - loaded).as_millis()
+            );
             Ok(registry)
         }
         Err(problems) => {

@@ -61,6 +61,10 @@ pub use store::{open_store_at, register_data_store};
 /// Windows kept at once (see [`Engine::windowed`]): a landing's report keeps about ten.
 const KEPT_WINDOWS: usize = 16;
 
+/// Parquet footers read at once when listing: each is one or two small reads that mostly wait
+/// on storage (a blocking thread per local read, a request per object on S3).
+const FOOTERS_AT_ONCE: usize = 32;
+
 /// A window's days, for names and logs.
 fn window_label(window: &aggregate::Bucket) -> String {
     format!("{}..{}", window.start_day, window.end_day)
@@ -583,6 +587,7 @@ impl Engine {
     pub async fn list_now(&self) -> Result<bool> {
         let inner = &self.inner;
         let _one_at_a_time = inner.listing.lock().await;
+        let started = std::time::Instant::now();
         let listed = list_all(&inner.store, &inner.root, &inner.config.data_root).await?;
         crate::telemetry::count(
             "kpi_data_listings_total",
@@ -601,7 +606,12 @@ impl Engine {
                 .cloned()
                 .collect()
         };
+        let (files, new) = (objects.len(), unseen.len());
         let footers = self.read_footers(unseen).await;
+        tracing::debug!(
+            "listed {files} files, read {new} new footers in {} ms",
+            started.elapsed().as_millis()
+        );
 
         let mut state = inner.catalog.lock().await;
         state.root_missing = root_missing;
@@ -643,6 +653,10 @@ impl Engine {
             let views = state.views.clone();
             self.register_views(&mut state, views).await;
         }
+        tracing::debug!(
+            "catalog in step with the listing in {} ms",
+            started.elapsed().as_millis()
+        );
         let mut listed = inner.listed.lock().unwrap_or_else(|p| p.into_inner());
         listed.count += 1;
         listed.at_unix_ms = chrono::Utc::now().timestamp_millis();
@@ -708,7 +722,7 @@ impl Engine {
                     )
                 }
             })
-            .buffer_unordered(8)
+            .buffer_unordered(FOOTERS_AT_ONCE)
             .collect()
             .await
     }

@@ -805,11 +805,25 @@ impl Rollups {
         }
     }
 
+    /// Reads the manifest ahead of the first question (a one-shot command does it while the
+    /// data root is listed and the definitions load: all three wait on storage). An error is
+    /// left for the first question to report.
+    pub async fn preload(&self) {
+        if let Err(error) = self.ensure_loaded().await {
+            tracing::debug!("rollups: manifest not read ahead: {}", error.message);
+        }
+    }
+
     /// Reads every manifest delta once per process (merging them when there are many).
     async fn ensure_loaded(&self) -> Result<()> {
         self.loaded
             .get_or_try_init(|| async {
+                let started = std::time::Instant::now();
                 let read = self.read_new_deltas().await?;
+                tracing::debug!(
+                    "rollups: manifest of {read} deltas read in {} ms",
+                    started.elapsed().as_millis()
+                );
                 if read > COMPACT_AFTER {
                     if let Err(error) = self.compact().await {
                         tracing::warn!(

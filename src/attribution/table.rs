@@ -13,11 +13,18 @@
 //! weights are computed per conversion type: paths to MQL and paths to closed-won are
 //! different chains.
 //!
-//! A scan computes the credits for the table's model and lookback once per data version and
-//! keeps them (a few settings at a time) until a file lands or a definition changes; the
-//! metric layer asks for another model or lookback with a table built for those settings
-//! ([`AttributionTable::new`]), and SQL users with `attribution('markov', '60d')`.
+//! One read of the inputs per lookback and data version (a [`Walk`]) keeps the entities that
+//! converted and Markov's channel weights; every model's credits are computed from it. A scan
+//! whose query bounds `converted_at` to a narrow span (a landed day's week) credits only the
+//! conversions in that span: each conversion's credits depend only on its own path (the
+//! entity's touches in its lookback) and, under Markov, on the channel weights of all paths,
+//! which the walk has. Wider or unbounded scans credit every conversion once, and later scans
+//! inside it reuse that. Results are kept (a few settings at a time) until a file lands or a
+//! definition changes; the metric layer asks for another model or lookback with a table built
+//! for those settings ([`AttributionTable::new`]), and SQL users with
+//! `attribution('markov', '60d')`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -36,7 +43,7 @@ use datafusion::common::{DataFusionError, ScalarValue};
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::TableType;
 use datafusion::execution::context::SessionState;
-use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 
@@ -50,8 +57,16 @@ use crate::error::Result;
 pub const TABLE_NAME: &str = "attribution";
 /// Rows per output batch.
 const BATCH_ROWS: usize = 65_536;
-/// Settings kept computed at once (every model at the default lookback, plus a few).
-const CACHED_SETTINGS: usize = 16;
+/// Credit sets kept computed at once (every model at the default lookback, over every
+/// conversion and a few narrow spans, plus a few more).
+const CACHED_SETTINGS: usize = 32;
+/// Walks of the inputs kept at once (one per lookback asked).
+const CACHED_WALKS: usize = 4;
+/// The widest span of conversion times credited on its own (the buckets a landed day affects:
+/// its week, its month); a wider one credits every conversion, once for all later scans.
+const NARROW_MICROS: i64 = 62 * 86_400_000_000;
+/// The table's column of conversion times, the one a scan's span bounds.
+const CONVERTED_AT: &str = "converted_at";
 
 /// Columns the touches relation must have.
 pub const TOUCH_COLUMNS: [&str; 5] = ["touch_id", "entity_id", "touched_at", "channel", "campaign"];
@@ -86,12 +101,13 @@ pub fn schema() -> SchemaRef {
 /// Computed credits with the cache version they were computed at.
 type Entry = (u64, Arc<Vec<RecordBatch>>);
 
-/// Computed credits shared by every attribution table of one engine, invalidated by a data
-/// or definitions version the engine bumps.
+/// Computed walks and credits shared by every attribution table of one engine, invalidated by
+/// a data or definitions version the engine bumps.
 #[derive(Debug)]
 pub struct Cache {
     version: AtomicU64,
     entries: crate::cache::Cache<String, Entry>,
+    walks: crate::cache::Cache<String, (u64, Arc<Walk>)>,
     /// One computation at a time: concurrent identical requests wait and reuse the result.
     computing: tokio::sync::Mutex<()>,
 }
@@ -101,6 +117,7 @@ impl Default for Cache {
         Self {
             version: AtomicU64::new(0),
             entries: crate::cache::Cache::new(CACHED_SETTINGS),
+            walks: crate::cache::Cache::new(CACHED_WALKS),
             computing: tokio::sync::Mutex::new(()),
         }
     }
@@ -124,6 +141,95 @@ impl Cache {
         self.entries.retain(|_, (at, _)| *at == version);
         self.entries.insert(key, (version, batches));
     }
+
+    fn walk(&self, key: &str) -> Option<Arc<Walk>> {
+        let version = self.version.load(Ordering::SeqCst);
+        self.walks
+            .get(&key.to_string())
+            .filter(|(at, _)| *at == version)
+            .map(|(_, walk)| walk)
+    }
+
+    fn put_walk(&self, key: String, version: u64, walk: Arc<Walk>) {
+        self.walks.retain(|_, (at, _)| *at == version);
+        self.walks.insert(key, (version, walk));
+    }
+}
+
+/// Conversion times to credit: `[from, to)` in UTC microseconds, an open end unbounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Span {
+    from: Option<i64>,
+    to: Option<i64>,
+}
+
+impl Span {
+    /// Every conversion.
+    const ALL: Span = Span {
+        from: None,
+        to: None,
+    };
+
+    /// The span a scan's pushed-down filters bound `converted_at` to (comparisons with a
+    /// timestamp literal; any other filter bounds nothing). Credits outside it may be left out
+    /// of the scan: the filters are applied again above it.
+    fn of_filters(filters: &[Expr]) -> Span {
+        let mut span = Span::ALL;
+        for filter in filters {
+            if let Some((bound, is_lower)) = bound_of(filter) {
+                if is_lower {
+                    span.from = Some(span.from.map_or(bound, |from| from.max(bound)));
+                } else {
+                    span.to = Some(span.to.map_or(bound, |to| to.min(bound)));
+                }
+            }
+        }
+        span
+    }
+
+    /// The span credited for a scan bounded to `self`: itself when narrow, else every
+    /// conversion (computed once, it answers every later scan).
+    fn credited(self) -> Span {
+        match (self.from, self.to) {
+            (Some(from), Some(to)) if to.saturating_sub(from) <= NARROW_MICROS => self,
+            _ => Span::ALL,
+        }
+    }
+
+    fn holds(&self, micros: i64) -> bool {
+        self.from.is_none_or(|from| micros >= from) && self.to.is_none_or(|to| micros < to)
+    }
+}
+
+/// `converted_at` compared with a timestamp literal: the bound in UTC microseconds, and
+/// whether it is a lower bound (inclusive) or an upper one (exclusive).
+fn bound_of(filter: &Expr) -> Option<(i64, bool)> {
+    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = filter else {
+        return None;
+    };
+    let (op, literal) = match (left.as_ref(), right.as_ref()) {
+        (Expr::Column(column), Expr::Literal(value, _)) if column.name == CONVERTED_AT => {
+            (*op, value)
+        }
+        (Expr::Literal(value, _), Expr::Column(column)) if column.name == CONVERTED_AT => {
+            (op.swap()?, value)
+        }
+        _ => return None,
+    };
+    let micros = match literal {
+        ScalarValue::TimestampMicrosecond(Some(micros), _) => *micros,
+        ScalarValue::TimestampNanosecond(Some(nanos), _) => nanos.div_euclid(1_000),
+        ScalarValue::TimestampMillisecond(Some(millis), _) => millis.checked_mul(1_000)?,
+        ScalarValue::TimestampSecond(Some(seconds), _) => seconds.checked_mul(1_000_000)?,
+        _ => return None,
+    };
+    // Bounds are widened to whole microseconds on the safe side: the span may hold more
+    // conversions than the filter keeps, never fewer.
+    match op {
+        Operator::GtEq | Operator::Gt => Some((micros, true)),
+        Operator::Lt | Operator::LtEq => Some((micros.checked_add(1)?, false)),
+        _ => None,
+    }
 }
 
 /// The credits under one model and lookback, as a table.
@@ -132,8 +238,6 @@ pub struct AttributionTable {
     touches: String,
     conversions: String,
     settings: Settings,
-    /// The half-life of `time_decay` when it is computed beside another model.
-    half_life: Duration,
     cache: Arc<Cache>,
 }
 
@@ -148,7 +252,6 @@ impl AttributionTable {
             touches: inputs.touches.clone(),
             conversions: inputs.conversions.clone(),
             settings,
-            half_life: inputs.half_life,
             cache,
         }
     }
@@ -172,60 +275,64 @@ impl AttributionTable {
         format!("{}|{}|{:?}", self.touches, self.conversions, settings)
     }
 
-    /// The settings computed in the same pass as this table's: every model at the same lookback
-    /// (one read of the inputs credits them all: a report comparing models asks for each, and
-    /// Markov's channel weights come from the same walk over the entities).
-    fn pass(&self) -> Vec<Settings> {
-        let mut all = vec![self.settings];
-        let lookback = self.settings.lookback;
-        for model in [
-            Model::FirstTouch,
-            Model::LastTouch,
-            Model::LastNonDirect,
-            Model::Linear,
-            Model::PositionBased,
-            Model::TimeDecay {
-                half_life: self.half_life,
-            },
-            Model::Markov,
-        ] {
-            let settings = Settings { model, lookback };
-            if !all.contains(&settings) {
-                all.push(settings);
-            }
-        }
-        all
+    /// Returns the credits of every conversion, computing them unless the current version has
+    /// them, reading the inputs in `ctx` (a cluster executor's own engine reads them in its
+    /// serving session).
+    pub async fn credits_in(&self, ctx: &SessionContext) -> Result<Arc<Vec<RecordBatch>>> {
+        self.credits_within(ctx, Span::ALL).await
     }
 
-    /// Returns the credits, computing them unless the current version has them, reading the
-    /// inputs in `ctx` (a cluster executor's own engine reads them in its serving session).
-    pub async fn credits_in(&self, ctx: &SessionContext) -> Result<Arc<Vec<RecordBatch>>> {
-        let key = self.key();
-        if let Some(batches) = self.cache.get(&key) {
+    /// Returns credits of at least the conversions in `span` (see [`Span::credited`]).
+    async fn credits_within(
+        &self,
+        ctx: &SessionContext,
+        span: Span,
+    ) -> Result<Arc<Vec<RecordBatch>>> {
+        let span = span.credited();
+        let every = self.key();
+        let key = match span == Span::ALL {
+            true => every.clone(),
+            false => format!("{every}|{span:?}"),
+        };
+        let cached = || self.cache.get(&every).or_else(|| self.cache.get(&key));
+        if let Some(batches) = cached() {
             return Ok(batches);
         }
         let _turn = self.cache.computing.lock().await;
-        if let Some(batches) = self.cache.get(&key) {
+        if let Some(batches) = cached() {
             return Ok(batches);
         }
         let version = self.cache.version.load(Ordering::SeqCst);
         let started = Instant::now();
-        let pass = self.pass();
-        let computed = compute(ctx, &self.touches, &self.conversions, &pass).await?;
-        let mut asked = None;
-        for (settings, batches) in pass.iter().zip(computed) {
-            let batches = Arc::new(batches);
-            let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-            tracing::info!(
-                "attribution ({}): {rows} credit rows in {} ms",
-                settings.label(),
-                started.elapsed().as_millis()
-            );
-            self.cache
-                .put(self.key_for(*settings), version, Arc::clone(&batches));
-            asked.get_or_insert(batches);
-        }
-        asked.ok_or_else(|| crate::Error::internal("attribution computed no model"))
+        let lookback = self.settings.lookback;
+        let walk_key = format!("{}|{}|{lookback:?}", self.touches, self.conversions);
+        let walk = match self.cache.walk(&walk_key) {
+            Some(walk) => walk,
+            None => {
+                let walk = Arc::new(walk(ctx, &self.touches, &self.conversions, lookback).await?);
+                tracing::info!(
+                    "attribution: {} converting entities read ({} lookback) in {} ms",
+                    walk.converted.len(),
+                    format_duration(lookback),
+                    started.elapsed().as_millis()
+                );
+                self.cache.put_walk(walk_key, version, Arc::clone(&walk));
+                walk
+            }
+        };
+        let batches = Arc::new(walk.credit(self.settings, span)?);
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        tracing::info!(
+            "attribution ({}): {rows} credit rows{} in {} ms",
+            self.settings.label(),
+            match span == Span::ALL {
+                true => String::new(),
+                false => " of a narrow span".to_string(),
+            },
+            started.elapsed().as_millis()
+        );
+        self.cache.put(key, version, Arc::clone(&batches));
+        Ok(batches)
     }
 }
 
@@ -239,11 +346,25 @@ impl TableProvider for AttributionTable {
         TableType::View
     }
 
+    /// Bounds on `converted_at` narrow what a scan credits; they are applied again above it.
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> datafusion::error::Result<Vec<TableProviderFilterPushDown>> {
+        Ok(filters
+            .iter()
+            .map(|filter| match bound_of(filter) {
+                Some(_) => TableProviderFilterPushDown::Inexact,
+                None => TableProviderFilterPushDown::Unsupported,
+            })
+            .collect())
+    }
+
     async fn scan(
         &self,
         state: &dyn Session,
         projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
+        filters: &[Expr],
         _limit: Option<usize>,
     ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
         let state = state
@@ -251,7 +372,10 @@ impl TableProvider for AttributionTable {
             .downcast_ref::<SessionState>()
             .ok_or_else(|| DataFusionError::Internal("attribution needs a SessionState".into()))?;
         let batches = self
-            .credits_in(&SessionContext::new_with_state(state.clone()))
+            .credits_within(
+                &SessionContext::new_with_state(state.clone()),
+                Span::of_filters(filters),
+            )
             .await
             .map_err(|error| DataFusionError::Execution(error.message))?;
         Ok(MemorySourceConfig::try_new_exec(
@@ -332,22 +456,26 @@ async fn input(ctx: &SessionContext, name: &str) -> Result<Input> {
     })
 }
 
-/// Credits every conversion of `conversions` under each of `all` in one read of the inputs;
-/// one set of batches per settings, in order. Heuristic credits are written while walking the
-/// entities; Markov's need the channel weights of every path, so the walk also counts the paths
-/// and keeps the entities that converted (their touches and conversions only), credited once
-/// the weights are known.
-async fn compute(
+/// One read of the inputs at one lookback: the entities that converted, with their touches
+/// and their conversions by type, and Markov's channel weights per conversion type (from every
+/// entity's paths, converting or not).
+#[derive(Debug)]
+struct Walk {
+    lookback: Duration,
+    converted: Vec<(Vec<Touch>, ByKind)>,
+    weights: HashMap<String, HashMap<String, f64>>,
+}
+
+/// Reads both inputs sorted by entity, one entity at a time.
+async fn walk(
     ctx: &SessionContext,
     touches: &str,
     conversions: &str,
-    all: &[Settings],
-) -> Result<Vec<Vec<RecordBatch>>> {
+    lookback: Duration,
+) -> Result<Walk> {
     let columns = view_columns()?;
-    let markov = all.iter().find(|settings| settings.model == Model::Markov);
     let mut paths = MarkovPaths::default();
     let mut converted: Vec<(Vec<Touch>, ByKind)> = Vec::new();
-    let mut outputs: Vec<Rows> = all.iter().map(|settings| Rows::new(*settings)).collect();
     let mut touch_rows = touch_groups(input(ctx, touches).await?, &columns).await?;
     let mut conversion_rows = conversion_groups(
         input(ctx, conversions).await?,
@@ -355,46 +483,55 @@ async fn compute(
         Some("conversion_type"),
     )
     .await?;
-    let unweighted = |_: &str| 0.0;
     for_each_entity(&mut touch_rows, &mut conversion_rows, |t, c| {
         let grouped = by_kind(c);
-        if let Some(markov) = markov {
-            paths.add(&t, &grouped, markov.lookback);
-        }
-        for (kind, group) in &grouped {
-            for (settings, output) in all.iter().zip(outputs.iter_mut()) {
-                if settings.model != Model::Markov {
-                    let credits =
-                        credit_entity(&t, group, settings.model, settings.lookback, &unweighted);
-                    output.push_all(kind, group, &credits)?;
-                }
-            }
-        }
-        if markov.is_some() && !grouped.is_empty() {
+        paths.add(&t, &grouped, lookback);
+        if !grouped.is_empty() {
             converted.push((t, grouped));
         }
         Ok(())
     })
     .await?;
-    if let Some(markov) = markov {
-        let weights = paths.weights();
+    Ok(Walk {
+        lookback,
+        converted,
+        weights: paths.weights(),
+    })
+}
+
+impl Walk {
+    /// The credits under `settings` (at the walk's lookback) of the conversions in `span`,
+    /// entity by entity in the walk's order.
+    fn credit(&self, settings: Settings, span: Span) -> Result<Vec<RecordBatch>> {
+        let mut output = Rows::new(settings);
         let no_weights = HashMap::new();
-        let output = all
-            .iter()
-            .zip(outputs.iter_mut())
-            .find(|(settings, _)| settings.model == Model::Markov)
-            .map(|(_, output)| output)
-            .ok_or_else(|| crate::Error::internal("Markov settings without output"))?;
-        for (t, grouped) in converted {
-            for (kind, group) in &grouped {
-                let kind_weights = weights.get(kind).unwrap_or(&no_weights);
+        for (touches, grouped) in &self.converted {
+            for (kind, group) in grouped {
+                let chosen: Cow<[Conversion]> = match span == Span::ALL {
+                    true => Cow::Borrowed(group),
+                    false => Cow::Owned(
+                        group
+                            .iter()
+                            .filter(|c| span.holds(c.ts.timestamp_micros()))
+                            .cloned()
+                            .collect(),
+                    ),
+                };
+                if chosen.is_empty() {
+                    continue;
+                }
+                let kind_weights = match settings.model {
+                    Model::Markov => self.weights.get(kind).unwrap_or(&no_weights),
+                    _ => &no_weights,
+                };
                 let weight = |channel: &str| kind_weights.get(channel).copied().unwrap_or(0.0);
-                let credits = credit_entity(&t, group, Model::Markov, markov.lookback, &weight);
-                output.push_all(kind, group, &credits)?;
+                let credits =
+                    credit_entity(touches, &chosen, settings.model, self.lookback, &weight);
+                output.push_all(kind, &chosen, &credits)?;
             }
         }
+        output.finish()
     }
-    outputs.into_iter().map(Rows::finish).collect()
 }
 
 /// One entity's conversions by type.
@@ -656,9 +793,10 @@ mod tests {
     }
 
     /// The table credits every model, Markov's weights per conversion type included, in one
-    /// read: each type's credits equal the in-memory reference over that type's conversions.
+    /// read: each type's credits equal the in-memory reference over that type's conversions,
+    /// over every conversion and over a narrow span of conversion times.
     #[tokio::test]
-    async fn one_pass_credits_equal_the_reference_for_every_model_and_type() {
+    async fn one_walk_credits_equal_the_reference_for_every_model_type_and_span() {
         let channels = ["direct", "email", "paid_search", "social", "referral"];
         let kinds = ["mql", "opportunity_created", "closed_won"];
         let base = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
@@ -742,35 +880,53 @@ mod tests {
             ctx.sql(&sql).await.expect("the inputs");
         }
         let lookback = Duration::days(30);
-        let table = AttributionTable {
-            touches: "touches".into(),
-            conversions: "conversions".into(),
-            settings: Settings {
-                model: Model::Linear,
-                lookback,
-            },
-            half_life: Duration::days(7),
-            cache: Arc::new(Cache::default()),
-        };
-        let all = table.pass();
-        assert_eq!(all.len(), 7, "every model in one pass: {all:?}");
-        let computed = compute(&ctx, "touches", "conversions", &all)
+        let walk = walk(&ctx, "touches", "conversions", lookback)
             .await
-            .expect("credits");
-        for (settings, batches) in all.iter().zip(&computed) {
+            .expect("the walk");
+        // A narrow span (a month of the conversions' 100 days) credits only its conversions,
+        // each exactly as when every conversion is credited.
+        let (from, to) = (base + Duration::days(30), base + Duration::days(61));
+        let narrow = Span {
+            from: Some(from.timestamp_micros()),
+            to: Some(to.timestamp_micros()),
+        };
+        assert_eq!(narrow.credited(), narrow, "a month is narrow");
+        let models = [
+            Model::FirstTouch,
+            Model::LastTouch,
+            Model::LastNonDirect,
+            Model::Linear,
+            Model::PositionBased,
+            Model::TimeDecay {
+                half_life: Duration::days(7),
+            },
+            Model::Markov,
+        ];
+        for (model, span) in models
+            .iter()
+            .flat_map(|model| [(*model, Span::ALL), (*model, narrow)])
+        {
+            let settings = Settings { model, lookback };
+            let batches = walk.credit(settings, span).expect("credits");
             for kind in kinds {
                 let own: Vec<Conversion> = conversions
                     .iter()
                     .filter(|c| c.kind.as_deref() == Some(kind))
                     .cloned()
                     .collect();
-                let expected = from_credits(&attribute(&touches, &own, settings.model, lookback));
-                let actual = from_batches(batches, kind);
-                assert!(!expected.is_empty());
+                let inside: Vec<&str> = own
+                    .iter()
+                    .filter(|c| span.holds(c.ts.timestamp_micros()))
+                    .map(|c| c.id.as_str())
+                    .collect();
+                let mut expected = from_credits(&attribute(&touches, &own, model, lookback));
+                expected.retain(|(id, _), _| inside.contains(&id.as_str()));
+                let actual = from_batches(&batches, kind);
+                assert!(!expected.is_empty(), "{settings:?} {span:?} {kind}");
                 assert_eq!(
                     actual.keys().collect::<Vec<_>>(),
                     expected.keys().collect::<Vec<_>>(),
-                    "{settings:?} {kind}"
+                    "{settings:?} {span:?} {kind}"
                 );
                 for (key, (channel, credit, revenue)) in &expected {
                     let got = &actual[key];
@@ -780,5 +936,37 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A scan's bounds on `converted_at` give its span, on the safe side; anything else
+    /// bounds nothing.
+    #[test]
+    fn the_span_of_a_scan_comes_from_its_bounds_on_converted_at() {
+        use datafusion::prelude::{col, lit};
+        let at = |micros: i64| lit(ScalarValue::TimestampMicrosecond(Some(micros), None));
+        let span = Span::of_filters(&[
+            col("converted_at").gt_eq(at(1_000)),
+            col("converted_at").lt(at(5_000)),
+            col("conversion_type").eq(lit("mql")),
+        ]);
+        assert!(span.holds(1_000) && span.holds(4_999) && !span.holds(999));
+        assert!(!span.holds(5_001), "{span:?}");
+        let swapped = Span::of_filters(&[at(5_000).gt(col("converted_at"))]);
+        assert_eq!(swapped.from, None);
+        assert!(swapped.holds(4_999) && !swapped.holds(5_001));
+        let nanos =
+            Span::of_filters(&[col("converted_at")
+                .lt_eq(lit(ScalarValue::TimestampNanosecond(Some(4_999_500), None)))]);
+        assert!(nanos.holds(4_999), "{nanos:?}");
+        assert_eq!(Span::of_filters(&[col("touched_at").gt(at(1))]), Span::ALL);
+        assert_eq!(
+            Span::of_filters(&[col("converted_at").eq(at(1))]),
+            Span::ALL
+        );
+        let year = Span {
+            from: Some(0),
+            to: Some(365 * 86_400_000_000),
+        };
+        assert_eq!(year.credited(), Span::ALL, "a wide span credits everything");
     }
 }

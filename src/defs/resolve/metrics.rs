@@ -576,21 +576,39 @@ impl Resolver<'_> {
         }
         let (path, text) = (file.path.as_path(), file.text.as_str());
         let time_column = pieces.time_column;
+        let time_type_ok = |plan: &datafusion::logical_expr::LogicalPlan| {
+            let data_type = plan.schema().field(0).data_type().clone();
+            match matches!(
+                data_type,
+                arrow::datatypes::DataType::Date32
+                    | arrow::datatypes::DataType::Date64
+                    | arrow::datatypes::DataType::Timestamp(..)
+            ) {
+                true => Ok(()),
+                false => Err(format!(
+                    "time_column `{}` of `{table_name}` is {data_type}, not a date or timestamp",
+                    time_column.get_ref()
+                )),
+            }
+        };
+        // Every piece in one query first (the time column first): when it plans, so does
+        // each piece. Only a failure plans them one by one, to say which line is wrong.
+        if let Ok(plan) = self.sandbox.plan(&whole_query(&table_name, pieces)).await {
+            if let Err(message) = time_type_ok(&plan) {
+                self.report(path, line_of(text, time_column.span().start), message, None);
+                return false;
+            }
+            return true;
+        }
         let mut ok = true;
         let checks = piece_queries(text, &table_name, pieces);
         for (sql, line, what) in checks {
             match self.sandbox.plan(&sql).await {
                 Ok(plan) => {
                     if what == "time_column" {
-                        let data_type = plan.schema().field(0).data_type().clone();
-                        if !matches!(
-                            data_type,
-                            arrow::datatypes::DataType::Date32
-                                | arrow::datatypes::DataType::Date64
-                                | arrow::datatypes::DataType::Timestamp(..)
-                        ) {
+                        if let Err(message) = time_type_ok(&plan) {
                             ok = false;
-                            self.report(path, line, format!("time_column `{}` of `{table_name}` is {data_type}, not a date or timestamp", time_column.get_ref()), None);
+                            self.report(path, line, message, None);
                         }
                     }
                 }
@@ -672,6 +690,24 @@ impl Resolver<'_> {
 
 /// One query per SQL piece of a simple metric (measure, time column, filter, each dimension),
 /// with the line of the piece and what to call it in an error.
+/// A simple metric's pieces in one query, its time column first: `SELECT time, dimensions...,
+/// measure FROM table WHERE filter GROUP BY time, dimensions...`.
+fn whole_query(table_name: &str, pieces: &SimplePieces<'_>) -> String {
+    let mut groups = vec![pieces.time_column.get_ref().as_str()];
+    groups.extend(pieces.dimensions.iter().map(|d| d.get_ref().as_str()));
+    let positions: Vec<String> = (1..=groups.len()).map(|i| i.to_string()).collect();
+    let filter = pieces
+        .filter
+        .map(|filter| format!("\nWHERE ({}\n)", filter.get_ref()))
+        .unwrap_or_default();
+    format!(
+        "SELECT {}, {}\nFROM {table_name}{filter}\nGROUP BY {}",
+        groups.join(", "),
+        pieces.measure.get_ref(),
+        positions.join(", ")
+    )
+}
+
 fn piece_queries(
     text: &str,
     table_name: &str,

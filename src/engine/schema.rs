@@ -16,6 +16,17 @@ use object_store::{ObjectMeta, ObjectStore};
 use super::discovery::DiscoveredTable;
 use super::FileKey;
 
+/// The bytes read from a Parquet file's end to find its footer in one request (a bigger
+/// footer takes a second). DataFusion's default, 512 KiB, reads whole files of a few hundred
+/// KiB just to learn their schema (the demo's footers are 1-3 KiB): 64 KiB holds the footer
+/// of any but very wide or many-row-group files.
+const FOOTER_HINT: usize = 64 * 1024;
+
+/// The Parquet format every landed table is read with.
+pub(super) fn parquet_format() -> ParquetFormat {
+    ParquetFormat::default().with_metadata_size_hint(Some(FOOTER_HINT))
+}
+
 /// Reads one file's Parquet footer and returns its Arrow schema.
 pub(super) async fn read_file_schema(
     state: &datafusion::execution::SessionState,
@@ -23,7 +34,7 @@ pub(super) async fn read_file_schema(
     meta: &ObjectMeta,
 ) -> std::result::Result<SchemaRef, String> {
     use datafusion::datasource::file_format::FileFormat;
-    let format = ParquetFormat::default();
+    let format = parquet_format();
     match format
         .infer_schema(state, &store, std::slice::from_ref(meta))
         .await

@@ -43,6 +43,8 @@ fn main() {
             error.exit_code()
         }
     };
-    drop(runtime);
+    // Every piece of work has been awaited; what is left are idle blocking threads (one per
+    // file read at a time), which a plain drop would join one by one: 2 ms of a 150 ms report.
+    runtime.shutdown_background();
     std::process::exit(code);
 }

@@ -690,6 +690,19 @@ impl Engine {
         Ok(())
     }
 
+    /// The runtime's cache of each file's statistics (kept per file version: a replaced file's
+    /// entry no longer matches), so the scans of a report compute them once per file, not once
+    /// per scan.
+    fn file_statistics(
+        &self,
+    ) -> Option<Arc<datafusion::execution::cache::cache_manager::FileStatisticsCache>> {
+        self.inner
+            .ctx
+            .runtime_env()
+            .cache_manager
+            .get_file_statistic_cache()
+    }
+
     /// Drops a vanished table's files from DataFusion's list-files cache.
     fn forget_file_list(&self, table: &DiscoveredTable) -> Result<()> {
         if let Some(cache) = self
@@ -836,7 +849,7 @@ impl Engine {
             REPORTING_SCHEMA,
             Arc::clone(&reporting) as Arc<dyn SchemaProvider>,
         )?;
-        Ok(Sandbox { ctx, reporting })
+        Ok(Sandbox::new(ctx, reporting))
     }
 
     /// Replaces the served `reporting` views with `views` (in dependency order). A view that no
@@ -1225,7 +1238,9 @@ impl Engine {
         let config = ListingTableConfig::new(url)
             .with_listing_options(options)
             .with_schema(schema);
-        Ok(Arc::new(ListingTable::try_new(config)?))
+        Ok(Arc::new(
+            ListingTable::try_new(config)?.with_cache(self.file_statistics()),
+        ))
     }
 }
 

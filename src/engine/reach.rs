@@ -152,7 +152,9 @@ impl Engine {
         let config = ListingTableConfig::new_with_multi_paths(urls)
             .with_listing_options(options)
             .with_schema(schema);
-        Ok(Arc::new(ListingTable::try_new(config)?))
+        Ok(Arc::new(
+            ListingTable::try_new(config)?.with_cache(self.file_statistics()),
+        ))
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use datafusion::catalog::{MemorySchemaProvider, SchemaProvider, TableProvider};
 use datafusion::datasource::ViewTable;
+use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 
@@ -16,9 +17,22 @@ use crate::error::Result;
 pub struct Sandbox {
     pub(super) ctx: SessionContext,
     pub(super) reporting: Arc<MemorySchemaProvider>,
+    /// The session's state, taken once: tables and views added later are in catalogs it
+    /// shares, and a state is a few hundred registered functions to copy per plan otherwise.
+    state: SessionState,
 }
 
 impl Sandbox {
+    /// A sandbox over `ctx`, whose `reporting` schema is `reporting`.
+    pub(super) fn new(ctx: SessionContext, reporting: Arc<MemorySchemaProvider>) -> Self {
+        let state = ctx.state();
+        Self {
+            ctx,
+            reporting,
+            state,
+        }
+    }
+
     /// Plans `sql` and registers it as the view `reporting.<name>`; returns its schema.
     pub async fn add_view(&self, name: &str, sql: &str) -> Result<SchemaRef> {
         let plan = self.plan(sql).await?;
@@ -38,7 +52,7 @@ impl Sandbox {
     /// Plans one read-only query against landed tables and the views added so far.
     pub async fn plan(&self, sql: &str) -> Result<LogicalPlan> {
         let statement = safety::check_read_only(sql)?;
-        let plan = self.ctx.state().statement_to_plan(statement).await?;
+        let plan = self.state.statement_to_plan(statement).await?;
         safety::verify_plan(&plan)?;
         Ok(plan)
     }
@@ -47,8 +61,7 @@ impl Sandbox {
     pub fn table_references(&self, sql: &str) -> Result<Vec<String>> {
         let statement = safety::check_read_only(sql)?;
         let (references, _ctes) = self
-            .ctx
-            .state()
+            .state
             .resolve_table_references(&statement)
             .map(|refs| (refs, ()))?;
         Ok(references

@@ -191,7 +191,10 @@ fn instant(origin: &str, id: &str, column: &str, text: &str) -> Result<DateTime<
 }
 
 /// Turns one row of a batch into a row.
-type RowParser<T> = Box<dyn Fn(&RecordBatch, usize) -> Result<T> + Send>;
+/// Parses every row of a batch onto the end of a queue (the batch's columns are looked up
+/// once, not once per row).
+type RowParser<T> =
+    Box<dyn Fn(&RecordBatch, &mut std::collections::VecDeque<T>) -> Result<()> + Send>;
 
 /// A row that belongs to an entity.
 pub(crate) trait OfEntity {
@@ -237,9 +240,7 @@ impl<T: OfEntity> Groups<T> {
             match self.stream.next().await {
                 Some(batch) => {
                     let batch = batch?;
-                    for row in 0..batch.num_rows() {
-                        self.buffered.push_back((self.parse)(&batch, row)?);
-                    }
+                    (self.parse)(&batch, &mut self.buffered)?;
                     self.read += batch.num_rows();
                 }
                 None => self.done = true,
@@ -512,19 +513,22 @@ pub(crate) async fn touch_groups(input: Input, columns: &Columns) -> Result<Grou
     let origin = input.origin.clone();
     let stream = sorted(input, touch_columns(columns)).await?;
     let ts_column = columns.get("touch_ts").to_string();
-    let parse = move |batch: &RecordBatch, row: usize| -> Result<Touch> {
+    let parse = move |batch: &RecordBatch, out: &mut std::collections::VecDeque<Touch>| {
         let rows = Rows::new(batch, &origin, "touch", &ts_column);
-        let (entity, id, ts) = rows.key(row)?;
-        let Some(channel) = rows.text(3, row) else {
-            return Err(rows.missing(id, "channel"));
-        };
-        Ok(Touch {
-            id: id.to_string(),
-            entity: entity.to_string(),
-            ts,
-            channel: channel.to_string(),
-            campaign: rows.text(4, row).map(str::to_string),
-        })
+        for row in 0..batch.num_rows() {
+            let (entity, id, ts) = rows.key(row)?;
+            let Some(channel) = rows.text(3, row) else {
+                return Err(rows.missing(id, "channel"));
+            };
+            out.push_back(Touch {
+                id: id.to_string(),
+                entity: entity.to_string(),
+                ts,
+                channel: channel.to_string(),
+                campaign: rows.text(4, row).map(str::to_string),
+            });
+        }
+        Ok(())
     };
     Ok(Groups::new(stream, Box::new(parse)))
 }
@@ -541,25 +545,28 @@ pub(crate) async fn conversion_groups(
     let ts_column = columns.get("conversion_ts").to_string();
     let revenue_column = columns.get("revenue").to_string();
     let has_kind = kind_column.is_some();
-    let parse = move |batch: &RecordBatch, row: usize| -> Result<Conversion> {
+    let parse = move |batch: &RecordBatch, out: &mut std::collections::VecDeque<Conversion>| {
         let rows = Rows::new(batch, &origin, "conversion", &ts_column);
-        let (entity, id, ts) = rows.key(row)?;
-        let revenue_cents = rows.cents(3, row, id, &revenue_column)?;
-        let kind = if has_kind {
-            match rows.text(4, row) {
-                Some(kind) => Some(kind.to_string()),
-                None => return Err(rows.missing(id, "conversion_type")),
-            }
-        } else {
-            None
-        };
-        Ok(Conversion {
-            id: id.to_string(),
-            entity: entity.to_string(),
-            ts,
-            revenue_cents,
-            kind,
-        })
+        for row in 0..batch.num_rows() {
+            let (entity, id, ts) = rows.key(row)?;
+            let revenue_cents = rows.cents(3, row, id, &revenue_column)?;
+            let kind = if has_kind {
+                match rows.text(4, row) {
+                    Some(kind) => Some(kind.to_string()),
+                    None => return Err(rows.missing(id, "conversion_type")),
+                }
+            } else {
+                None
+            };
+            out.push_back(Conversion {
+                id: id.to_string(),
+                entity: entity.to_string(),
+                ts,
+                revenue_cents,
+                kind,
+            });
+        }
+        Ok(())
     };
     Ok(Groups::new(stream, Box::new(parse)))
 }

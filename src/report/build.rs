@@ -40,8 +40,16 @@ impl Context<'_> {
         let complete = self.complete(dashboard, week);
         let tiles_and_charts = async {
             let mut tiles = self.tiles(&service, dashboard, first, week).await;
-            self.drivers(&service, dashboard, &mut tiles, week).await;
-            let charts = self.charts(&service, dashboard, &tiles, week).await;
+            // Both read the finished tiles; their queries run side by side.
+            let (drivers, charts) = tokio::join!(
+                self.drivers(&service, dashboard, &tiles, week),
+                self.charts(&service, dashboard, &tiles, week)
+            );
+            for (name, drivers) in drivers {
+                if let Some(tile) = tiles.get_mut(&name) {
+                    tile.drivers = drivers;
+                }
+            }
             (tiles, charts)
         };
         // The breakdown and the model comparison side by side: the comparison starts the
@@ -179,19 +187,20 @@ impl Context<'_> {
         Some((name.to_string(), tile))
     }
 
-    /// Fills the drivers of the KPIs "What changed" tells about: each dimension value's part
-    /// in the change against the week before, by the dashboard's breakdown dimension, for
-    /// KPIs that add up across its values (a SUM or COUNT of one table); largest first, only
-    /// values that moved with the total. A query that fails leaves the KPI without drivers.
+    /// The drivers of the KPIs "What changed" tells about: each dimension value's part in the
+    /// change against the week before, by the dashboard's breakdown dimension, for KPIs that
+    /// add up across its values (a SUM or COUNT of one table); largest first, only values that
+    /// moved with the total. A query that fails leaves the KPI without drivers. The KPIs'
+    /// queries run side by side.
     async fn drivers(
         &self,
         service: &MetricService<'_>,
         dashboard: &Dashboard,
-        tiles: &mut BTreeMap<String, Tile>,
+        tiles: &BTreeMap<String, Tile>,
         week: Period,
-    ) {
+    ) -> Vec<(String, Vec<super::model::Driver>)> {
         let Some(by) = dashboard.breakdown.as_ref().map(|b| b.by.clone()) else {
-            return;
+            return Vec::new();
         };
         // The tiles the page shows, as the narrative ranks them.
         let shown = dashboard
@@ -203,23 +212,19 @@ impl Context<'_> {
             .filter(|name| seen.insert(name.as_str()))
             .filter_map(|name| tiles.get(name))
             .collect();
-        let movers: Vec<String> = super::narrative::movers(&ranked)
+        let previous = self.calendar.previous(week);
+        let this = self.calendar.label(week);
+        let requests: Vec<SeriesRequest> = super::narrative::movers(&ranked)
             .into_iter()
             .filter(|tile| tile.comparisons.contains_key("previous"))
-            .map(|tile| tile.metric.clone())
-            .collect();
-        let previous = self.calendar.previous(week);
-        for name in movers {
-            let Some(metric) = self.registry.metrics.get(&name) else {
-                continue;
-            };
-            if !adds_up(metric) || !metric.dimensions.contains(&by) {
-                continue;
-            }
-            let attributed = metrics::reads_attribution(self.registry, metric);
-            let Ok(series) = service
-                .series(&SeriesRequest {
-                    metric: name.clone(),
+            .filter_map(|tile| {
+                let metric = self.registry.metrics.get(&tile.metric)?;
+                if !adds_up(metric) || !metric.dimensions.contains(&by) {
+                    return None;
+                }
+                let attributed = metrics::reads_attribution(self.registry, metric);
+                Some(SeriesRequest {
+                    metric: tile.metric.clone(),
                     from: previous,
                     to: week,
                     by: vec![by.clone()],
@@ -227,11 +232,15 @@ impl Context<'_> {
                     compare: Vec::new(),
                     attribution: attributed.then_some(dashboard.attribution),
                 })
-                .await
-            else {
+            })
+            .collect();
+        let answers =
+            futures::future::join_all(requests.iter().map(|request| service.series(request))).await;
+        let mut out = Vec::new();
+        for (request, answer) in requests.iter().zip(answers) {
+            let Ok(series) = answer else {
                 continue;
             };
-            let this = self.calendar.label(week);
             let mut changes: BTreeMap<String, f64> = BTreeMap::new();
             for point in series.points {
                 let value = point
@@ -243,10 +252,9 @@ impl Context<'_> {
                 let sign = if point.period == this { 1.0 } else { -1.0 };
                 *changes.entry(value).or_default() += sign * point.value.unwrap_or(0.0);
             }
-            if let Some(tile) = tiles.get_mut(&name) {
-                tile.drivers = super::tiles::drivers(&by, changes);
-            }
+            out.push((request.metric.clone(), super::tiles::drivers(&by, changes)));
         }
+        out
     }
 
     /// Marks tiles whose definition (or a part's) was first served inside `first..=week`.
@@ -291,6 +299,17 @@ impl Context<'_> {
         week: Period,
     ) -> (Vec<ChartData>, Vec<FunnelStep>) {
         let label = self.calendar.label(week);
+        // The breakdown charts' queries side by side, in page order.
+        let mut breakdowns = futures::future::join_all(dashboard.charts.iter().filter_map(
+            |chart| match &chart.kind {
+                ChartKind::Breakdown { metric, by } => {
+                    Some(self.by_dimension(service, metric, by, week, dashboard.attribution))
+                }
+                _ => None,
+            },
+        ))
+        .await
+        .into_iter();
         let mut charts = Vec::new();
         let mut funnel = Vec::new();
         for chart in &dashboard.charts {
@@ -299,10 +318,7 @@ impl Context<'_> {
                     chart_data::trend(chart, &tiles[metric], self.registry.metrics.get(metric))
                 }
                 ChartKind::Breakdown { metric, by } => {
-                    let values = self
-                        .by_dimension(service, metric, by, week, dashboard.attribution)
-                        .await
-                        .unwrap_or_default();
+                    let values = breakdowns.next().and_then(Result::ok).unwrap_or_default();
                     chart_data::breakdown(chart, &tiles[metric], by, &label, values)
                 }
                 ChartKind::Funnel { metrics: steps } => {

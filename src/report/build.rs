@@ -21,7 +21,7 @@ use crate::metrics::{self, AttributionUsed, MetricService, SeriesRequest};
 use crate::time::Period;
 
 /// Tiles whose series are computed side by side when the rollup store answers them.
-const TILES_AT_ONCE: usize = 8;
+const TILES_AT_ONCE: usize = 16;
 
 impl Context<'_> {
     /// Computes the report of `dashboard` for `week`.

@@ -52,8 +52,8 @@ impl Context<'_> {
             }
             (tiles, charts)
         };
-        // The breakdown and the model comparison side by side: the comparison starts the
-        // attribution pass (every model in one read) while the breakdown's other columns run.
+        // The breakdown and the model comparison side by side: the comparison starts
+        // attribution's read of its inputs while the breakdown's other columns run.
         let tables = async {
             let breakdown = async {
                 match &dashboard.breakdown {
@@ -439,8 +439,8 @@ impl Context<'_> {
         let models = Model::all(half_life);
         let mut rows: BTreeMap<String, Vec<Option<f64>>> = BTreeMap::new();
         let mut totals = vec![None; models.len()];
-        // Every model at once: the first to ask computes the attribution pass (every model in
-        // one read), the others wait for it and then only sum their stored credits.
+        // Every model at once: the first to ask reads attribution's inputs (once for every
+        // model), the others wait for that read and then credit only their own model.
         let requests: Vec<SeriesRequest> = models
             .iter()
             .map(|model| SeriesRequest {

@@ -570,15 +570,18 @@ impl MarkovPaths {
     ) {
         let never = entity_paths(touches, &[], lookback);
         for path in &never {
-            count_path(&mut self.base, path.clone(), 1.0);
+            count_known(&mut self.base, path, 1.0);
         }
         for (kind, own) in grouped {
-            let counts = self.by_kind.entry(kind.clone()).or_default();
+            let counts = match self.by_kind.get_mut(kind) {
+                Some(counts) => counts,
+                None => self.by_kind.entry(kind.clone()).or_default(),
+            };
             for path in entity_paths(touches, own, lookback) {
                 count_path(counts, path, 1.0);
             }
             for path in &never {
-                count_path(counts, path.clone(), -1.0);
+                count_known(counts, path, -1.0);
             }
         }
     }
@@ -599,6 +602,17 @@ impl MarkovPaths {
             })
             .collect()
     }
+}
+
+/// [`count_path`] for a path that is kept: its channels are copied only the first time that
+/// path is counted (most entities' paths repeat a few common ones).
+fn count_known(counts: &mut PathCounts, path: &super::markov::PathCount, sign: f64) {
+    let entry = match counts.get_mut(&path.channels) {
+        Some(entry) => entry,
+        None => counts.entry(path.channels.clone()).or_default(),
+    };
+    entry.0 += sign * path.conversions;
+    entry.1 += sign * path.nulls;
 }
 
 /// Output batches under construction.

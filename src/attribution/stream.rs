@@ -235,6 +235,12 @@ impl<T: OfEntity> Groups<T> {
         }
     }
 
+    /// Reads the first rows (for a sorted input, the whole sort runs here): two inputs
+    /// started together sort side by side.
+    pub(crate) async fn start(&mut self) -> Result<()> {
+        self.fill().await
+    }
+
     async fn fill(&mut self) -> Result<()> {
         while self.buffered.is_empty() && !self.done {
             match self.stream.next().await {

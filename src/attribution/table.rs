@@ -483,6 +483,8 @@ async fn walk(
         Some("conversion_type"),
     )
     .await?;
+    // Both inputs' reads and sorts side by side: the walk waits for the slower, not the sum.
+    futures::future::try_join(touch_rows.start(), conversion_rows.start()).await?;
     for_each_entity(&mut touch_rows, &mut conversion_rows, |t, c| {
         let grouped = by_kind(c);
         paths.add(&t, &grouped, lookback);

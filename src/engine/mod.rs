@@ -1016,7 +1016,7 @@ impl Engine {
     /// Exact for any bucket inside `window`: the aggregate filters each bucket again.
     pub(crate) fn windowed(
         &self,
-        frame: &DataFrame,
+        frame: DataFrame,
         query: &aggregate::AggregateQuery,
         window: aggregate::Bucket,
     ) -> Result<DataFrame> {
@@ -1038,7 +1038,7 @@ impl Engine {
             .inner
             .generation
             .load(std::sync::atomic::Ordering::SeqCst);
-        let (state, plan) = frame.clone().into_parts();
+        let (state, plan) = frame.into_parts();
         let view = {
             let mut windows = self
                 .inner

@@ -382,7 +382,7 @@ impl Rollups {
                 && engine.config().engine.cluster.is_none()
                 && self.pieces_over(&query.table).await > 1;
             let frame = match Bucket::hull(&sub.buckets) {
-                Some(window) if shared => engine.windowed(&frame, query, window)?,
+                Some(window) if shared => engine.windowed(frame, query, window)?,
                 _ => frame,
             };
             // Each run is a query of its own (one is counted above).
@@ -390,12 +390,19 @@ impl Rollups {
                 .queries
                 .fetch_add(runs.len() as u64 - 1, Ordering::Relaxed);
             let mut rows = Vec::new();
-            for run in &runs {
+            // The last run takes the frame itself (a frame's copy is a copy of its session).
+            let mut frame = Some(frame);
+            for (at, run) in runs.iter().enumerate() {
                 let part = AggregateQuery {
                     buckets: run.iter().map(|i| sub.buckets[*i]).collect(),
                     ..sub.clone()
                 };
-                for mut row in engine.aggregate_over(frame.clone(), &part).await? {
+                let this = match at + 1 == runs.len() {
+                    true => frame.take(),
+                    false => frame.clone(),
+                }
+                .ok_or_else(|| Error::internal("a run without its frame"))?;
+                for mut row in engine.aggregate_over(this, &part).await? {
                     row.bucket = run[row.bucket];
                     rows.push(row);
                 }

@@ -98,16 +98,36 @@ pub fn schema() -> SchemaRef {
     ]))
 }
 
-/// Computed credits with the cache version they were computed at.
-type Entry = (u64, Arc<Vec<RecordBatch>>);
+/// Values kept per key with the cache version they were computed at; a value of an older
+/// version is never returned, and storing one drops every older one.
+#[derive(Debug)]
+struct Versioned<V>(crate::cache::Cache<String, (u64, V)>);
+
+impl<V: Clone> Versioned<V> {
+    fn new(capacity: usize) -> Self {
+        Self(crate::cache::Cache::new(capacity))
+    }
+
+    fn get(&self, key: &str, version: u64) -> Option<V> {
+        self.0
+            .get(&key.to_string())
+            .filter(|(at, _)| *at == version)
+            .map(|(_, value)| value)
+    }
+
+    fn put(&self, key: String, version: u64, value: V) {
+        self.0.retain(|_, (at, _)| *at == version);
+        self.0.insert(key, (version, value));
+    }
+}
 
 /// Computed walks and credits shared by every attribution table of one engine, invalidated by
 /// a data or definitions version the engine bumps.
 #[derive(Debug)]
 pub struct Cache {
     version: AtomicU64,
-    entries: crate::cache::Cache<String, Entry>,
-    walks: crate::cache::Cache<String, (u64, Arc<Walk>)>,
+    credits: Versioned<Arc<Vec<RecordBatch>>>,
+    walks: Versioned<Arc<Walk>>,
     /// One computation at a time: concurrent identical requests wait and reuse the result.
     computing: tokio::sync::Mutex<()>,
 }
@@ -116,8 +136,8 @@ impl Default for Cache {
     fn default() -> Self {
         Self {
             version: AtomicU64::new(0),
-            entries: crate::cache::Cache::new(CACHED_SETTINGS),
-            walks: crate::cache::Cache::new(CACHED_WALKS),
+            credits: Versioned::new(CACHED_SETTINGS),
+            walks: Versioned::new(CACHED_WALKS),
             computing: tokio::sync::Mutex::new(()),
         }
     }
@@ -129,30 +149,8 @@ impl Cache {
         self.version.fetch_add(1, Ordering::SeqCst);
     }
 
-    fn get(&self, key: &str) -> Option<Arc<Vec<RecordBatch>>> {
-        let version = self.version.load(Ordering::SeqCst);
-        self.entries
-            .get(&key.to_string())
-            .filter(|(at, _)| *at == version)
-            .map(|(_, batches)| batches)
-    }
-
-    fn put(&self, key: String, version: u64, batches: Arc<Vec<RecordBatch>>) {
-        self.entries.retain(|_, (at, _)| *at == version);
-        self.entries.insert(key, (version, batches));
-    }
-
-    fn walk(&self, key: &str) -> Option<Arc<Walk>> {
-        let version = self.version.load(Ordering::SeqCst);
-        self.walks
-            .get(&key.to_string())
-            .filter(|(at, _)| *at == version)
-            .map(|(_, walk)| walk)
-    }
-
-    fn put_walk(&self, key: String, version: u64, walk: Arc<Walk>) {
-        self.walks.retain(|_, (at, _)| *at == version);
-        self.walks.insert(key, (version, walk));
+    fn current(&self) -> u64 {
+        self.version.load(Ordering::SeqCst)
     }
 }
 
@@ -294,7 +292,13 @@ impl AttributionTable {
             true => every.clone(),
             false => format!("{every}|{span:?}"),
         };
-        let cached = || self.cache.get(&every).or_else(|| self.cache.get(&key));
+        let cached = || {
+            let version = self.cache.current();
+            let credits = &self.cache.credits;
+            credits
+                .get(&every, version)
+                .or_else(|| credits.get(&key, version))
+        };
         if let Some(batches) = cached() {
             return Ok(batches);
         }
@@ -302,11 +306,11 @@ impl AttributionTable {
         if let Some(batches) = cached() {
             return Ok(batches);
         }
-        let version = self.cache.version.load(Ordering::SeqCst);
+        let version = self.cache.current();
         let started = Instant::now();
         let lookback = self.settings.lookback;
         let walk_key = format!("{}|{}|{lookback:?}", self.touches, self.conversions);
-        let walk = match self.cache.walk(&walk_key) {
+        let walk = match self.cache.walks.get(&walk_key, version) {
             Some(walk) => walk,
             None => {
                 let walk = Arc::new(walk(ctx, &self.touches, &self.conversions, lookback).await?);
@@ -316,7 +320,7 @@ impl AttributionTable {
                     format_duration(lookback),
                     started.elapsed().as_millis()
                 );
-                self.cache.put_walk(walk_key, version, Arc::clone(&walk));
+                self.cache.walks.put(walk_key, version, Arc::clone(&walk));
                 walk
             }
         };
@@ -331,7 +335,7 @@ impl AttributionTable {
             },
             started.elapsed().as_millis()
         );
-        self.cache.put(key, version, Arc::clone(&batches));
+        self.cache.credits.put(key, version, Arc::clone(&batches));
         Ok(batches)
     }
 }

@@ -391,18 +391,13 @@ impl Rollups {
                 .fetch_add(runs.len() as u64 - 1, Ordering::Relaxed);
             let mut rows = Vec::new();
             // The last run takes the frame itself (a frame's copy is a copy of its session).
-            let mut frame = Some(frame);
-            for (at, run) in runs.iter().enumerate() {
+            let frames = std::iter::repeat_n(frame, runs.len());
+            for (run, frame) in runs.iter().zip(frames) {
                 let part = AggregateQuery {
                     buckets: run.iter().map(|i| sub.buckets[*i]).collect(),
                     ..sub.clone()
                 };
-                let this = match at + 1 == runs.len() {
-                    true => frame.take(),
-                    false => frame.clone(),
-                }
-                .ok_or_else(|| Error::internal("a run without its frame"))?;
-                for mut row in engine.aggregate_over(this, &part).await? {
+                for mut row in engine.aggregate_over(frame, &part).await? {
                     row.bucket = run[row.bucket];
                     rows.push(row);
                 }

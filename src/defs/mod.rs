@@ -21,7 +21,7 @@ mod resolve;
 use std::collections::BTreeSet;
 
 use crate::config::Config;
-use crate::engine::Engine;
+use crate::engine::{Engine, Sandbox};
 pub use diagnostic::Diagnostic;
 pub use files::{fingerprint, read_files, SourceFile};
 pub use model::*;
@@ -40,6 +40,17 @@ pub async fn load(
     config: &Config,
     engine: &Engine,
 ) -> std::result::Result<Registry, Vec<Diagnostic>> {
+    load_planned(config, engine)
+        .await
+        .map(|(registry, _planned)| registry)
+}
+
+/// [`load`], and the sandbox the views were planned in, so that installing them
+/// ([`Engine::install_planned_views`]) does not plan them again.
+pub async fn load_planned(
+    config: &Config,
+    engine: &Engine,
+) -> std::result::Result<(Registry, Sandbox), Vec<Diagnostic>> {
     let (files, mut problems) = read_files(&config.project_dir);
     let sandbox = match engine.sandbox() {
         Ok(sandbox) => sandbox,
@@ -61,7 +72,7 @@ pub async fn load(
     let mut resolver = Resolver::new(config, sandbox, tables, problems);
     let registry = resolver.resolve(&files).await;
     if resolver.problems.is_empty() {
-        Ok(registry)
+        Ok((registry, resolver.into_sandbox()))
     } else {
         let mut problems = resolver.problems;
         problems.sort_by(|a, b| (&a.path, a.line).cmp(&(&b.path, b.line)));
@@ -74,10 +85,12 @@ pub async fn load(
 /// input error that lists them all (for commands that cannot work without valid definitions).
 pub async fn load_and_install(config: &Config, engine: &Engine) -> crate::Result<Registry> {
     let started = std::time::Instant::now();
-    match load(config, engine).await {
-        Ok(registry) => {
+    match load_planned(config, engine).await {
+        Ok((registry, planned)) => {
             let loaded = started.elapsed();
-            engine.install_views(registry.views.clone()).await;
+            engine
+                .install_planned_views(registry.views.clone(), Some(&planned))
+                .await;
             tracing::debug!(
                 "definitions loaded in {} ms, {} views installed in {} ms",
                 loaded.as_millis(),

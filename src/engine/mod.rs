@@ -152,6 +152,9 @@ struct Inner {
     rollups: Option<Arc<crate::rollup::Rollups>>,
     /// Bumped whenever a table's files, a table's schema or the views change.
     generation: std::sync::atomic::AtomicU64,
+    /// Bumped whenever a landed table is registered again or removed: a plan made before
+    /// may read a table the catalog no longer serves.
+    tables_epoch: std::sync::atomic::AtomicU64,
     /// The build session of a generation (see `materialize`).
     build: tokio::sync::Mutex<Option<(u64, SessionContext)>>,
     /// Relations' rows within a window, the [`KEPT_WINDOWS`] last used of a generation (see
@@ -317,6 +320,7 @@ impl Engine {
                 attribution,
                 rollups,
                 generation: std::sync::atomic::AtomicU64::new(0),
+                tables_epoch: std::sync::atomic::AtomicU64::new(0),
                 build: tokio::sync::Mutex::new(None),
                 windows: std::sync::Mutex::new((0, crate::cache::Cache::new(KEPT_WINDOWS))),
                 versions: std::sync::RwLock::default(),
@@ -340,6 +344,30 @@ impl Engine {
     /// The session every query runs in.
     pub(crate) fn session(&self) -> &SessionContext {
         &self.inner.ctx
+    }
+
+    /// The Parquet footer of `meta` (this version of the file) when the runtime's metadata
+    /// cache has it: listing reads every new file's footer into it.
+    pub(crate) fn cached_footer(
+        &self,
+        meta: &ObjectMeta,
+    ) -> Option<Arc<parquet::file::metadata::ParquetMetaData>> {
+        use datafusion::datasource::physical_plan::parquet::metadata::CachedParquetMetaData;
+        let cache = self
+            .inner
+            .ctx
+            .runtime_env()
+            .cache_manager
+            .get_file_metadata_cache();
+        let entry = cache.get(&meta.location)?;
+        if !entry.is_valid_for(meta) {
+            return None;
+        }
+        let footer = entry
+            .file_metadata
+            .as_any()
+            .downcast_ref::<CachedParquetMetaData>()?;
+        Some(Arc::clone(footer.parquet_metadata()))
     }
 
     /// The session a miss of the rollup store is computed in, when not the serving session
@@ -643,6 +671,7 @@ impl Engine {
             .collect();
         for name in gone {
             if let Some(loaded) = state.tables.remove(&name) {
+                self.bump_tables_epoch();
                 self.schema_provider(&loaded.discovered.source)?
                     .deregister_table(&loaded.discovered.name)?;
                 self.forget_file_list(&loaded.discovered)?;
@@ -651,7 +680,7 @@ impl Engine {
         }
         if changed && !state.views.is_empty() {
             let views = state.views.clone();
-            self.register_views(&mut state, views).await;
+            self.register_views(&mut state, views, None).await;
         }
         tracing::debug!(
             "catalog in step with the listing in {} ms",
@@ -765,6 +794,7 @@ impl Engine {
         };
         // A memory schema refuses to overwrite a table: replace it explicitly.
         let schema_provider = self.schema_provider(&table.source)?;
+        self.bump_tables_epoch();
         schema_provider.deregister_table(&table.name)?;
         schema_provider.register_table(table.name.clone(), provider)?;
         state.tables.insert(
@@ -825,6 +855,8 @@ impl Engine {
     /// Returns a scratch session that sees the landed tables and an empty `reporting` schema,
     /// for validating definitions without touching what the engine serves.
     pub fn sandbox(&self) -> Result<Sandbox> {
+        // Read first: a table registered again while this sandbox plans makes it stale.
+        let epoch = self.tables_epoch();
         let main_state = self.inner.ctx.state();
         let state = SessionStateBuilder::new()
             .with_config(main_state.config().clone())
@@ -849,17 +881,30 @@ impl Engine {
             REPORTING_SCHEMA,
             Arc::clone(&reporting) as Arc<dyn SchemaProvider>,
         )?;
-        Ok(Sandbox::new(ctx, reporting))
+        Ok(Sandbox::new(ctx, reporting, epoch))
     }
 
     /// Replaces the served `reporting` views with `views` (in dependency order). A view that no
     /// longer plans is served as unavailable with the planning error, never dropped silently.
     pub async fn install_views(&self, views: Vec<ViewDef>) {
-        let mut state = self.inner.catalog.lock().await;
-        self.register_views(&mut state, views).await;
+        self.install_planned_views(views, None).await;
     }
 
-    async fn register_views(&self, state: &mut CatalogState, mut views: Vec<ViewDef>) {
+    /// [`Engine::install_views`], taking each view's plan from `planned` (the sandbox the
+    /// definitions were checked in) when it holds the view with the same SQL and no landed
+    /// table was registered again since it was made: a view is then planned once per start.
+    pub async fn install_planned_views(&self, views: Vec<ViewDef>, planned: Option<&Sandbox>) {
+        let mut state = self.inner.catalog.lock().await;
+        let planned = planned.filter(|sandbox| sandbox.epoch == self.tables_epoch());
+        self.register_views(&mut state, views, planned).await;
+    }
+
+    async fn register_views(
+        &self,
+        state: &mut CatalogState,
+        mut views: Vec<ViewDef>,
+        planned: Option<&Sandbox>,
+    ) {
         // Every readable table's distinct rows, so data health counts exact duplicates per
         // period through the rollup store (a landed day recounts its period, not the table).
         views.extend(
@@ -879,6 +924,15 @@ impl Engine {
             Ok(sandbox) => {
                 let _ = self.add_attribution_table(&sandbox, &views);
                 for view in &views {
+                    if let Some((table, schema)) = match planned {
+                        Some(planned) => planned.view(&view.name, &view.sql).await,
+                        None => None,
+                    } {
+                        if sandbox.add_table(&view.name, table).is_ok() {
+                            state.view_schemas.insert(view.name.clone(), schema);
+                            continue;
+                        }
+                    }
                     match sandbox.add_view(&view.name, &view.sql).await {
                         Ok(schema) => {
                             state.view_schemas.insert(view.name.clone(), schema);
@@ -926,6 +980,18 @@ impl Engine {
             sandbox.add_table(crate::attribution::table::TABLE_NAME, Arc::new(table))?;
         }
         Ok(())
+    }
+
+    fn tables_epoch(&self) -> u64 {
+        self.inner
+            .tables_epoch
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn bump_tables_epoch(&self) {
+        self.inner
+            .tables_epoch
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn bump_generation(&self) {

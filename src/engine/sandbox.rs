@@ -20,17 +20,40 @@ pub struct Sandbox {
     /// The session's state, taken once: tables and views added later are in catalogs it
     /// shares, and a state is a few hundred registered functions to copy per plan otherwise.
     state: SessionState,
+    /// The engine's tables epoch when the sandbox was made (see
+    /// [`super::Engine::install_planned_views`]).
+    pub(super) epoch: u64,
 }
 
 impl Sandbox {
     /// A sandbox over `ctx`, whose `reporting` schema is `reporting`.
-    pub(super) fn new(ctx: SessionContext, reporting: Arc<MemorySchemaProvider>) -> Self {
+    pub(super) fn new(
+        ctx: SessionContext,
+        reporting: Arc<MemorySchemaProvider>,
+        epoch: u64,
+    ) -> Self {
         let state = ctx.state();
         Self {
             ctx,
             reporting,
             state,
+            epoch,
         }
+    }
+
+    /// The view `reporting.<name>` added with exactly `sql`, and its schema.
+    pub(super) async fn view(
+        &self,
+        name: &str,
+        sql: &str,
+    ) -> Option<(Arc<dyn TableProvider>, SchemaRef)> {
+        let table = self.reporting.table(name).await.ok()??;
+        let view = table.downcast_ref::<ViewTable>()?;
+        if view.definition().map(String::as_str) != Some(sql) {
+            return None;
+        }
+        let schema = table.schema();
+        Some((table, schema))
     }
 
     /// Plans `sql` and registers it as the view `reporting.<name>`; returns its schema.

@@ -18,6 +18,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use object_store::ObjectMeta;
 
@@ -161,7 +162,7 @@ impl Rollups {
         let earlier = Keyed {
             bucket: key.bucket.clone(),
             fingerprint: fingerprint.clone(),
-            inputs: files.clone(),
+            inputs: Arc::new(files.clone()),
         };
         Some((earlier, landed))
     }

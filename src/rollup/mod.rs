@@ -258,7 +258,7 @@ struct Prepared {
 struct Keyed {
     bucket: String,
     fingerprint: String,
-    inputs: Vec<InputFile>,
+    inputs: Arc<Vec<InputFile>>,
 }
 
 impl Rollups {
@@ -462,7 +462,7 @@ impl Rollups {
         };
         let piece = piece_key(&info, &lineage);
         let files = engine.files_of(lineage.tables.keys()).await;
-        let (fingerprint, inputs) = fingerprint(&lineage, &files, |_, _| true);
+        let (fingerprint, inputs) = fingerprint(&lineage, &files);
         let key = Keyed {
             bucket: "all".into(),
             fingerprint,
@@ -534,10 +534,11 @@ impl Rollups {
         self.ensure_loaded().await?;
         let mut spans = self.ranges_for(engine, &lineage, &files).await;
         spans.extend(self.reach_for(engine, query, &lineage, &files).await);
+        let mut candidates = Candidates::new(&lineage, &files, &spans);
         let keyed: Vec<Keyed> = query
             .buckets
             .iter()
-            .map(|bucket| key_bucket(bucket, &lineage, &files, &spans))
+            .map(|bucket| candidates.key(bucket))
             .collect();
         Ok(Preparation::Stored(Box::new(Prepared {
             frame,
@@ -763,7 +764,7 @@ impl Rollups {
             delta
                 .inputs
                 .entry(key.fingerprint.clone())
-                .or_insert_with(|| key.inputs.clone());
+                .or_insert_with(|| key.inputs.to_vec());
             delta.entries.push(Entry {
                 piece: piece.to_string(),
                 bucket: key.bucket.clone(),
@@ -1034,7 +1035,8 @@ impl Rollups {
             let span = match known {
                 Some(span) => span,
                 None => {
-                    let span = ranges::time_span(engine.store(), meta, column).await;
+                    let cached = engine.cached_footer(meta);
+                    let span = ranges::time_span(engine.store(), cached, meta, column).await;
                     if let Ok(mut cache) = self.ranges.lock() {
                         cache.insert(key, span);
                     }
@@ -1311,7 +1313,17 @@ fn counts_for(
     start: i64,
     end: i64,
 ) -> bool {
-    match spans.get(meta.location.as_ref()).copied().flatten() {
+    overlaps(
+        spans.get(meta.location.as_ref()).copied().flatten(),
+        start,
+        end,
+    )
+}
+
+/// Whether rows within `span` (none: anywhere) can fall in `[start, end)`, widened by
+/// [`MARGIN_MICROS`].
+fn overlaps(span: Option<(i64, i64)>, start: i64, end: i64) -> bool {
+    match span {
         Some((low, high)) => {
             low <= end.saturating_add(MARGIN_MICROS) && high >= start.saturating_sub(MARGIN_MICROS)
         }
@@ -1319,51 +1331,107 @@ fn counts_for(
     }
 }
 
-fn key_bucket(
-    bucket: &Bucket,
-    lineage: &Lineage,
-    files: &BTreeMap<String, Vec<ObjectMeta>>,
-    spans: &HashMap<String, Option<(i64, i64)>>,
-) -> Keyed {
-    let (start, end) = (
-        bucket.start.timestamp_micros(),
-        bucket.end.timestamp_micros(),
-    );
-    let relevant = |_: &str, meta: &ObjectMeta| counts_for(spans, meta, start, end);
-    let (fingerprint, inputs) = fingerprint(lineage, files, relevant);
-    Keyed {
-        bucket: format!("{}..{}@{start}..{end}", bucket.start_day, bucket.end_day),
-        fingerprint,
-        inputs,
+/// The input files a piece's buckets can count, in the order fingerprints hash them, each with
+/// where its rows can fall (see [`counts_for`]). Buckets that count the same files share one
+/// fingerprint, hashed once (a report's 53 weeks of a piece count a dozen different sets).
+struct Candidates<'a> {
+    lineage: &'a Lineage,
+    files: Vec<(InputFile, Option<(i64, i64)>)>,
+    known: HashMap<Vec<u32>, (String, Arc<Vec<InputFile>>)>,
+}
+
+impl<'a> Candidates<'a> {
+    fn new(
+        lineage: &'a Lineage,
+        files: &BTreeMap<String, Vec<ObjectMeta>>,
+        spans: &HashMap<String, Option<(i64, i64)>>,
+    ) -> Self {
+        let mut candidates: Vec<(InputFile, Option<(i64, i64)>)> = lineage
+            .tables
+            .keys()
+            .flat_map(|table| {
+                files.get(table).into_iter().flatten().map(|meta| {
+                    let span = spans.get(meta.location.as_ref()).copied().flatten();
+                    (input_file(table, meta), span)
+                })
+            })
+            .collect();
+        candidates.sort_by(|a, b| a.0.cmp(&b.0));
+        Self {
+            lineage,
+            files: candidates,
+            known: HashMap::new(),
+        }
+    }
+
+    /// `bucket`'s key: the files whose rows can fall in it, and their fingerprint.
+    fn key(&mut self, bucket: &Bucket) -> Keyed {
+        let (start, end) = (
+            bucket.start.timestamp_micros(),
+            bucket.end.timestamp_micros(),
+        );
+        let counted: Vec<u32> = (0u32..)
+            .zip(&self.files)
+            .filter(|(_, (_, span))| overlaps(*span, start, end))
+            .map(|(at, _)| at)
+            .collect();
+        let (fingerprint, inputs) = match self.known.get(&counted) {
+            Some(known) => known.clone(),
+            None => {
+                let inputs: Vec<InputFile> = counted
+                    .iter()
+                    .map(|at| self.files[*at as usize].0.clone())
+                    .collect();
+                let known = (digest(self.lineage, &inputs), Arc::new(inputs));
+                self.known.insert(counted, known.clone());
+                known
+            }
+        };
+        Keyed {
+            bucket: format!("{}..{}@{start}..{end}", bucket.start_day, bucket.end_day),
+            fingerprint,
+            inputs,
+        }
     }
 }
 
-/// The hash of the input files that count (per `relevant`), and the files.
+fn input_file(table: &str, meta: &ObjectMeta) -> InputFile {
+    InputFile {
+        table: table.to_string(),
+        path: meta.location.to_string(),
+        size: meta.size,
+        modified: meta.last_modified.timestamp_micros(),
+    }
+}
+
+/// The fingerprint of every input file of the lineage's tables, and the files.
 fn fingerprint(
     lineage: &Lineage,
     files: &BTreeMap<String, Vec<ObjectMeta>>,
-    relevant: impl Fn(&str, &ObjectMeta) -> bool,
-) -> (String, Vec<InputFile>) {
-    let mut inputs = Vec::new();
-    for table in lineage.tables.keys() {
-        for meta in files.get(table).into_iter().flatten() {
-            if relevant(table, meta) {
-                inputs.push(InputFile {
-                    table: table.clone(),
-                    path: meta.location.to_string(),
-                    size: meta.size,
-                    modified: meta.last_modified.timestamp_micros(),
-                });
-            }
-        }
-    }
+) -> (String, Arc<Vec<InputFile>>) {
+    let mut inputs: Vec<InputFile> = lineage
+        .tables
+        .keys()
+        .flat_map(|table| {
+            files
+                .get(table)
+                .into_iter()
+                .flatten()
+                .map(|meta| input_file(table, meta))
+        })
+        .collect();
     inputs.sort();
+    (digest(lineage, &inputs), Arc::new(inputs))
+}
+
+/// The hash of the lineage's tables and of `inputs` (sorted).
+fn digest(lineage: &Lineage, inputs: &[InputFile]) -> String {
     let mut hasher = Sha256::new();
     for table in lineage.tables.keys() {
         hasher.update(table.as_bytes());
         hasher.update([0]);
     }
-    for input in &inputs {
+    for input in inputs {
         hasher.update(input.table.as_bytes());
         hasher.update([0]);
         hasher.update(input.path.as_bytes());
@@ -1371,7 +1439,7 @@ fn fingerprint(
         hasher.update(input.size.to_le_bytes());
         hasher.update(input.modified.to_le_bytes());
     }
-    (crate::digest::short_hex(&hasher.finalize(), 12), inputs)
+    crate::digest::short_hex(&hasher.finalize(), 12)
 }
 
 /// A name no other writer picks: time and randomness from the standard library's hasher.

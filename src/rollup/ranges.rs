@@ -16,13 +16,18 @@ const MICROS_PER_DAY: i64 = 86_400_000_000;
 /// at UTC midnight), the rows whose value is null, and the file's row count; `None` when the
 /// footer cannot say (no statistics, a partition column, an unreadable file): such a file
 /// counts as covering every period. A file whose values are all null has `min > max` (it has no
-/// row in any period).
+/// row in any period). `cached` is the footer when the engine has it (read at listing): the
+/// file is read only when it has not.
 pub async fn time_span(
     store: Arc<dyn ObjectStore>,
+    cached: Option<Arc<ParquetMetaData>>,
     meta: &ObjectMeta,
     column: &str,
 ) -> Option<(i64, i64, u64, u64)> {
-    let metadata = footer(&store, meta).await?;
+    let metadata = match cached {
+        Some(metadata) => metadata,
+        None => Arc::new(footer(&store, meta).await?),
+    };
     let file = metadata.file_metadata();
     let schema =
         parquet::arrow::parquet_to_arrow_schema(file.schema_descr(), file.key_value_metadata())

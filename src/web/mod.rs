@@ -84,17 +84,22 @@ impl AppState {
     pub async fn try_new(config: Arc<Config>, engine: Engine) -> Result<Self> {
         engine.refresh().await?;
         let fingerprint = defs::fingerprint(&config.project_dir);
-        let registry = defs::load(&config, &engine).await.map_err(|problems| {
-            let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
-            Error::input(
-                "invalid_definitions",
-                format!(
-                    "definitions are invalid; the server will not start:\n{}",
-                    lines.join("\n")
-                ),
-            )
-        })?;
-        engine.install_views(registry.views.clone()).await;
+        let (registry, planned) =
+            defs::load_planned(&config, &engine)
+                .await
+                .map_err(|problems| {
+                    let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                    Error::input(
+                        "invalid_definitions",
+                        format!(
+                            "definitions are invalid; the server will not start:\n{}",
+                            lines.join("\n")
+                        ),
+                    )
+                })?;
+        engine
+            .install_planned_views(registry.views.clone(), Some(&planned))
+            .await;
         let mut history = History::open(&config.project_dir);
         if let Err(error) = history.record(
             &registry,

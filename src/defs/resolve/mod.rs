@@ -59,6 +59,11 @@ impl<'a> Resolver<'a> {
     }
 
     /// Resolves every file; problems accumulate in `self.problems`.
+    /// The sandbox the definitions were planned in (their views are in it).
+    pub(super) fn into_sandbox(self) -> Sandbox {
+        self.sandbox
+    }
+
     pub(super) async fn resolve(&mut self, files: &[SourceFile]) -> Registry {
         let mut hasher = Sha256::new();
         for file in files {

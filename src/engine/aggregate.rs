@@ -10,9 +10,11 @@ use std::sync::Arc;
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Float64Type, Int64Type};
 use chrono::{DateTime, NaiveDate, Utc};
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::TableReference;
 use datafusion::common::{Column, ScalarValue};
-use datafusion::logical_expr::{cast, lit, when, Expr};
+use datafusion::logical_expr::utils::find_aggregate_exprs;
+use datafusion::logical_expr::{cast, lit, when, Expr, LogicalPlan};
 use datafusion::prelude::DataFrame;
 
 use super::Engine;
@@ -116,6 +118,67 @@ fn bound(
     }
 }
 
+/// Groups `frame` by `groups` and computes `measure` as `__value` (a float): the aggregate
+/// calls in it are computed by the aggregate, the rest of the expression over their results
+/// (as DataFusion's SQL planner does), so the plan runs with or without the optimizer.
+fn aggregate_measure(frame: DataFrame, groups: Vec<Expr>, measure: Expr) -> Result<DataFrame> {
+    let calls = find_aggregate_exprs(std::iter::once(&measure));
+    if calls.is_empty() {
+        // Not an aggregate: DataFusion's own error says so.
+        return Ok(frame.aggregate(
+            groups,
+            vec![cast(measure, DataType::Float64).alias("__value")],
+        )?);
+    }
+    let named: Vec<Expr> = groups
+        .iter()
+        .map(|group| column(&group.schema_name().to_string()))
+        .collect();
+    let results: Vec<(Expr, Expr)> = calls
+        .iter()
+        .enumerate()
+        .map(|(at, call)| (call.clone(), column(&format!("__call{at}"))))
+        .collect();
+    let aggregates = calls
+        .into_iter()
+        .enumerate()
+        .map(|(at, call)| call.alias(format!("__call{at}")))
+        .collect();
+    let frame = frame.aggregate(groups, aggregates)?;
+    let value = measure
+        .transform_down(|expr| {
+            Ok(match results.iter().find(|(call, _)| *call == expr) {
+                Some((_, result)) => Transformed::yes(result.clone()),
+                None => Transformed::no(expr),
+            })
+        })?
+        .data;
+    let mut outputs = named;
+    outputs.push(cast(value, DataType::Float64).alias("__value"));
+    Ok(frame.select(outputs)?)
+}
+
+/// Whether any expression of `plan` holds a subquery (which only the optimizer turns into
+/// joins the physical planner can run).
+fn has_subquery(plan: &LogicalPlan) -> bool {
+    plan.exists(|node| {
+        Ok(matches!(node, LogicalPlan::Subquery(_))
+            || node.expressions().iter().any(|expr| {
+                expr.exists(|e| {
+                    Ok(matches!(
+                        e,
+                        Expr::ScalarSubquery(_)
+                            | Expr::InSubquery(_)
+                            | Expr::Exists(_)
+                            | Expr::SetComparison(_)
+                    ))
+                })
+                .unwrap_or(true)
+            }))
+    })
+    .unwrap_or(true)
+}
+
 fn column(name: &str) -> Expr {
     Expr::Column(Column::from_name(name))
 }
@@ -173,6 +236,29 @@ impl Engine {
         frame: DataFrame,
         query: &AggregateQuery,
     ) -> Result<Vec<AggregateRow>> {
+        self.aggregate_in(frame, query, None).await
+    }
+
+    /// [`Engine::aggregate_over`] a kept window (see [`Engine::windowed`]): planned without
+    /// the logical optimizer. Its rows are a few thousand in memory, where pushing filters and
+    /// projections down saves less than optimizing costs (a landed day's report plans dozens
+    /// of these); a filter or measure with a subquery, which needs the optimizer to run, is
+    /// planned as usual.
+    pub(crate) async fn aggregate_over_window(
+        &self,
+        frame: DataFrame,
+        query: &AggregateQuery,
+    ) -> Result<Vec<AggregateRow>> {
+        let lean = self.inner.lean.state();
+        self.aggregate_in(frame, query, Some(lean)).await
+    }
+
+    async fn aggregate_in(
+        &self,
+        frame: DataFrame,
+        query: &AggregateQuery,
+        lean: Option<datafusion::execution::context::SessionState>,
+    ) -> Result<Vec<AggregateRow>> {
         if query.buckets.is_empty() {
             return Ok(Vec::new());
         }
@@ -217,10 +303,14 @@ impl Engine {
             for (index, dimension) in query.dimensions.iter().enumerate() {
                 groups.push(cast(column(dimension), DataType::Utf8).alias(format!("__dim{index}")));
             }
-            let frame = frame.aggregate(
-                groups,
-                vec![cast(measure, DataType::Float64).alias("__value")],
-            )?;
+            let frame = aggregate_measure(frame, groups, measure)?;
+            let frame = match lean {
+                Some(lean) if !has_subquery(frame.logical_plan()) => {
+                    let (_, plan) = frame.into_parts();
+                    DataFrame::new(lean, plan)
+                }
+                _ => frame,
+            };
             let batches = frame.collect().await?;
             let mut rows = Vec::new();
             for batch in batches {
@@ -249,5 +339,145 @@ impl Engine {
             Ok::<_, Error>(rows)
         };
         self.run_query("metric query", work).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Date32Array, Float64Array, StringArray};
+    use arrow::datatypes::{Field, Schema};
+    use arrow::record_batch::RecordBatch;
+
+    use super::*;
+    use crate::config::{Config, Overrides};
+
+    /// An engine over one table, `shop.orders`: (2024-10-04, NA, 10.5), (2024-10-05, EMEA,
+    /// 20), (2024-10-05, NA, 5).
+    async fn engine() -> (tempfile::TempDir, Engine) {
+        let dir = tempfile::TempDir::new().expect("dir");
+        let orders = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("day", DataType::Date32, false),
+                Field::new("region", DataType::Utf8, false),
+                Field::new("amount", DataType::Float64, false),
+            ])),
+            vec![
+                Arc::new(Date32Array::from(vec![20_000, 20_001, 20_001])),
+                Arc::new(StringArray::from(vec!["NA", "EMEA", "NA"])),
+                Arc::new(Float64Array::from(vec![10.5, 20.0, 5.0])),
+            ],
+        )
+        .expect("batch");
+        let path = dir.path().join("data/shop/orders/part-0.parquet");
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        let file = std::fs::File::create(&path).expect("create");
+        let mut writer =
+            parquet::arrow::ArrowWriter::try_new(file, orders.schema(), None).expect("writer");
+        writer.write(&orders).expect("write");
+        writer.close().expect("close");
+        std::fs::write(
+            dir.path().join("kpi.toml"),
+            "[sources.shop]\nkind = \"crm\"\n",
+        )
+        .expect("config");
+        let config = Arc::new(Config::load(dir.path(), &Overrides::default()).expect("config"));
+        let engine = Engine::try_new(config).expect("engine");
+        engine.refresh().await.expect("refresh");
+        (dir, engine)
+    }
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2024, 10, d).expect("day")
+    }
+
+    fn bucket(from: u32, to: u32) -> Bucket {
+        let instant = |d: u32| day(d).and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+        Bucket {
+            start_day: day(from),
+            end_day: day(to),
+            start: instant(from),
+            end: instant(to),
+        }
+    }
+
+    fn query(measure: &str, filter: Option<&str>, dimensions: &[&str]) -> AggregateQuery {
+        AggregateQuery {
+            table: "shop.orders".into(),
+            measure: measure.into(),
+            filter: filter.map(str::to_string),
+            time_column: "day".into(),
+            buckets: vec![bucket(4, 5), bucket(5, 6)],
+            dimensions: dimensions.iter().map(|d| d.to_string()).collect(),
+            equals: Vec::new(),
+            attribution: None,
+        }
+    }
+
+    /// A row as (bucket, dimensions, value).
+    type Row = (usize, Vec<Option<String>>, Option<f64>);
+
+    fn sorted(mut rows: Vec<AggregateRow>) -> Vec<Row> {
+        rows.sort_by(|a, b| (a.bucket, &a.dimensions).cmp(&(b.bucket, &b.dimensions)));
+        rows.into_iter()
+            .map(|row| (row.bucket, row.dimensions, row.value))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_kept_window_aggregates_as_the_views_do_with_nested_calls_and_subqueries() {
+        let (_dir, engine) = engine().await;
+        let na = || Some("NA".to_string());
+        let emea = || Some("EMEA".to_string());
+        let cases: Vec<(AggregateQuery, Vec<Row>)> = vec![
+            (
+                query("SUM(amount) / COUNT(*)", None, &[]),
+                vec![(0, vec![], Some(10.5)), (1, vec![], Some(12.5))],
+            ),
+            (
+                query("COUNT(DISTINCT region) + 0.5", None, &[]),
+                vec![(0, vec![], Some(1.5)), (1, vec![], Some(2.5))],
+            ),
+            (
+                query("SUM(amount)", None, &["region"]),
+                vec![
+                    (0, vec![na()], Some(10.5)),
+                    (1, vec![emea()], Some(20.0)),
+                    (1, vec![na()], Some(5.0)),
+                ],
+            ),
+        ];
+        for (query, expected) in cases {
+            let direct = engine
+                .aggregate_direct(&query)
+                .await
+                .unwrap_or_else(|e| panic!("{}: {e}", query.measure));
+            assert_eq!(sorted(direct), expected, "{}", query.measure);
+            let window = Bucket::hull(&query.buckets).expect("hull");
+            let frame = engine.relation(&query).await.expect("relation");
+            let frame = engine.windowed(frame, &query, window).expect("window");
+            let kept = engine
+                .aggregate_over_window(frame, &query)
+                .await
+                .expect("window aggregate");
+            assert_eq!(sorted(kept), expected, "{} over a window", query.measure);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_plan_with_a_subquery_is_planned_with_the_optimizer() {
+        let (_dir, engine) = engine().await;
+        let plan = |sql: &'static str| {
+            let engine = engine.clone();
+            async move { engine.plan_sql(sql).await.expect("plan") }
+        };
+        let nested = "SELECT SUM(amount) FROM shop.orders \
+                      WHERE region IN (SELECT region FROM shop.orders WHERE amount > 15)";
+        assert!(has_subquery(&plan(nested).await));
+        let scalar = "SELECT SUM(amount) - (SELECT MIN(amount) FROM shop.orders) FROM shop.orders";
+        assert!(has_subquery(&plan(scalar).await));
+        let flat = "SELECT region, SUM(amount) / COUNT(*) FROM shop.orders GROUP BY region";
+        assert!(!has_subquery(&plan(flat).await));
     }
 }

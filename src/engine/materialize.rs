@@ -122,6 +122,9 @@ pub struct KeptView {
     plan: LogicalPlan,
     schema: SchemaRef,
     rows: tokio::sync::OnceCell<Option<Arc<Kept>>>,
+    /// The session the rows are computed in, when not the one that first scans them (a
+    /// window is aggregated without the logical optimizer, but read with it).
+    compute_in: Option<SessionState>,
 }
 
 /// A kept view's rows and their reservation in the memory pool (released with them).
@@ -140,6 +143,15 @@ impl KeptView {
             plan,
             schema,
             rows: tokio::sync::OnceCell::new(),
+            compute_in: None,
+        }
+    }
+
+    /// The view `name` with its plan, computed in `state` whichever session scans it.
+    pub fn computed_in(name: &str, plan: LogicalPlan, state: SessionState) -> Self {
+        Self {
+            compute_in: Some(state),
+            ..Self::new(name, plan)
         }
     }
 
@@ -214,12 +226,14 @@ impl TableProvider for KeptView {
         let kept = self
             .rows
             .get_or_try_init(|| async {
-                Ok::<_, DataFusionError>(self.compute(state).await?.map(Arc::new))
+                let computing = self.compute_in.as_ref().unwrap_or(state);
+                Ok::<_, DataFusionError>(self.compute(computing).await?.map(Arc::new))
             })
             .await?;
         let Some(kept) = kept else {
             // Too big to keep: the view's own plan, streamed like a plain view's.
-            let mut frame = SessionContext::new_with_state(state.clone())
+            let computing = self.compute_in.as_ref().unwrap_or(state);
+            let mut frame = SessionContext::new_with_state(computing.clone())
                 .execute_logical_plan(self.plan.clone())
                 .await?;
             if let Some(projection) = projection {

@@ -141,6 +141,9 @@ struct Inner {
     /// [`Engine::serving_for`]).
     narrow: SessionContext,
     narrow_pushdown: SessionContext,
+    /// `narrow` without the logical optimizer, for aggregates over a kept window (see
+    /// [`Engine::aggregate_over_window`]).
+    lean: SessionContext,
     store: Arc<dyn ObjectStore>,
     root: ObjectPath,
     url_base: String,
@@ -305,6 +308,11 @@ impl Engine {
         parquet.reorder_filters = true;
         let pushdown = SessionContext::new_with_state(pushdown_state);
         let (narrow, narrow_pushdown) = (one_partition(&ctx), one_partition(&pushdown));
+        let lean = SessionContext::new_with_state(
+            SessionStateBuilder::new_from_existing(narrow.state())
+                .with_optimizer_rules(Vec::new())
+                .build(),
+        );
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -312,6 +320,7 @@ impl Engine {
                 pushdown,
                 narrow,
                 narrow_pushdown,
+                lean,
                 store,
                 root,
                 url_base,
@@ -1119,7 +1128,13 @@ impl Engine {
                 None => {
                     let filtered = LogicalPlanBuilder::from(plan).filter(inside)?.build()?;
                     let name = format!("window {} {}", query.table, window_label(&window));
-                    let view = Arc::new(materialize::KeptView::new(&name, filtered));
+                    // Computed in the session the frame came from (filters and projections
+                    // reach the Parquet scan), whichever session aggregates it.
+                    let view = Arc::new(materialize::KeptView::computed_in(
+                        &name,
+                        filtered,
+                        state.clone(),
+                    ));
                     windows.1.insert(key, Arc::clone(&view));
                     view
                 }

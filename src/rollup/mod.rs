@@ -381,9 +381,9 @@ impl Rollups {
                 && lineage.attribution.is_empty()
                 && engine.config().engine.cluster.is_none()
                 && self.pieces_over(&query.table).await > 1;
-            let frame = match Bucket::hull(&sub.buckets) {
-                Some(window) if shared => engine.windowed(frame, query, window)?,
-                _ => frame,
+            let (frame, windowed) = match Bucket::hull(&sub.buckets) {
+                Some(window) if shared => (engine.windowed(frame, query, window)?, true),
+                _ => (frame, false),
             };
             // Each run is a query of its own (one is counted above).
             self.counters
@@ -397,7 +397,12 @@ impl Rollups {
                     buckets: run.iter().map(|i| sub.buckets[*i]).collect(),
                     ..sub.clone()
                 };
-                for mut row in engine.aggregate_over(frame, &part).await? {
+                let found = if windowed {
+                    engine.aggregate_over_window(frame, &part).await?
+                } else {
+                    engine.aggregate_over(frame, &part).await?
+                };
+                for mut row in found {
                     row.bucket = run[row.bucket];
                     rows.push(row);
                 }

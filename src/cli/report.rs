@@ -87,5 +87,6 @@ pub async fn run(config: &Arc<Config>, args: ReportArgs) -> Result<i32> {
         out.display(),
         started.elapsed().as_secs_f64()
     );
+    project.finish();
     Ok(0)
 }

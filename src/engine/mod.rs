@@ -618,6 +618,11 @@ impl Engine {
         }
     }
 
+    /// The temporary folders DataFusion made for queries that spilled (none until one does).
+    pub fn spill_folders(&self) -> Vec<std::path::PathBuf> {
+        self.inner.ctx.runtime_env().disk_manager.temp_dir_paths()
+    }
+
     /// Lists the data root and brings the catalog in step with it. Returns whether the set of
     /// tables or any table's schema changed. Queries keep running meanwhile: the catalog is
     /// locked only to apply what the listing found.

@@ -15,6 +15,11 @@ use crate::error::Error;
 use crate::metrics::{self, MetricService};
 use crate::time::Period;
 
+/// Landed bytes the rollup store has not counted a table's duplicates over, up to which the
+/// table is counted side by side with others (a landed day's files; a first build reads
+/// whole tables, one after another).
+const LIGHT_BYTES: u64 = 8 * 1024 * 1024;
+
 impl Context<'_> {
     /// Freshness of every source `dashboard` reads, for `week` (what alerts call stale).
     pub async fn freshness_of(&self, dashboard: &Dashboard, week: Period) -> Vec<Freshness> {
@@ -135,15 +140,32 @@ impl Context<'_> {
             .into_iter()
             .filter(|table| sources.contains(table.name.split('.').next().unwrap_or_default()))
             .collect();
-        // Tables one after another (a first build's duplicate counts read whole tables; side
-        // by side their hash tables would add up), the week's tracking conventions (small
-        // queries) meanwhile.
+        // A first build's duplicate counts read whole tables: one table after another (side
+        // by side their hash tables would add up). A table the store has seen all but a few
+        // files of (a landed day) only counts those: such tables side by side, meanwhile.
+        let light = self.light_tables(&tables).await;
         let duplicates = async {
-            let mut counts = Vec::new();
-            for table in &tables {
-                let version = versions.get(&table.name).cloned().unwrap_or_default();
-                counts.push((table, self.duplicates(table, version).await));
-            }
+            let version_of = |table: &crate::engine::TableInfo| {
+                versions.get(&table.name).cloned().unwrap_or_default()
+            };
+            let (light_tables, heavy_tables): (Vec<_>, Vec<_>) =
+                tables.iter().zip(&light).partition(|(_, light)| **light);
+            let side_by_side =
+                futures::future::join_all(light_tables.into_iter().map(|(table, _)| {
+                    let version = version_of(table);
+                    async move { (table, self.duplicates(table, version).await) }
+                }));
+            let one_by_one = async {
+                let mut counts = Vec::new();
+                for (table, _) in heavy_tables {
+                    counts.push((table, self.duplicates(table, version_of(table)).await));
+                }
+                counts
+            };
+            let (mut counts, heavy) = futures::future::join(side_by_side, one_by_one).await;
+            counts.extend(heavy);
+            // In the tables' order, whichever finished first.
+            counts.sort_by_key(|(table, _)| tables.iter().position(|t| t.name == table.name));
             counts
         };
         let rules: Vec<_> = self
@@ -200,6 +222,20 @@ impl Context<'_> {
             health.reconcile.push(table);
         }
         health
+    }
+
+    /// Which of `tables` the rollup store has seen all but [`LIGHT_BYTES`] of (none without a
+    /// store).
+    async fn light_tables(&self, tables: &[crate::engine::TableInfo]) -> Vec<bool> {
+        let names: Vec<String> = tables.iter().map(|table| table.name.clone()).collect();
+        let unseen = match self.engine.rollups() {
+            Some(rollups) => rollups.unseen_bytes(self.engine, &names).await.ok(),
+            None => None,
+        };
+        match unseen {
+            Some(unseen) => unseen.iter().map(|bytes| *bytes <= LIGHT_BYTES).collect(),
+            None => vec![false; tables.len()],
+        }
     }
 
     /// A table's landed rows and how many repeat another row exactly, once per data version

@@ -1074,6 +1074,51 @@ impl Rollups {
         Some(latest)
     }
 
+    /// For each of `tables`, the bytes of its files no stored partition was computed from (all
+    /// of them before a first build; a landed day's files after one): how much counting its
+    /// duplicates can have to read.
+    pub async fn unseen_bytes(&self, engine: &Engine, tables: &[String]) -> Result<Vec<u64>> {
+        self.ensure_loaded().await?;
+        let files = engine.files_of(tables.iter()).await;
+        let index = self.index.lock().await;
+        let seen: HashSet<(&str, &str, u64, i64)> = index
+            .merged
+            .delta()
+            .inputs
+            .values()
+            .flatten()
+            .map(|input| {
+                (
+                    input.table.as_str(),
+                    input.path.as_str(),
+                    input.size,
+                    input.modified,
+                )
+            })
+            .collect();
+        Ok(tables
+            .iter()
+            .map(|table| {
+                files
+                    .get(table)
+                    .into_iter()
+                    .flatten()
+                    .filter(|meta| {
+                        let path = meta.location.to_string();
+                        let id = (
+                            table.as_str(),
+                            path.as_str(),
+                            meta.size,
+                            meta.last_modified.timestamp_micros(),
+                        );
+                        !seen.contains(&id)
+                    })
+                    .map(|meta| meta.size)
+                    .sum()
+            })
+            .collect())
+    }
+
     /// A landed table's rows and exact duplicates: its rows (from the files' footers), minus
     /// the rows of its distinct view ([`crate::engine::distinct_view`]) counted per calendar
     /// month (UTC) of its `column` through the store. Exact duplicates agree on every column, the time

@@ -15,9 +15,9 @@ use crate::error::Error;
 use crate::metrics::{self, MetricService};
 use crate::time::Period;
 
-/// Landed bytes the rollup store has not counted a table's duplicates over, up to which the
-/// table is counted side by side with others (a landed day's files; a first build reads
-/// whole tables, one after another).
+/// Landed bytes the rollup store has not counted a table's duplicates over, up to which a
+/// table counted before is counted side by side with others (a landed day's files; a first
+/// count reads the whole table, one table after another).
 const LIGHT_BYTES: u64 = 8 * 1024 * 1024;
 
 impl Context<'_> {
@@ -224,8 +224,8 @@ impl Context<'_> {
         health
     }
 
-    /// Which of `tables` the rollup store has seen all but [`LIGHT_BYTES`] of (none without a
-    /// store).
+    /// Which of `tables` the rollup store has counted duplicates over all but [`LIGHT_BYTES`]
+    /// of (none without a store; none never counted).
     async fn light_tables(&self, tables: &[crate::engine::TableInfo]) -> Vec<bool> {
         let names: Vec<String> = tables.iter().map(|table| table.name.clone()).collect();
         let unseen = match self.engine.rollups() {
@@ -233,7 +233,10 @@ impl Context<'_> {
             None => None,
         };
         match unseen {
-            Some(unseen) => unseen.iter().map(|bytes| *bytes <= LIGHT_BYTES).collect(),
+            Some(unseen) => unseen
+                .iter()
+                .map(|bytes| bytes.is_some_and(|bytes| bytes <= LIGHT_BYTES))
+                .collect(),
             None => vec![false; tables.len()],
         }
     }

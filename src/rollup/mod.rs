@@ -1074,39 +1074,55 @@ impl Rollups {
         Some(latest)
     }
 
-    /// For each of `tables`, the bytes of its files no stored partition was computed from (all
-    /// of them before a first build; a landed day's files after one): how much counting its
+    /// For each of `tables`, the bytes of its files that no stored count of its distinct rows
+    /// (see [`Rollups::duplicates`]) was computed from (a landed day's files), or `None` when
+    /// none is stored (its first count reads the whole table). How much counting its
     /// duplicates can have to read.
-    pub async fn unseen_bytes(&self, engine: &Engine, tables: &[String]) -> Result<Vec<u64>> {
+    pub async fn unseen_bytes(
+        &self,
+        engine: &Engine,
+        tables: &[String],
+    ) -> Result<Vec<Option<u64>>> {
         self.ensure_loaded().await?;
         let files = engine.files_of(tables.iter()).await;
         let index = self.index.lock().await;
-        let seen: HashSet<(&str, &str, u64, i64)> = index
-            .merged
-            .delta()
-            .inputs
-            .values()
-            .flatten()
-            .map(|input| {
-                (
-                    input.table.as_str(),
-                    input.path.as_str(),
-                    input.size,
-                    input.modified,
-                )
-            })
-            .collect();
+        let stored = index.merged.delta();
         Ok(tables
             .iter()
             .map(|table| {
-                files
+                let relation = format!(
+                    "{}.{}",
+                    crate::engine::REPORTING_SCHEMA,
+                    crate::engine::distinct_view(table)
+                );
+                let pieces: HashSet<&str> = stored
+                    .pieces
+                    .iter()
+                    .filter(|(_, info)| info.relation == relation)
+                    .map(|(piece, _)| piece.as_str())
+                    .collect();
+                let counted: HashSet<&str> = stored
+                    .entries
+                    .iter()
+                    .filter(|entry| pieces.contains(entry.piece.as_str()))
+                    .map(|entry| entry.fingerprint.as_str())
+                    .collect();
+                let seen: HashSet<(&str, u64, i64)> = counted
+                    .iter()
+                    .filter_map(|fingerprint| stored.inputs.get(*fingerprint))
+                    .flatten()
+                    .map(|input| (input.path.as_str(), input.size, input.modified))
+                    .collect();
+                if seen.is_empty() {
+                    return None;
+                }
+                let unseen = files
                     .get(table)
                     .into_iter()
                     .flatten()
                     .filter(|meta| {
                         let path = meta.location.to_string();
                         let id = (
-                            table.as_str(),
                             path.as_str(),
                             meta.size,
                             meta.last_modified.timestamp_micros(),
@@ -1114,7 +1130,8 @@ impl Rollups {
                         !seen.contains(&id)
                     })
                     .map(|meta| meta.size)
-                    .sum()
+                    .sum();
+                Some(unseen)
             })
             .collect())
     }

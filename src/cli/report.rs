@@ -57,7 +57,8 @@ pub async fn run(config: &Arc<Config>, args: ReportArgs) -> Result<i32> {
     let report = super::with_progress(
         &project.engine,
         &format!("{dashboard} {}", context.calendar.label(period)),
-        context.build(definition, period),
+        // Project::open has just listed the data root.
+        context.build_as_listed(definition, period),
     )
     .await?;
     let body = match format {

@@ -6,16 +6,43 @@
 //! Files outside the data root cannot be reached: the engine has no URL tables and registers no
 //! file-reading table functions, so the only tables a query sees are the discovered ones.
 
+use std::sync::OnceLock;
+
 use datafusion::execution::context::SQLOptions;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 
+use crate::cache::Cache;
 use crate::error::{Error, Result};
+
+/// Statements that passed, by their SQL: a process plans the same view and metric SQL many
+/// times (definitions, the serving views, the build session, each reach probe), and copying
+/// a parsed statement costs a fraction of parsing it again.
+const PARSED: usize = 256;
+
+/// SQL longer than this is parsed every time (not worth holding).
+const PARSED_SQL_BYTES: usize = 16 * 1024;
+
+fn parsed() -> &'static Cache<String, DfStatement> {
+    static PARSED_STATEMENTS: OnceLock<Cache<String, DfStatement>> = OnceLock::new();
+    PARSED_STATEMENTS.get_or_init(|| Cache::new(PARSED))
+}
 
 /// Parses `sql` and returns the single read-only statement, or an error saying what is refused.
 pub fn check_read_only(sql: &str) -> Result<DfStatement> {
+    if let Some(statement) = parsed().get(&sql.to_string()) {
+        return Ok(statement);
+    }
+    let statement = parse_read_only(sql)?;
+    if sql.len() <= PARSED_SQL_BYTES {
+        parsed().insert(sql.to_string(), statement.clone());
+    }
+    Ok(statement)
+}
+
+fn parse_read_only(sql: &str) -> Result<DfStatement> {
     let mut statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})
         .map_err(|error| Error::input("sql_syntax", format!("SQL does not parse: {error}")))?;
     if statements.len() != 1 {
@@ -98,6 +125,22 @@ mod tests {
             "SELECT 1;",
         ] {
             assert!(check_read_only(sql).is_ok(), "{sql}");
+        }
+    }
+
+    #[test]
+    fn a_statement_parsed_before_is_the_same_statement_and_a_refusal_stays_one() {
+        for sql in [
+            "SELECT 41 AS answer",
+            "SELECT 42 AS answer",
+            "SELECT 41 AS answer",
+        ] {
+            let parsed = check_read_only(sql).expect("parses");
+            assert_eq!(parsed, parse_read_only(sql).expect("parses"), "{sql}");
+            assert_eq!(parsed.to_string(), sql, "{sql}");
+        }
+        for _ in 0..2 {
+            assert!(check_read_only("DROP TABLE ads.campaign_daily").is_err());
         }
     }
 

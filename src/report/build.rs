@@ -26,9 +26,14 @@ const TILES_AT_ONCE: usize = 16;
 impl Context<'_> {
     /// Computes the report of `dashboard` for `week`.
     pub async fn build(&self, dashboard: &Dashboard, week: Period) -> Result<Report> {
-        let settings = dashboard.attribution;
         // One listing for the whole report: every number is computed from the same files.
         self.engine.refresh().await?;
+        self.build_as_listed(dashboard, week).await
+    }
+
+    /// [`Context::build`] over the files as last listed (a command that has just listed them).
+    pub async fn build_as_listed(&self, dashboard: &Dashboard, week: Period) -> Result<Report> {
+        let settings = dashboard.attribution;
         let service = MetricService::new(self.registry, self.engine, self.calendar).as_listed();
         let mut first = week;
         for _ in 1..dashboard.trend_weeks {

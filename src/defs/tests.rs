@@ -185,6 +185,24 @@ async fn every_problem_is_reported_with_its_line() {
     }
 }
 
+/// A subquery plans as SQL, but a metric's pieces are expressions over one relation: `kpi
+/// check` says so at the line, instead of the metric failing when it is asked.
+#[tokio::test]
+async fn a_subquery_in_a_measure_or_filter_is_refused_at_its_line() {
+    let metrics = "[[metric]]\nname = \"big_regions\"\nsource = \"shop\"\nmeasure = \"SUM(amount)\"\nfilter = \"region IN (SELECT region FROM shop.orders WHERE amount > 15)\"\ntable = \"shop.orders\"\ntime_column = \"day\"\n\n[[metric]]\nname = \"above_min\"\nsource = \"shop\"\nmeasure = \"SUM(amount) - (SELECT MIN(amount) FROM shop.orders)\"\ntable = \"shop.orders\"\ntime_column = \"day\"\n";
+    let dir = project(&[("metrics/shop.toml", metrics)]);
+    let problems = resolve(dir.path()).await.expect_err("invalid");
+    let text = rendered(&problems);
+    for expected in [
+        "metrics/shop.toml:5: filter of metric `big_regions` uses a subquery",
+        "metrics/shop.toml:12: measure of metric `above_min` uses a subquery",
+        "write the subquery into a view under queries/",
+    ] {
+        assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
+    }
+    assert_eq!(problems.len(), 2, "{text}");
+}
+
 #[tokio::test]
 async fn alerts_are_validated_like_every_definition() {
     let good = "title = \"Weekly\"\nprimary = [\"revenue\"]\n\n[[alert]]\nname = \"revenue-drop\"\nmetric = \"revenue\"\nfilter = { region = \"NA\" }\nchange_below = -0.2\nagainst = \"year_ago\"\nmin_baseline = 10\nwebhook = \"https://hooks.example/x\"\nto = [\"a@b.example\"]\n";

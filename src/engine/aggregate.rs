@@ -160,7 +160,7 @@ fn aggregate_measure(frame: DataFrame, groups: Vec<Expr>, measure: Expr) -> Resu
 
 /// Whether any expression of `plan` holds a subquery (which only the optimizer turns into
 /// joins the physical planner can run).
-fn has_subquery(plan: &LogicalPlan) -> bool {
+pub(crate) fn has_subquery(plan: &LogicalPlan) -> bool {
     plan.exists(|node| {
         Ok(matches!(node, LogicalPlan::Subquery(_))
             || node.expressions().iter().any(|expr| {

@@ -12,6 +12,7 @@ use crate::defs::expression::Expression;
 use crate::defs::{
     raw, CumulativeWindow, Good, KindName, Metric, MetricKind, SourceFile, Tier, Unit,
 };
+use crate::engine::aggregate::has_subquery;
 use crate::engine::{ViewDef, REPORTING_SCHEMA};
 
 /// The spanned SQL pieces of a simple metric, checked one by one.
@@ -598,6 +599,11 @@ impl Resolver<'_> {
                 self.report(path, line_of(text, time_column.span().start), message, None);
                 return false;
             }
+            if has_subquery(&plan) {
+                self.report_subqueries(file, metric, &table_name, pieces)
+                    .await;
+                return false;
+            }
             return true;
         }
         let mut ok = true;
@@ -628,6 +634,50 @@ impl Resolver<'_> {
             }
         }
         ok
+    }
+
+    /// A measure or filter with a subquery plans as SQL but not as the metric queries kpi
+    /// builds (each piece is an expression over one relation): says which one, and what to do.
+    async fn report_subqueries(
+        &mut self,
+        file: &SourceFile,
+        metric: &Metric,
+        table_name: &str,
+        pieces: &SimplePieces<'_>,
+    ) {
+        let mut checks = vec![(
+            "measure",
+            pieces.measure,
+            format!("SELECT {} FROM {table_name}", pieces.measure.get_ref()),
+        )];
+        if let Some(filter) = pieces.filter {
+            checks.push((
+                "filter",
+                filter,
+                format!("SELECT 1 FROM {table_name} WHERE {}", filter.get_ref()),
+            ));
+        }
+        for (what, piece, sql) in checks {
+            let nested = match self.sandbox.plan(&sql).await {
+                Ok(plan) => has_subquery(&plan),
+                Err(_) => false,
+            };
+            if nested {
+                self.report(
+                    &file.path,
+                    line_of(&file.text, piece.span().start),
+                    format!(
+                        "{what} of metric `{}` uses a subquery, which a metric's {what} cannot",
+                        metric.name
+                    ),
+                    Some(
+                        "write the subquery into a view under queries/ (a join or a column \
+                         there) and point the metric's table at that view"
+                            .to_string(),
+                    ),
+                );
+            }
+        }
     }
 
     /// The table of a simple metric must exist and read only the metric's source of truth.

@@ -25,6 +25,10 @@ struct SimplePieces<'r> {
     dimensions: &'r [Spanned<String>],
 }
 
+/// What to do about a subquery in a metric's measure or filter.
+const SUBQUERY_HINT: &str = "write the subquery into a view under queries/ (a join or a column \
+                             there) and point the metric's table at that view";
+
 /// A composite metric waiting for the metrics it uses.
 struct Composite {
     metric: Metric,
@@ -600,8 +604,18 @@ impl Resolver<'_> {
                 return false;
             }
             if has_subquery(&plan) {
-                self.report_subqueries(file, metric, &table_name, pieces)
-                    .await;
+                if !self
+                    .report_subqueries(file, metric, &table_name, pieces)
+                    .await
+                {
+                    // Neither piece alone shows it: say so at the measure, never drop silently.
+                    self.report(
+                        path,
+                        line_of(text, pieces.measure.span().start),
+                        format!("metric `{}` uses a subquery, which it cannot", metric.name),
+                        Some(SUBQUERY_HINT.to_string()),
+                    );
+                }
                 return false;
             }
             return true;
@@ -638,13 +652,15 @@ impl Resolver<'_> {
 
     /// A measure or filter with a subquery plans as SQL but not as the metric queries kpi
     /// builds (each piece is an expression over one relation): says which one, and what to do.
+    /// Returns whether it reported any.
     async fn report_subqueries(
         &mut self,
         file: &SourceFile,
         metric: &Metric,
         table_name: &str,
         pieces: &SimplePieces<'_>,
-    ) {
+    ) -> bool {
+        let mut reported = false;
         let mut checks = vec![(
             "measure",
             pieces.measure,
@@ -663,6 +679,7 @@ impl Resolver<'_> {
                 Err(_) => false,
             };
             if nested {
+                reported = true;
                 self.report(
                     &file.path,
                     line_of(&file.text, piece.span().start),
@@ -670,14 +687,11 @@ impl Resolver<'_> {
                         "{what} of metric `{}` uses a subquery, which a metric's {what} cannot",
                         metric.name
                     ),
-                    Some(
-                        "write the subquery into a view under queries/ (a join or a column \
-                         there) and point the metric's table at that view"
-                            .to_string(),
-                    ),
+                    Some(SUBQUERY_HINT.to_string()),
                 );
             }
         }
+        reported
     }
 
     /// The table of a simple metric must exist and read only the metric's source of truth.

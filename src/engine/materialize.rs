@@ -223,16 +223,15 @@ impl TableProvider for KeptView {
             .as_any()
             .downcast_ref::<SessionState>()
             .ok_or_else(|| DataFusionError::Internal("a kept view needs a SessionState".into()))?;
+        let computing = self.compute_in.as_ref().unwrap_or(state);
         let kept = self
             .rows
             .get_or_try_init(|| async {
-                let computing = self.compute_in.as_ref().unwrap_or(state);
                 Ok::<_, DataFusionError>(self.compute(computing).await?.map(Arc::new))
             })
             .await?;
         let Some(kept) = kept else {
             // Too big to keep: the view's own plan, streamed like a plain view's.
-            let computing = self.compute_in.as_ref().unwrap_or(state);
             let mut frame = SessionContext::new_with_state(computing.clone())
                 .execute_logical_plan(self.plan.clone())
                 .await?;

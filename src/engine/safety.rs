@@ -8,8 +8,9 @@
 
 use std::sync::OnceLock;
 
+use datafusion::common::tree_node::TreeNode;
 use datafusion::execution::context::SQLOptions;
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
@@ -74,6 +75,27 @@ fn parse_read_only(sql: &str) -> Result<DfStatement> {
              Tables are defined by the files under the data root and views by queries/*.sql"
         ),
     ))
+}
+
+/// Whether any expression of `plan` holds a subquery: a metric's measure and filter are
+/// expressions over one relation, where a subquery cannot go (`kpi check` refuses them).
+pub(crate) fn has_subquery(plan: &LogicalPlan) -> bool {
+    plan.exists(|node| {
+        Ok(matches!(node, LogicalPlan::Subquery(_))
+            || node.expressions().iter().any(|expr| {
+                expr.exists(|e| {
+                    Ok(matches!(
+                        e,
+                        Expr::ScalarSubquery(_)
+                            | Expr::InSubquery(_)
+                            | Expr::Exists(_)
+                            | Expr::SetComparison(_)
+                    ))
+                })
+                .unwrap_or(true)
+            }))
+    })
+    .unwrap_or(true)
 }
 
 /// Checks a logical plan with DataFusion's guard: no DDL, no DML, no statements.

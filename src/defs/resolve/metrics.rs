@@ -12,7 +12,7 @@ use crate::defs::expression::Expression;
 use crate::defs::{
     raw, CumulativeWindow, Good, KindName, Metric, MetricKind, SourceFile, Tier, Unit,
 };
-use crate::engine::aggregate::has_subquery;
+use crate::engine::safety::has_subquery;
 use crate::engine::{ViewDef, REPORTING_SCHEMA};
 
 /// The spanned SQL pieces of a simple metric, checked one by one.

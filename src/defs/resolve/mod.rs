@@ -58,12 +58,12 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    /// Resolves every file; problems accumulate in `self.problems`.
     /// The sandbox the definitions were planned in (their views are in it).
     pub(super) fn into_sandbox(self) -> Sandbox {
         self.sandbox
     }
 
+    /// Resolves every file; problems accumulate in `self.problems`.
     pub(super) async fn resolve(&mut self, files: &[SourceFile]) -> Registry {
         let mut hasher = Sha256::new();
         for file in files {
